@@ -1,0 +1,37 @@
+"""Server-side sessions: the Session object, the SessionStore contract and its backends.
+
+Concrete stores are imported lazily (`open_store`, or the submodules) so that
+the Redis client is only needed when a redis:// store is configured.
+"""
+
+from __future__ import annotations
+
+from webframe.sessions.base import (
+    Changeset,
+    CookieAction,
+    Record,
+    Session,
+    SessionStore,
+    SessionStoreError,
+    encode_value,
+    is_valid_session_id,
+    new_session_id,
+    open_store,
+)
+from webframe.sessions.memory import MemoryStore
+from webframe.sessions.sqlite import SQLiteStore
+
+__all__ = [
+    "Changeset",
+    "CookieAction",
+    "MemoryStore",
+    "Record",
+    "SQLiteStore",
+    "Session",
+    "SessionStore",
+    "SessionStoreError",
+    "encode_value",
+    "is_valid_session_id",
+    "new_session_id",
+    "open_store",
+]

@@ -1,0 +1,505 @@
+"""Session storage contract: records, the store ABC, IDs and the per-request Session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import re
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Changeset",
+    "CookieAction",
+    "Record",
+    "Session",
+    "SessionStore",
+    "SessionStoreError",
+    "encode_value",
+    "is_valid_session_id",
+    "new_session_id",
+    "open_store",
+]
+
+logger = logging.getLogger("webframe.sessions")
+
+# secrets.token_urlsafe(32): 32 random bytes -> 43 base64url characters, no padding.
+SESSION_ID_BYTES = 32
+SESSION_ID_LENGTH = 43
+_SESSION_ID_RE = re.compile(rf"[A-Za-z0-9_-]{{{SESSION_ID_LENGTH}}}")
+
+# How many distinct corrupt records a store remembers having logged.
+_CORRUPT_LOG_MEMORY = 1024
+
+
+def new_session_id() -> str:
+    """Return a fresh, unguessable session ID (256 bits from `secrets`)."""
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
+def is_valid_session_id(sid: object) -> bool:
+    """Return True if `sid` has the exact shape of an ID from `new_session_id`."""
+    return isinstance(sid, str) and _SESSION_ID_RE.fullmatch(sid) is not None
+
+
+def encode_value(key: object, value: Any) -> str:
+    """Return `value` as compact JSON; raise TypeError naming `key` if it cannot be."""
+    if not isinstance(key, str):
+        raise TypeError(f"session keys must be str, not {type(key).__name__}: {key!r}")
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"session value for key {key!r} is not JSON-serialisable "
+            f"({type(value).__name__}): {exc}; store only dict/list/str/int/"
+            "float/bool/None"
+        ) from exc
+
+
+class SessionStoreError(Exception):
+    """The session backend is unreachable, timed out or locked; the HTTP layer answers 503."""
+
+
+@dataclass
+class Record:
+    """One stored session: its data and the times its expiry is measured from."""
+
+    data: dict[str, Any]
+    created: float
+    accessed: float
+
+
+@dataclass(frozen=True)
+class Changeset:
+    """What one `save` applies: deletions first, then changed keys (already validated)."""
+
+    values: Mapping[str, Any]
+    encoded: Mapping[str, str]
+    deleted: frozenset[str]
+    new: bool
+    touch: bool
+
+
+class SessionStore(ABC):
+    """Async storage for session records; concrete stores implement the `_` hooks.
+
+    A record is expired when ``now - accessed > idle_timeout`` or
+    ``now - created > absolute_timeout``; expired records are never loaded and
+    never revived by a save.  Every backend operation is bounded by `timeout`.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_timeout: float = 86400.0,
+        absolute_timeout: float = 7 * 86400.0,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 2.0,
+    ) -> None:
+        for name, value in (
+            ("idle_timeout", idle_timeout),
+            ("absolute_timeout", absolute_timeout),
+            ("timeout", timeout),
+        ):
+            if not value > 0:
+                raise ValueError(f"session store {name} must be > 0 seconds, got {value!r}")
+        self.idle_timeout = float(idle_timeout)
+        self.absolute_timeout = float(absolute_timeout)
+        self.clock = clock
+        self.timeout = float(timeout)
+        self._corrupt_logged: set[str] = set()
+        self._purger: asyncio.Task[None] | None = None
+
+    # -- public API ---------------------------------------------------------
+
+    async def load(self, sid: str) -> Record | None:
+        """Return the live record for `sid`, or None if unknown, expired, deleted or malformed."""
+        if not is_valid_session_id(sid):
+            return None
+        return await self._load(sid, self.clock())
+
+    async def save(
+        self,
+        sid: str,
+        changes: Mapping[str, Any],
+        deleted_keys: Iterable[str] = frozenset(),
+        *,
+        new: bool,
+        touch: bool = True,
+    ) -> bool:
+        """Apply `changes` and `deleted_keys` to the record for `sid`.
+
+        With ``new=True`` the record is created (created = accessed = now) if it
+        is absent or expired.  With ``new=False`` it is written only if it still
+        exists and is live.  Returns True if written, False if the session is gone.
+        Raises TypeError (naming the key) for a value that is not JSON.
+        """
+        if not is_valid_session_id(sid):
+            raise ValueError("refusing to save under a malformed session ID")
+        encoded = {key: encode_value(key, value) for key, value in changes.items()}
+        deleted = frozenset(k for k in deleted_keys if k not in encoded)
+        cs = Changeset(
+            values=dict(changes), encoded=encoded, deleted=deleted, new=new, touch=touch
+        )
+        return await self._save(sid, cs, self.clock())
+
+    async def touch(self, sid: str) -> bool:
+        """Refresh the idle expiry of `sid`; return False if the session is gone."""
+        if not is_valid_session_id(sid):
+            return False
+        cs = Changeset(values={}, encoded={}, deleted=frozenset(), new=False, touch=True)
+        return await self._save(sid, cs, self.clock())
+
+    async def delete(self, sid: str) -> None:
+        """Remove the record for `sid` (no error if it does not exist)."""
+        if is_valid_session_id(sid):
+            await self._delete(sid)
+
+    async def purge_expired(self) -> int:
+        """Delete every expired record now; return how many were removed."""
+        return await self._purge(self.clock())
+
+    def start_purger(self, interval: float) -> asyncio.Task[None]:
+        """Start a task calling `purge_expired` every `interval` seconds; `close` stops it."""
+        if interval <= 0:
+            raise ValueError(f"purge interval must be > 0 seconds, got {interval!r}")
+        if self._purger is not None and not self._purger.done():
+            return self._purger
+        self._purger = asyncio.get_running_loop().create_task(self._purge_loop(interval))
+        return self._purger
+
+    async def close(self) -> None:
+        """Stop the purger and release connections; the store is unusable afterwards."""
+        purger, self._purger = self._purger, None
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+        await self._close()
+
+    def is_expired(self, created: float, accessed: float, now: float) -> bool:
+        """Return True if a record with these times is past either timeout at `now`."""
+        return now - accessed > self.idle_timeout or now - created > self.absolute_timeout
+
+    def expires_at(self, created: float, accessed: float) -> float:
+        """Return the epoch time at which a record with these times expires."""
+        return min(accessed + self.idle_timeout, created + self.absolute_timeout)
+
+    # -- backend hooks ------------------------------------------------------
+
+    @abstractmethod
+    async def _load(self, sid: str, now: float) -> Record | None:
+        """Called by `load` with a well-formed ID; return the live record or None."""
+
+    @abstractmethod
+    async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
+        """Called by `save`/`touch`; apply `cs` atomically and return whether it was written."""
+
+    @abstractmethod
+    async def _delete(self, sid: str) -> None:
+        """Called by `delete` with a well-formed ID."""
+
+    @abstractmethod
+    async def _purge(self, now: float) -> int:
+        """Called by `purge_expired`; delete records expired at `now`, return the count."""
+
+    async def _close(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Called by `close` after the purger stopped; release backend resources."""
+
+    # -- helpers for backends -----------------------------------------------
+
+    def _decode_data(self, sid: str, blob: str | bytes | None) -> dict[str, Any]:
+        """Parse a stored JSON object; log once and return {} if it is corrupt."""
+        try:
+            data = json.loads(blob) if blob is not None else None
+        except (ValueError, TypeError) as exc:
+            self._report_corrupt(sid, f"invalid JSON: {exc}")
+            return {}
+        if not isinstance(data, dict):
+            self._report_corrupt(sid, f"expected a JSON object, found {type(data).__name__}")
+            return {}
+        return data
+
+    def _report_corrupt(self, sid: str, reason: str) -> None:
+        """Log a corrupt record once per store (never the full ID: it is a credential)."""
+        if sid in self._corrupt_logged:
+            return
+        if len(self._corrupt_logged) >= _CORRUPT_LOG_MEMORY:
+            self._corrupt_logged.clear()
+        self._corrupt_logged.add(sid)
+        logger.warning(
+            "session %s…: stored record is corrupt (%s); loading it as an empty session",
+            sid[:6],
+            reason,
+        )
+
+    @staticmethod
+    def _as_time(value: object, default: float) -> float:
+        """Return `value` as a float timestamp, or `default` if it is not one."""
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                result = float(value)
+            except ValueError:
+                return default
+            if result == result and abs(result) != float("inf"):
+                return result
+        return default
+
+    async def _purge_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.purge_expired()
+            except SessionStoreError as exc:
+                logger.warning("purging expired sessions failed: %s", exc)
+            else:
+                if removed:
+                    logger.debug("purged %d expired sessions", removed)
+
+
+class CookieAction(enum.Enum):
+    """What the HTTP layer must do with the session cookie after `Session.commit`."""
+
+    NONE = "none"  # leave the cookie alone
+    SET = "set"  # send Set-Cookie with `session.sid`
+    CLEAR = "clear"  # the client's session is gone: clear the cookie
+
+
+class Session(MutableMapping[str, Any]):
+    """The session of one request: a dict that records what changed for the store.
+
+    Values must be JSON.  Mutating a stored value in place (``s["cart"].append(x)``)
+    is not detected; call `mark_changed(key)` or assign the key again.
+    """
+
+    def __init__(
+        self,
+        sid: str,
+        record: Record,
+        *,
+        new: bool = False,
+        touch_interval: float = 60.0,
+    ) -> None:
+        self._sid = sid
+        self._data: dict[str, Any] = record.data
+        self._created = record.created
+        self._accessed = record.accessed
+        self._new = new
+        self.touch_interval = touch_interval
+        self._changes: dict[str, Any] = dict(record.data) if new else {}
+        self._deleted: set[str] = set()
+        self._to_delete: str | None = None
+        self._stale_cookie = False
+        self.invalidated = False
+        self.regenerated = False
+        self.lost = False
+
+    @classmethod
+    def fresh(cls, now: float | None = None, *, touch_interval: float = 60.0) -> Session:
+        """Return an empty, not yet stored session under a newly issued ID."""
+        t = time.time() if now is None else now
+        return cls(new_session_id(), Record({}, t, t), new=True, touch_interval=touch_interval)
+
+    @classmethod
+    async def open(
+        cls, store: SessionStore, sid: str | None, *, touch_interval: float = 60.0
+    ) -> Session:
+        """Load the session `sid` from `store`, or start a fresh one if it is unknown.
+
+        `sid` is the value of a verified cookie, or None if there was none.  An
+        unknown ID is never adopted: the fresh session gets a new ID.
+        """
+        record = await store.load(sid) if sid else None
+        if record is not None and sid is not None:
+            return cls(sid, record, touch_interval=touch_interval)
+        session = cls.fresh(store.clock(), touch_interval=touch_interval)
+        session._stale_cookie = bool(sid)
+        return session
+
+    # -- state --------------------------------------------------------------
+
+    @property
+    def sid(self) -> str:
+        """The current ID (a new one after `regenerate`/`invalidate`)."""
+        return self._sid
+
+    @property
+    def new(self) -> bool:
+        """True while the current ID has not been written to the store."""
+        return self._new
+
+    @property
+    def created(self) -> float:
+        """Epoch seconds when this session was first issued."""
+        return self._created
+
+    @property
+    def accessed(self) -> float:
+        """Epoch seconds when the idle expiry was last refreshed."""
+        return self._accessed
+
+    @property
+    def modified(self) -> bool:
+        """True if `commit` has something to write or delete."""
+        return bool(self._changes or self._deleted or self._to_delete)
+
+    @property
+    def changes(self) -> dict[str, Any]:
+        """Keys set since load (or since the last commit)."""
+        return self._changes
+
+    @property
+    def deleted_keys(self) -> set[str]:
+        """Keys deleted since load (or since the last commit)."""
+        return self._deleted
+
+    # -- mapping ------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        encode_value(key, value)  # fail here, where the bug is, not at commit
+        self._data[key] = value
+        self._changes[key] = value
+        self._deleted.discard(key)
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._changes.pop(key, None)
+        if not self._new:
+            self._deleted.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        state = "new" if self._new else "stored"
+        return f"<Session {self._sid[:6]}… {state} keys={sorted(self._data)!r}>"
+
+    def mark_changed(self, key: str) -> None:
+        """Record that the value under `key` was mutated in place."""
+        self._changes[key] = self._data[key]
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def regenerate(self) -> None:
+        """Move the data to a new ID (call on login); the old ID is deleted on commit."""
+        self._retire_id()
+        self._changes = dict(self._data)
+        self.regenerated = True
+
+    def invalidate(self) -> None:
+        """Drop all data and the stored record (call on logout).
+
+        Keys set afterwards (e.g. a flash message) go to a fresh session under a new ID.
+        """
+        self._retire_id()
+        self._data = {}
+        self._changes = {}
+        self.invalidated = True
+
+    def _retire_id(self) -> None:
+        if not self._new and self._to_delete is None:
+            self._to_delete = self._sid
+        self._sid = new_session_id()
+        self._new = True
+        self._deleted = set()
+
+    async def commit(self, store: SessionStore) -> CookieAction:
+        """Write what changed to `store`; call before headers go out.
+
+        Saves only if modified; otherwise refreshes the idle expiry at most once
+        per `touch_interval`.  Returns what to do with the cookie.  Raises
+        SessionStoreError if the backend fails.
+        """
+        now = store.clock()
+        action = CookieAction.NONE
+        if self._new:
+            if self._changes:
+                await store.save(self._sid, self._changes, (), new=True, touch=True)
+                self._new = False
+                self._created = self._accessed = now
+                action = CookieAction.SET
+            elif self._to_delete is not None or self._stale_cookie:
+                action = CookieAction.CLEAR
+        elif self._changes or self._deleted:
+            if await store.save(self._sid, self._changes, self._deleted, new=False, touch=True):
+                self._accessed = now
+            else:
+                self._gone()
+                action = CookieAction.CLEAR
+        elif now - self._accessed >= min(self.touch_interval, store.idle_timeout / 2):
+            if await store.touch(self._sid):
+                self._accessed = now
+            else:
+                self._gone()
+                action = CookieAction.CLEAR
+        if self._to_delete is not None:
+            await store.delete(self._to_delete)
+            self._to_delete = None
+        self._changes = {}
+        self._deleted = set()
+        self._stale_cookie = False
+        return action
+
+    def _gone(self) -> None:
+        # Deleted (logout elsewhere) or expired meanwhile: never write it back.
+        self.lost = True
+        self._data = {}
+        self._sid = new_session_id()
+        self._new = True
+
+
+# -- store selection ---------------------------------------------------------
+
+_VALID_SCHEMES = (
+    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+    "redis://host:port/db, rediss://host:port/db"
+)
+
+
+def open_store(url: str, **kwargs: Any) -> SessionStore:
+    """Build a store from the `session_store` setting URL; `kwargs` go to its constructor.
+
+    ``sqlite:///`` is followed by the path: ``sqlite:///data/s.db`` is relative
+    to the working directory, ``sqlite:////var/lib/app/s.db`` is absolute.
+    """
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        scheme = ""
+    if scheme == "memory":
+        from webframe.sessions.memory import MemoryStore
+
+        return MemoryStore(**kwargs)
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else ""
+        if not path:
+            raise ValueError(
+                f"session_store {url!r}: missing database path; use "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+        from webframe.sessions.sqlite import SQLiteStore
+
+        return SQLiteStore(path, **kwargs)
+    if scheme in ("redis", "rediss"):
+        from webframe.sessions.redis import RedisStore
+
+        return RedisStore(url, **kwargs)
+    raise ValueError(
+        f"session_store {url!r}: unknown scheme {scheme or '(none)'!r}; "
+        f"valid schemes: {_VALID_SCHEMES}"
+    )

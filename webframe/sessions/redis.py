@@ -1,0 +1,269 @@
+"""Redis session store: one hash per session, atomic Lua updates, native TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from webframe.sessions.base import Changeset, Record, SessionStore, SessionStoreError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisStore"]
+
+T = TypeVar("T")
+
+# Hash layout: user keys live under "k:<key>" (JSON values), timestamps under
+# "m:created" / "m:accessed" (epoch seconds as text), so neither can clash.
+_CREATED = "m:created"
+_ACCESSED = "m:accessed"
+_KEY_PREFIX = "k:"
+
+# KEYS[1] session hash.  ARGV: now, idle, absolute, new (0/1), touch (0/1),
+# ndel, <ndel field names>, then field/value pairs.  Returns 1 if written.
+_SAVE_LUA = """
+local key = KEYS[1]
+local now_s = ARGV[1]
+local now = tonumber(now_s)
+local idle = tonumber(ARGV[2])
+local absolute = tonumber(ARGV[3])
+local is_new = ARGV[4] == '1'
+local touch = ARGV[5] == '1'
+local ndel = tonumber(ARGV[6])
+local kind = redis.call('TYPE', key)['ok']
+local created_s, accessed_s = now_s, now_s
+if kind == 'hash' then
+  local meta = redis.call('HMGET', key, 'm:created', 'm:accessed')
+  if tonumber(meta[1]) then created_s = meta[1] end
+  if tonumber(meta[2]) then accessed_s = meta[2] end
+  if now - tonumber(accessed_s) > idle or now - tonumber(created_s) > absolute then
+    redis.call('DEL', key)
+    if not is_new then return 0 end
+    created_s, accessed_s = now_s, now_s
+  end
+elseif kind == 'none' then
+  if not is_new then return 0 end
+else
+  -- not a hash: a corrupt record, loaded as an empty session; replace it
+  redis.call('DEL', key)
+end
+if kind == 'hash' then
+  -- a value that is not JSON makes the whole record load as empty: match that
+  local all = redis.call('HGETALL', key)
+  local corrupt = false
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 'k:' and not pcall(cjson.decode, all[i + 1]) then
+      corrupt = true
+      break
+    end
+  end
+  if corrupt then
+    for i = 1, #all, 2 do
+      if string.sub(all[i], 1, 2) == 'k:' then redis.call('HDEL', key, all[i]) end
+    end
+  end
+end
+if touch or is_new then accessed_s = now_s end
+for i = 7, 6 + ndel do
+  redis.call('HDEL', key, ARGV[i])
+end
+for i = 7 + ndel, #ARGV - 1, 2 do
+  redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', key, 'm:created', created_s, 'm:accessed', accessed_s)
+local expires = math.min(tonumber(accessed_s) + idle, tonumber(created_s) + absolute)
+local ttl = math.ceil((expires - now) * 1000)
+if ttl < 1 then ttl = 1 end
+redis.call('PEXPIRE', key, ttl)
+return 1
+"""
+
+# KEYS: candidate session hashes.  ARGV: now, idle, absolute.  Deletes the
+# expired ones (by the store's clock, which may run ahead of Redis's TTLs).
+_PURGE_LUA = """
+local now = tonumber(ARGV[1])
+local idle = tonumber(ARGV[2])
+local absolute = tonumber(ARGV[3])
+local removed = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('TYPE', key)['ok'] == 'hash' then
+    local meta = redis.call('HMGET', key, 'm:created', 'm:accessed')
+    local created, accessed = tonumber(meta[1]), tonumber(meta[2])
+    if created and accessed and (now - accessed > idle or now - created > absolute) then
+      redis.call('DEL', key)
+      removed = removed + 1
+    end
+  end
+end
+return removed
+"""
+
+
+def _import_redis() -> Any:
+    try:
+        import redis.asyncio as aioredis
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the Redis session store needs the redis package: pip install webframe[redis]"
+        ) from exc
+    return aioredis
+
+
+class RedisStore(SessionStore):
+    """Stores each session as a Redis hash with a native TTL.
+
+    Saves run as one Lua script, so disjoint key updates merge and a session
+    deleted or expired meanwhile is never recreated by a late ``new=False`` save.
+    Connection failures and timeouts raise SessionStoreError; the pool
+    reconnects on the next call once Redis is back.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        key_prefix: str = "webframe:session:",
+        max_connections: int = 50,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        aioredis = _import_redis()
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        self.url = url
+        self.key_prefix = key_prefix
+        # One immediate retry replaces a pooled connection that died while
+        # Redis restarted; the overall deadline in _call still bounds it.
+        self._client: Redis = aioredis.from_url(
+            url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 1),
+            max_connections=max_connections,
+            decode_responses=False,
+        )
+        self._save_script = self._client.register_script(_SAVE_LUA)
+        self._purge_script = self._client.register_script(_PURGE_LUA)
+
+    def _key(self, sid: str) -> str:
+        return self.key_prefix + sid
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        from redis.exceptions import RedisError
+
+        try:
+            # socket timeouts bound each read; this bounds the whole call, retries included
+            return await asyncio.wait_for(make(), self.timeout)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
+            raise SessionStoreError(
+                f"Redis session store {self._safe_url()} {what}: {exc!r}"
+            ) from exc
+
+    def _safe_url(self) -> str:
+        # Never log a password embedded in the URL.
+        scheme, sep, rest = self.url.partition("://")
+        if "@" in rest:
+            rest = "***@" + rest.rpartition("@")[2]
+        return scheme + sep + rest
+
+    # -- hooks --------------------------------------------------------------
+
+    async def _load(self, sid: str, now: float) -> Record | None:
+        from redis.exceptions import ResponseError
+
+        key = self._key(sid)
+
+        async def fetch() -> dict[bytes, bytes] | None:
+            """Return the hash ({} if absent), or None if the key is not a hash."""
+            try:
+                raw = await self._client.hgetall(key)
+            except ResponseError as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                return None
+            return {_b(name): _b(value) for name, value in raw.items()}
+
+        fields = await self._call(fetch)
+        if fields is None:
+            self._report_corrupt(sid, "not a Redis hash")
+            return Record({}, now, now)
+        if not fields:
+            return None
+        created = self._as_time(fields.get(_CREATED.encode()), now)
+        accessed = self._as_time(fields.get(_ACCESSED.encode()), now)
+        if self.is_expired(created, accessed, now):
+            return None
+        data: dict[str, Any] = {}
+        try:
+            for name, value in fields.items():
+                text = name.decode("utf-8")
+                if text.startswith(_KEY_PREFIX):
+                    data[text[len(_KEY_PREFIX):]] = json.loads(value)
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError
+            self._report_corrupt(sid, f"invalid value: {exc}")
+            data = {}
+        if _CREATED.encode() not in fields or _ACCESSED.encode() not in fields:
+            self._report_corrupt(sid, "missing timestamps")
+        return Record(data, created, accessed)
+
+    async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
+        args: list[str] = [
+            repr(now),
+            repr(self.idle_timeout),
+            repr(self.absolute_timeout),
+            "1" if cs.new else "0",
+            "1" if cs.touch else "0",
+            str(len(cs.deleted)),
+        ]
+        args.extend(_KEY_PREFIX + key for key in cs.deleted)
+        for key, value in cs.encoded.items():
+            args.append(_KEY_PREFIX + key)
+            args.append(value)
+        key = self._key(sid)
+        result = await self._call(lambda: self._save_script(keys=[key], args=args))
+        return bool(result)
+
+    async def _delete(self, sid: str) -> None:
+        key = self._key(sid)
+        await self._call(lambda: self._client.delete(key))
+
+    async def _purge(self, now: float) -> int:
+        pattern = _glob_escape(self.key_prefix) + "*"
+        args = [repr(now), repr(self.idle_timeout), repr(self.absolute_timeout)]
+        removed = 0
+        cursor = 0
+
+        async def scan() -> tuple[int, list[Any]]:
+            found: tuple[int, list[Any]] = await self._client.scan(
+                cursor, match=pattern, count=500
+            )
+            return found
+
+        while True:
+            # Each batch gets its own deadline: a big keyspace may take a while.
+            cursor, keys = await self._call(scan)
+            if keys:
+                batch = list(keys)
+
+                async def purge_batch(batch: list[Any] = batch) -> Any:
+                    return await self._purge_script(keys=batch, args=args)
+
+                removed += int(await self._call(purge_batch))
+            if not cursor:
+                return removed
+
+    async def _close(self) -> None:
+        await self._client.aclose()
+
+
+def _b(value: bytes | str) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

@@ -1,0 +1,182 @@
+"""SQLite session store: one table, WAL mode, safe for several processes on one file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from webframe.sessions.base import Changeset, Record, SessionStore, SessionStoreError
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS webframe_sessions ("
+    " sid TEXT PRIMARY KEY,"
+    " data TEXT NOT NULL,"
+    " created REAL NOT NULL,"
+    " accessed REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS webframe_sessions_accessed ON webframe_sessions (accessed)",
+    "CREATE INDEX IF NOT EXISTS webframe_sessions_created ON webframe_sessions (created)",
+)
+
+
+class SQLiteStore(SessionStore):
+    """Stores sessions in an SQLite file; all I/O runs on one worker thread.
+
+    Each save is one ``BEGIN IMMEDIATE`` transaction (read, merge, write), so
+    disjoint updates from several processes sharing the file all survive.  A
+    lock held longer than `timeout` raises SessionStoreError.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = os.fspath(path)
+        if self.path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webframe-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # Runs on the worker thread.
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise SessionStoreError("the SQLite session store is closed")
+
+        def call() -> T:
+            return fn(self._connect())
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except sqlite3.Error as exc:
+            raise SessionStoreError(f"SQLite session store {self.path!r}: {exc}") from exc
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body()
+            conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT leaves the transaction open; never let it leak
+            # into the next call on this connection.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return result
+
+    # -- hooks --------------------------------------------------------------
+
+    async def _load(self, sid: str, now: float) -> Record | None:
+        def read(conn: sqlite3.Connection) -> tuple[Any, Any, Any] | None:
+            row = conn.execute(
+                "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?", (sid,)
+            ).fetchone()
+            return None if row is None else (row[0], row[1], row[2])
+
+        row = await self._run(read)
+        if row is None:
+            return None
+        created = self._as_time(row[1], now)
+        accessed = self._as_time(row[2], now)
+        if self.is_expired(created, accessed, now):
+            return None
+        blob = row[0] if isinstance(row[0], (str, bytes)) else None
+        return Record(self._decode_data(sid, blob), created, accessed)
+
+    async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            def body() -> bool:
+                row = conn.execute(
+                    "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?",
+                    (sid,),
+                ).fetchone()
+                data: dict[str, Any] = {}
+                created = accessed = now
+                if row is not None:
+                    created = self._as_time(row[1], now)
+                    accessed = self._as_time(row[2], now)
+                    if self.is_expired(created, accessed, now):
+                        conn.execute("DELETE FROM webframe_sessions WHERE sid = ?", (sid,))
+                        row = None
+                        created = accessed = now
+                    else:
+                        blob = row[0] if isinstance(row[0], (str, bytes)) else None
+                        data = self._decode_data(sid, blob)
+                if row is None and not cs.new:
+                    return False
+                for key in cs.deleted:
+                    data.pop(key, None)
+                data.update(cs.values)
+                if cs.touch or cs.new:
+                    accessed = now
+                conn.execute(
+                    "INSERT OR REPLACE INTO webframe_sessions (sid, data, created, accessed)"
+                    " VALUES (?, ?, ?, ?)",
+                    (sid, json.dumps(data, allow_nan=False, separators=(",", ":")),
+                     created, accessed),
+                )
+                return True
+
+            return self._transaction(conn, body)
+
+        return await self._run(write)
+
+    async def _delete(self, sid: str) -> None:
+        def remove(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM webframe_sessions WHERE sid = ?", (sid,))
+
+        await self._run(remove)
+
+    async def _purge(self, now: float) -> int:
+        def purge(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM webframe_sessions WHERE accessed < ? OR created < ?",
+                (now - self.idle_timeout, now - self.absolute_timeout),
+            )
+            return cursor.rowcount
+
+        return await self._run(purge)
+
+    async def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        finally:
+            self._executor.shutdown(wait=False)
