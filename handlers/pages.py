@@ -1,0 +1,100 @@
+"""Public pages of the demo, and a small JSON API showing PUT/PATCH/DELETE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webframe import BadRequestError, NotFoundError, RequestHandler, route
+
+
+@route("/", name="home")
+class HomeHandler(RequestHandler):
+    def get(self) -> None:
+        self.render("home.html")
+
+
+@route("/about", name="about")
+class AboutHandler(RequestHandler):
+    def get(self) -> None:
+        self.render("about.html")
+
+
+@route("/hello/{name}", name="hello")
+class HelloHandler(RequestHandler):
+    def get(self, name: str) -> None:
+        self.render("hello.html", name=name)
+
+
+class NoteStore:
+    """The notes of the JSON API, kept in memory for the life of the process."""
+
+    def __init__(self) -> None:
+        self.notes: dict[int, dict[str, Any]] = {}
+        self.next_id = 1
+
+    def add(self, text: str) -> dict[str, Any]:
+        note = {"id": self.next_id, "text": text}
+        self.notes[self.next_id] = note
+        self.next_id += 1
+        return note
+
+
+NOTES = NoteStore()
+
+
+def _note_text(data: Any) -> str:
+    if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        raise BadRequestError('Send a JSON object like {"text": "..."}.')
+    text = data["text"].strip()
+    if not 1 <= len(text) <= 500:
+        raise BadRequestError("A note's text must be 1 to 500 characters long.")
+    return text
+
+
+class JSONAPIHandler(RequestHandler):
+    """Base of the API handlers: JSON bodies need no XSRF token."""
+
+    def check_xsrf_cookie(self) -> None:
+        # A cross-site form cannot send Content-Type: application/json without a CORS
+        # preflight, which this server never grants; every other body needs the token.
+        ctype = self.request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            super().check_xsrf_cookie()
+
+
+@route("/api/notes", name="api-notes")
+class NotesHandler(JSONAPIHandler):
+    """GET the list of notes, POST a new one."""
+
+    def get(self) -> None:
+        self.json({"notes": list(NOTES.notes.values())})
+
+    def post(self) -> None:
+        note = NOTES.add(_note_text(self.get_json()))
+        self.set_header("Location", self.reverse_url("api-note", note_id=note["id"]))
+        self.json(note, status=201)
+
+
+@route("/api/notes/{note_id:int}", name="api-note")
+class NoteHandler(JSONAPIHandler):
+    """GET, PUT (replace the text) and DELETE one note."""
+
+    def _note(self, note_id: int) -> dict[str, Any]:
+        try:
+            return NOTES.notes[note_id]
+        except KeyError:
+            raise NotFoundError(f"There is no note {note_id}.") from None
+
+    def get(self, note_id: int) -> None:
+        self.json(self._note(note_id))
+
+    def put(self, note_id: int) -> None:
+        note = self._note(note_id)
+        note["text"] = _note_text(self.get_json())
+        self.json(note)
+
+    def delete(self, note_id: int) -> None:
+        self._note(note_id)
+        del NOTES.notes[note_id]
+        self.set_status(204)
+        self.finish()

@@ -1,0 +1,328 @@
+"""Application: settings → Tornado settings, the route table, body limits, in-flight tracking."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import tornado.web
+from tornado import httputil
+from tornado.concurrent import future_set_exception_unless_cancelled
+from tornado.web import _HandlerDelegate
+
+from .errors import BadRequestError, ConfigurationError, HTTPError, PayloadTooLargeError
+from .handler import NotFoundHandler
+from .routing import RouteSpec, RouteTable
+from .settings import Settings
+
+log = logging.getLogger("webframe")
+access_log = logging.getLogger("webframe.access")
+
+#: Tornado's own per-connection cap is lifted; webframe enforces each route's limit.
+_UNLIMITED = 1 << 62
+_DIGITS = re.compile(r"[0-9]{1,19}")
+#: bytes of a refused body read and thrown away so the client can read the answer.
+_DRAIN = 32 * 1024 * 1024
+
+
+class Application(tornado.web.Application):
+    """A Tornado Application built from a route table and :class:`Settings`.
+
+    ``routes`` takes any mix of the forms :class:`~webframe.routing.RouteTable`
+    accepts (decorated classes, modules, ``(pattern, handler)`` tuples, Tornado
+    rules). Extra keyword arguments are passed to Tornado as settings.
+    """
+
+    def __init__(
+        self,
+        routes: Iterable[RouteSpec] = (),
+        settings: Settings | None = None,
+        **tornado_settings: Any,
+    ) -> None:
+        self.wf_settings = s = settings if settings is not None else Settings()
+        self.route_table = RouteTable(routes)
+        self.inflight: set[httputil.HTTPServerRequest] = set()
+        self._limits: dict[type, int] = {}
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
+        secret, version = _resolve_cookie_secret(s)
+        options: dict[str, Any] = {
+            "debug": s.debug,
+            # Code reloading is the CLI's business; an app built in tests never re-execs.
+            "autoreload": False,
+            "cookie_secret": secret,
+            "template_path": s.template_path,
+            "xsrf_cookies": s.xsrf,
+            "xsrf_cookie_kwargs": {"samesite": "Lax", "secure": s.secure_cookies},
+            "default_handler_class": NotFoundHandler,
+            "autoescape": "xhtml_escape",
+            "static_url_prefix": s.static_url_prefix,
+        }
+        if version is not None:
+            options["key_version"] = version
+        if s.static_path and os.path.isdir(s.static_path):
+            options["static_path"] = s.static_path
+        options.update(tornado_settings)
+        super().__init__(self.route_table.rules(), **options)
+
+    def add_close_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Register ``callback`` to be awaited by :meth:`aclose` (last registered, first run)."""
+        self._on_close.append(callback)
+
+    async def aclose(self) -> None:
+        """Release what the app holds (session store connections); called at shutdown."""
+        while self._on_close:
+            callback = self._on_close.pop()
+            try:
+                await callback()
+            except Exception:
+                log.exception("error while closing the application")
+
+    # Positional-only so that a route parameter may itself be called 'name'.
+    def reverse_url(self, name: str, /, *args: Any, **params: Any) -> str:  # type: ignore[override]
+        """URL path of the route ``name``; friendly routes take typed keyword params."""
+        if name in self.route_table.by_name:
+            if args:
+                raise TypeError(f"route {name!r} takes keyword parameters only")
+            return self.route_table.reverse(name, **params)
+        return super().reverse_url(name, *args)
+
+    def get_handler_delegate(
+        self,
+        request: httputil.HTTPServerRequest,
+        target_class: type[tornado.web.RequestHandler],
+        target_kwargs: dict[str, Any] | None = None,
+        path_args: list[bytes] | None = None,
+        path_kwargs: dict[str, bytes] | None = None,
+    ) -> _HandlerDelegate:
+        return _Delegate(self, request, target_class, target_kwargs, path_args, path_kwargs)
+
+    def body_limit(self, handler_class: type) -> int:
+        """The body limit of ``handler_class`` (cached per class)."""
+        try:
+            return self._limits[handler_class]
+        except KeyError:
+            fn = getattr(handler_class, "body_size_limit", None)
+            limit = int(fn(self.wf_settings)) if fn else self.wf_settings.max_body_size
+            self._limits[handler_class] = limit
+            return limit
+
+    def log_request(self, handler: tornado.web.RequestHandler) -> None:
+        """Called once per finished request; one access-log line and in-flight bookkeeping."""
+        self.inflight.discard(handler.request)
+        if not self.wf_settings.access_log:
+            return
+        status = handler.get_status()
+        level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+        if access_log.isEnabledFor(level):
+            req = handler.request
+            access_log.log(
+                level,
+                "%s %s %d %.2fms %s",
+                req.method,
+                req.uri,
+                status,
+                1000.0 * req.request_time(),
+                req.remote_ip,
+            )
+
+
+class _Delegate(_HandlerDelegate):
+    """Tornado's handler delegate plus webframe's framing checks and body limit.
+
+    A declared Content-Length over the route's limit is refused with 413 before
+    anything reaches the handler; a chunked body is stopped the moment it crosses
+    the limit. A streaming handler may raise an HTTPError from ``data_received``:
+    the body is no longer passed on and the handler answers with that error.
+
+    So that the client can read the answer (a socket closed while the peer is still
+    sending is reset, and the answer lost), up to ``_DRAIN`` more bytes are read and
+    discarded before answering; larger bodies, or clients that sent
+    ``Expect: 100-continue``, are answered at once and the connection closed.
+    """
+
+    _received = 0
+    _limit = 0
+    _started = False
+    _error: HTTPError | None = None
+    _answered = False
+    _drain_left = 0
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Awaitable[None] | None:
+        app: Application = self.application  # type: ignore[assignment]
+        app.inflight.add(self.request)
+        if self.request.connection is not None:
+            self.request.connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
+        self._limit = limit = app.body_limit(self.handler_class)
+        error, declared = _check_framing(headers, limit)
+        if error is not None:
+            drainable = (
+                error.status_code == 413
+                and declared <= _DRAIN
+                and headers.get("Expect", "").lower() != "100-continue"
+            )
+            if drainable:
+                self._reject(error)
+            else:
+                # Tornado reads no body once the framing headers are gone, and closes
+                # the connection after the answer.
+                for name in ("Content-Length", "Transfer-Encoding"):
+                    if name in headers:
+                        del headers[name]
+                self._reject(error)
+                self._answer(close=True)
+            return None
+        self._started = True
+        return super().headers_received(start_line, headers)
+
+    def data_received(self, data: bytes) -> Awaitable[None] | None:
+        if self._error is not None:
+            self._drain_left -= len(data)
+            if self._drain_left < 0 and not self._answered:
+                self._answer(close=True)
+            return None
+        self._received += len(data)
+        if self._received > self._limit:
+            self._reject(
+                PayloadTooLargeError(
+                    f"The request body is larger than this address accepts ({self._limit} bytes)."
+                )
+            )
+            return None
+        if not self.stream_request_body:
+            self.chunks += data
+            return None
+        try:
+            result = self.handler.data_received(data)
+        except HTTPError as exc:
+            self._reject(exc)
+            return None
+        if result is None:
+            return None
+        return self._await_chunk(result)
+
+    async def _await_chunk(self, result: Awaitable[None]) -> None:
+        try:
+            await result
+        except HTTPError as exc:
+            self._reject(exc)
+
+    def finish(self) -> None:
+        if self._error is None:
+            super().finish()
+        elif not self._answered:
+            self._answer(close=False)
+
+    def on_connection_close(self) -> None:
+        self.application.inflight.discard(self.request)  # type: ignore[attr-defined]
+        if self._started:
+            super().on_connection_close()
+
+    def _reject(self, error: HTTPError) -> None:
+        """Stop passing the body on; ``error`` is answered once the body is drained."""
+        self._error = error
+        self._drain_left = _DRAIN
+        self.chunks = bytearray()
+
+    def _answer(self, close: bool) -> None:
+        error = self._error
+        assert error is not None
+        self._answered = True
+        if self._started and self.stream_request_body:
+            # The handler is waiting for its body: let it fail with the error, so its
+            # own write_error answers and its clean-up hooks run.
+            if close:
+                error.headers["Connection"] = "close"
+            future_set_exception_unless_cancelled(self.request._body_future, error)
+            return
+        handler = self.handler_class(self.application, self.request, **self.handler_kwargs)
+        handler._transforms = [t(self.request) for t in self.application.transforms]
+        self.handler = handler
+        if close:
+            error.headers["Connection"] = "close"
+        handler.send_error(error.status_code, exc_info=(type(error), error, None))
+
+
+def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError | None, int]:
+    """Validate Content-Length / Transfer-Encoding: (the error to answer, declared size)."""
+    te = headers.get("Transfer-Encoding")
+    cl = headers.get("Content-Length")
+    if te is not None:
+        if cl is not None:
+            return BadRequestError(
+                "A request may carry Content-Length or Transfer-Encoding, not both."
+            ), 0
+        if te.strip().lower() != "chunked":
+            return HTTPError(
+                f"Transfer-Encoding {te[:40]!r} is not supported; send 'chunked' or a "
+                "Content-Length.",
+                status=501,
+            ), 0
+        return None, 0
+    if cl is None:
+        return None, 0
+    pieces = {p.strip() for p in cl.split(",")}
+    value = pieces.pop() if len(pieces) == 1 else ""
+    if not _DIGITS.fullmatch(value):
+        return BadRequestError(
+            f"Content-Length must be one non-negative integer, got {cl[:40]!r}."
+        ), 0
+    size = int(value)
+    if size > limit:
+        return PayloadTooLargeError(
+            f"The request body is {size} bytes; this address accepts at most {limit} bytes."
+        ), size
+    return None, size
+
+
+def _resolve_cookie_secret(s: Settings) -> tuple[str | dict[int, str], int | None]:
+    """The signing secret(s) and current key version; generate one in debug mode."""
+    secret = s.cookie_secret
+    if isinstance(secret, dict):
+        version = s.cookie_secret_version if s.cookie_secret_version else max(secret)
+        return secret, version
+    if secret:
+        return secret, None
+    if not s.debug:
+        raise ConfigurationError(
+            "cookie_secret",
+            "is required when debug is off: set WEBFRAME_COOKIE_SECRET to a long random "
+            "string (python -c 'import secrets; print(secrets.token_hex(32))'), or run with "
+            "--debug to use a generated development secret",
+        )
+    return _instance_secret(Path(s.instance_path)), None
+
+
+def _instance_secret(folder: Path) -> str:
+    """Read, or create once with mode 0600, the development secret of ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# generated by webframe: secrets and data, never commit\n*\n")
+    path = folder / "cookie_secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        value = path.read_text().strip()
+        if len(value) >= 16:
+            return value
+        raise ConfigurationError(
+            "cookie_secret", f"{path} is too short or empty; delete it to make a new one"
+        ) from None
+    value = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    log.warning(
+        "debug mode: signing cookies with a generated secret kept in %s (mode 0600) so "
+        "restarts keep sessions; set WEBFRAME_COOKIE_SECRET in production",
+        path,
+    )
+    return value

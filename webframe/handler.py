@@ -1,0 +1,271 @@
+"""RequestHandler: all HTTP methods, a correct 405/HEAD/OPTIONS, JSON, and readable errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import tornado.web
+from tornado.escape import json_encode, xhtml_escape
+
+from .errors import (
+    BadRequestError,
+    HTTPError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+log = logging.getLogger("webframe")
+
+_BASE = tornado.web.RequestHandler
+_OVERRIDABLE = ("PUT", "PATCH", "DELETE")
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+DEFAULT_MESSAGES = {
+    400: "The request could not be understood.",
+    401: "You need to log in to see this page.",
+    403: "You are not allowed to do this.",
+    404: "The page you asked for does not exist.",
+    405: "This method is not allowed here.",
+    408: "The request took too long to arrive.",
+    413: "The request body is too large.",
+    415: "This type of content is not accepted here.",
+    429: "Too many requests; slow down and retry.",
+    500: "Something went wrong on our side. It has been logged.",
+    501: "The server does not support this.",
+    503: "The service is temporarily unavailable; try again shortly.",
+    507: "The server has no room left to store this.",
+}
+
+
+class RequestHandler(tornado.web.RequestHandler):
+    """Base class for every webframe handler; it *is* a Tornado RequestHandler.
+
+    Implement any of ``get``/``post``/``put``/``patch``/``delete``. HEAD is answered
+    from ``get``, OPTIONS automatically, and a 405 always names the allowed methods.
+    When overriding :meth:`prepare`, call ``super().prepare()`` first (it applies
+    the ``_method`` override of HTML forms).
+    """
+
+    SUPPORTED_METHODS = _METHOD_ORDER
+    #: path parameters arrive converted (``{id:int}`` gives an int).
+    accepts_typed_path_args: ClassVar[bool] = True
+    #: largest request body this handler accepts, in bytes; None: ``settings.max_body_size``.
+    max_body_size: ClassVar[int | None] = None
+    #: template rendered for error pages (falls back to a plain page if missing).
+    error_template: ClassVar[str] = "error.html"
+
+    _allowed_cache: ClassVar[dict[type, tuple[str, ...]]] = {}
+
+    @classmethod
+    def body_size_limit(cls, settings: Settings) -> int:
+        """Called once per request before the body is read; returns the byte limit."""
+        return cls.max_body_size if cls.max_body_size is not None else settings.max_body_size
+
+    @classmethod
+    def allowed_methods(cls) -> tuple[str, ...]:
+        """The methods this handler answers, in a stable order (for ``Allow``)."""
+        try:
+            return cls._allowed_cache[cls]
+        except KeyError:
+            pass
+        have = {
+            m
+            for m in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(cls, m.lower()) is not getattr(_BASE, m.lower())
+        }
+        if "GET" in have or cls.head is not RequestHandler.head:
+            have.add("HEAD")
+        have.add("OPTIONS")
+        allowed = tuple(m for m in _METHOD_ORDER if m in have)
+        cls._allowed_cache[cls] = allowed
+        return allowed
+
+    @property
+    def wf_settings(self) -> Settings:
+        """The application's :class:`~webframe.Settings`."""
+        settings: Settings = self.application.wf_settings  # type: ignore[attr-defined]
+        return settings
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        # Typed path parameters ({id:int}, {id:uuid}) arrive already converted.
+        if not isinstance(value, bytes | str):
+            return value
+        return super().decode_argument(value, name)
+
+    # Positional-only so that a route parameter may itself be called 'name'.
+    def reverse_url(self, name: str, /, *args: Any, **params: Any) -> str:  # type: ignore[override]
+        """URL path of the route ``name`` (typed keyword params for ``{param}`` routes)."""
+        return self.application.reverse_url(name, *args, **params)
+
+    def check_xsrf_cookie(self) -> None:
+        """Called before ``prepare`` on unsafe methods; a method the handler lacks is a 405
+        whatever the token (so clients learn ``Allow`` rather than a misleading 403)."""
+        if self.request.method not in self.allowed_methods():
+            raise MethodNotAllowedError(
+                f"The {self.request.method} method is not allowed here; "
+                f"use {', '.join(self.allowed_methods())}."
+            )
+        super().check_xsrf_cookie()
+
+    def prepare(self) -> Awaitable[None] | None:
+        """Called before the method; applies ``_method`` (forms' PUT/PATCH/DELETE)."""
+        if self.request.method == "POST" and "_method" in self.request.body_arguments:
+            wanted = self.get_body_argument("_method", "").upper()
+            if wanted not in _OVERRIDABLE:
+                raise BadRequestError(
+                    f"_method must be one of {', '.join(_OVERRIDABLE)}, not {wanted[:20]!r}."
+                )
+            # XSRF was already checked for the POST; dispatch now goes to put/patch/delete.
+            self.request.method = wanted
+        return None
+
+    async def head(self, *args: Any, **kwargs: Any) -> None:
+        """HEAD from GET: same status and headers, Tornado drops the body."""
+        if "GET" not in self.allowed_methods():
+            raise MethodNotAllowedError()
+        result = self.get(*args, **kwargs)
+        if result is not None:
+            await result
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """Answer OPTIONS with 204 and ``Allow``."""
+        self.set_header("Allow", ", ".join(self.allowed_methods()))
+        self.set_status(204)
+        self.finish()
+
+    # JSON -----------------------------------------------------------------
+
+    def json(self, obj: Any, status: int = 200) -> Awaitable[None]:
+        """Send ``obj`` as the JSON response with ``status`` and finish the request."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        return self.finish(json_encode(obj))
+
+    def get_json(self, *, max_size: int | None = None) -> Any:
+        """Parse the request body as JSON.
+
+        Raises 400 when the Content-Type is not JSON or the body is not valid JSON,
+        413 when the body is larger than ``max_size`` (default ``max_json_size``).
+        """
+        ctype = self.request.headers.get("Content-Type", "")
+        mime = ctype.split(";", 1)[0].strip().lower()
+        if mime != "application/json" and not (
+            mime.startswith("application/") and mime.endswith("+json")
+        ):
+            raise BadRequestError(
+                "Expected a JSON body sent with Content-Type: application/json, "
+                f"got {ctype[:60]!r}."
+                if ctype
+                else "Expected a JSON body sent with "
+                "Content-Type: application/json; the request has no Content-Type."
+            )
+        limit = max_size if max_size is not None else self.wf_settings.max_json_size
+        body = self.request.body
+        if len(body) > limit:
+            raise PayloadTooLargeError(
+                f"The JSON body is {len(body)} bytes; at most {limit} bytes are accepted."
+            )
+        try:
+            return json.loads(body, parse_constant=_no_constants)
+        except json.JSONDecodeError as exc:
+            raise BadRequestError(
+                f"The body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise BadRequestError(f"The body is not valid JSON: {exc}.") from None
+
+    # Errors ---------------------------------------------------------------
+
+    def wants_json(self) -> bool:
+        """True when the client prefers a JSON answer to an HTML page."""
+        accept = self.request.headers.get("Accept", "")
+        if "json" in accept:
+            html = accept.find("html")
+            return html < 0 or accept.find("json") < html
+        ctype = self.request.headers.get("Content-Type", "")
+        return "json" in ctype and "html" not in accept
+
+    def error_message(self, status_code: int, exc: BaseException | None) -> str:
+        """The message shown to the client for an error (never a traceback)."""
+        if isinstance(exc, HTTPError):
+            return exc.message
+        if isinstance(exc, tornado.web.HTTPError) and exc.log_message and status_code < 500:
+            # Tornado's own 4xx messages (missing argument, XSRF) explain the problem.
+            try:
+                return str(exc.log_message % exc.args)
+            except (TypeError, ValueError):
+                return str(exc.log_message)
+        return DEFAULT_MESSAGES.get(status_code, self._reason)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Called by ``send_error``; renders ``error.html`` or JSON ``{"error": {...}}``."""
+        exc_info = kwargs.get("exc_info")
+        exc = exc_info[1] if exc_info else None
+        message = self.error_message(status_code, exc)
+        headers = dict(exc.headers) if isinstance(exc, HTTPError) else {}
+        if status_code == 405:
+            allow = ", ".join(self.allowed_methods())
+            headers["Allow"] = allow
+            if not isinstance(exc, HTTPError):
+                message = f"The {self.request.method} method is not allowed here; use {allow}."
+        for name, value in headers.items():
+            self.set_header(name, value)
+        tb = None
+        if exc_info and status_code >= 500 and self.settings.get("serve_traceback"):
+            tb = "".join(traceback.format_exception(*exc_info))
+        if self.wants_json():
+            error: dict[str, Any] = {"status": status_code, "message": message}
+            if tb:
+                error["traceback"] = tb
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(json_encode({"error": error}))
+            return
+        try:
+            self.render(
+                self.error_template,
+                status=status_code,
+                reason=self._reason,
+                message=message,
+                traceback=tb,
+            )
+        except Exception:
+            log.exception("error template %r failed; sending a plain page", self.error_template)
+            reason = self._reason
+            self.clear()
+            self.set_status(status_code, reason)
+            for name, value in headers.items():
+                self.set_header(name, value)
+            self.finish(
+                f"<!doctype html><title>{status_code} {xhtml_escape(reason)}</title>"
+                f"<h1>{status_code} {xhtml_escape(reason)}</h1><p>{xhtml_escape(message)}</p>"
+            )
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        """Called by ``render``; adds webframe's defaults to Tornado's namespace."""
+        ns = super().get_template_namespace()
+        ns["settings"] = self.wf_settings
+        ns["debug"] = self.wf_settings.debug
+        return ns
+
+
+class NotFoundHandler(RequestHandler):
+    """Answers every request that matched no route with the 404 page."""
+
+    def check_xsrf_cookie(self) -> None:
+        # An unknown URL is a 404 whatever the method; there is nothing to protect.
+        return None
+
+    def prepare(self) -> None:
+        raise NotFoundError()
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
