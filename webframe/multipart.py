@@ -61,7 +61,10 @@ MAX_EPILOGUE: Final = 1 * KiB
 MAX_HEADERS_PER_PART: Final = 16
 # How many leading bytes of a file are kept to sniff its type.
 SNIFF_BYTES: Final = 1 * KiB
-_WRITE_BUFFER: Final = 256 * KiB
+# Small on purpose: 64 KiB chunk writes bypass it, only slivers (split
+# boundaries, 1-byte feeds) get coalesced; a big buffer only adds a memcpy.
+_WRITE_BUFFER: Final = 16 * KiB
+_COPY_BUFFER: Final = 1 * MiB
 _BOUNDARY_CHARS: Final = frozenset(
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? "
 )
@@ -384,7 +387,7 @@ class UploadedFile:
         staged = Path(staged_name)
         try:
             with open(fd, "wb") as out, self.open() as src:
-                shutil.copyfileobj(src, out, _WRITE_BUFFER)
+                shutil.copyfileobj(src, out, _COPY_BUFFER)
                 out.flush()
                 os.fsync(out.fileno())
             try:
