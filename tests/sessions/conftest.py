@@ -13,7 +13,7 @@ import pytest
 try:
     from tests.redis_server import RedisServer
 except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
-    from redis_server import RedisServer  # type: ignore[no-redef]
+    from redis_server import RedisServer  # type: ignore[no-redef,import-not-found,unused-ignore]
 from webframe.sessions import MemoryStore, SQLiteStore
 from webframe.sessions.base import Changeset, Record, SessionStore
 
@@ -185,7 +185,7 @@ class RedisBackend(Backend):
         assert isinstance(store, RedisStore)
         key = store.key_prefix + sid
         if kind == "json":
-            await store._client.hset(key, "k:broken", b"{not json\xff")  # type: ignore[misc]
+            await store._client.hset(key, "k:broken", b"{not json\xff")
         else:
             ttl = await store._client.pttl(key)
             await store._client.set(key, b"garbage", px=ttl)

@@ -409,9 +409,7 @@ def test_many_concurrent_disjoint_saves(backend: Backend, clock: FakeClock) -> N
         async with backend.store(clock) as store:
             sid = new_session_id()
             await store.save(sid, {}, new=True)
-            await asyncio.gather(
-                *(store.save(sid, {f"k{i}": i}, new=False) for i in range(40))
-            )
+            await asyncio.gather(*(store.save(sid, {f"k{i}": i}, new=False) for i in range(40)))
             record = await store.load(sid)
             assert record is not None
             assert record.data == {f"k{i}": i for i in range(40)}
@@ -523,7 +521,7 @@ def test_values_are_json_round_tripped(backend: Backend, clock: FakeClock) -> No
     async def main() -> None:
         async with backend.store(clock) as store:
             sid = new_session_id()
-            value = {"t": (1, 2)}
+            value: dict[str, tuple[int, ...]] = {"t": (1, 2)}
             await store.save(sid, {"v": value}, new=True)
             value["t"] = (3,)  # later mutation of the caller's object is not stored
             record = await store.load(sid)
@@ -670,6 +668,35 @@ def test_sqlite_locked_database_raises_store_error_within_timeout(
     run(main())
 
 
+def test_sqlite_calls_queued_behind_a_lock_are_bounded(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "sessions.db"
+
+    async def main() -> None:
+        store = SQLiteStore(path, clock=clock, timeout=0.2)
+        sid = new_session_id()
+        await store.save(sid, {"a": 1}, new=True)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(store.save(sid, {f"k{i}": i}, new=False) for i in range(10)),
+                return_exceptions=True,
+            )
+            elapsed = time.monotonic() - started
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert all(isinstance(r, SessionStoreError) for r in results), results
+        assert elapsed < 1.5  # not 10 x the lock timeout
+        assert await store.save(sid, {"b": 2}, new=False)
+        record = await store.load(sid)
+        assert record is not None and record.data == {"a": 1, "b": 2}
+        await store.close()
+
+    run(main())
+
+
 def test_sqlite_unusable_path_raises_store_error(tmp_path: Path) -> None:
     (tmp_path / "a_directory.db").mkdir()
 
@@ -719,7 +746,7 @@ def test_redis_uses_native_ttl_and_hash_fields(redis_server: Any, clock: FakeClo
             key = store.key_prefix + sid
             pttl = await store._client.pttl(key)
             assert 99_000 < pttl <= 100_000
-            fields = await store._client.hgetall(key)  # type: ignore[misc]
+            fields = await store._client.hgetall(key)
             assert fields[b"k:a"] == b'{"x":1}'
             assert set(fields) == {b"k:a", b"m:created", b"m:accessed"}
 

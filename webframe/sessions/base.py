@@ -145,9 +145,7 @@ class SessionStore(ABC):
             raise ValueError("refusing to save under a malformed session ID")
         encoded = {key: encode_value(key, value) for key, value in changes.items()}
         deleted = frozenset(k for k in deleted_keys if k not in encoded)
-        cs = Changeset(
-            values=dict(changes), encoded=encoded, deleted=deleted, new=new, touch=touch
-        )
+        cs = Changeset(values=dict(changes), encoded=encoded, deleted=deleted, new=new, touch=touch)
         return await self._save(sid, cs, self.clock())
 
     async def touch(self, sid: str) -> bool:

@@ -61,9 +61,7 @@ class MemoryStore(SessionStore):
 
     async def _purge(self, now: float) -> int:
         expired = [
-            sid
-            for sid, e in self._records.items()
-            if self.is_expired(e.created, e.accessed, now)
+            sid for sid, e in self._records.items() if self.is_expired(e.created, e.accessed, now)
         ]
         for sid in expired:
             del self._records[sid]

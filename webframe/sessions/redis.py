@@ -136,16 +136,20 @@ class RedisStore(SessionStore):
 
         self.url = url
         self.key_prefix = key_prefix
-        # One immediate retry replaces a pooled connection that died while
-        # Redis restarted; the overall deadline in _call still bounds it.
-        self._client: Redis = aioredis.from_url(
+        # A blocking pool makes a burst beyond max_connections wait (up to
+        # `timeout`) for a free connection instead of failing at once.  One
+        # immediate retry replaces a pooled connection that died while Redis
+        # restarted; the overall deadline in _call still bounds everything.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=self.timeout,
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 1),
-            max_connections=max_connections,
             decode_responses=False,
         )
+        self._client: Redis = aioredis.Redis.from_pool(pool)
         self._save_script = self._client.register_script(_SAVE_LUA)
         self._purge_script = self._client.register_script(_PURGE_LUA)
 
@@ -203,7 +207,7 @@ class RedisStore(SessionStore):
             for name, value in fields.items():
                 text = name.decode("utf-8")
                 if text.startswith(_KEY_PREFIX):
-                    data[text[len(_KEY_PREFIX):]] = json.loads(value)
+                    data[text[len(_KEY_PREFIX) :]] = json.loads(value)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError
             self._report_corrupt(sid, f"invalid value: {exc}")
             data = {}
@@ -239,9 +243,7 @@ class RedisStore(SessionStore):
         cursor = 0
 
         async def scan() -> tuple[int, list[Any]]:
-            found: tuple[int, list[Any]] = await self._client.scan(
-                cursor, match=pattern, count=500
-            )
+            found: tuple[int, list[Any]] = await self._client.scan(cursor, match=pattern, count=500)
             return found
 
         while True:

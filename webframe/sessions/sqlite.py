@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -28,6 +29,18 @@ _SCHEMA = (
 )
 
 
+class _Abandoned(Exception):
+    """Raised on the worker thread for a call whose caller already timed out."""
+
+
+class _Job:
+    __slots__ = ("abandoned", "running")
+
+    def __init__(self) -> None:
+        self.abandoned = threading.Event()
+        self.running = threading.Event()
+
+
 class SQLiteStore(SessionStore):
     """Stores sessions in an SQLite file; all I/O runs on one worker thread.
 
@@ -44,6 +57,7 @@ class SQLiteStore(SessionStore):
             os.makedirs(parent, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webframe-sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._job: _Job | None = None
         self._closed = False
 
     # -- plumbing -----------------------------------------------------------
@@ -69,20 +83,44 @@ class SQLiteStore(SessionStore):
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise SessionStoreError("the SQLite session store is closed")
+        job = _Job()
 
         def call() -> T:
-            return fn(self._connect())
+            if job.abandoned.is_set():
+                raise _Abandoned
+            job.running.set()
+            self._job = job
+            try:
+                return fn(self._connect())
+            finally:
+                self._job = None
+                job.running.clear()
 
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            # busy_timeout ends lock waits after `timeout`; this deadline also
+            # bounds time spent queued behind other calls on the worker thread.
+            return await asyncio.wait_for(future, self.timeout * 2)
         except sqlite3.Error as exc:
             raise SessionStoreError(f"SQLite session store {self.path!r}: {exc}") from exc
+        except asyncio.TimeoutError as exc:
+            # The caller is told it failed, so it must not half-succeed later:
+            # a queued job never starts, a running one rolls back instead of
+            # committing (see _transaction) and is interrupted if mid-query.
+            job.abandoned.set()
+            if job.running.is_set() and self._conn is not None:
+                self._conn.interrupt()
+            raise SessionStoreError(
+                f"SQLite session store {self.path!r} timed out after {self.timeout * 2:g}s"
+            ) from exc
 
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+    def _transaction(self, conn: sqlite3.Connection, body: Callable[[], T]) -> T:
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = body()
+            job = self._job
+            if job is not None and job.abandoned.is_set():
+                raise _Abandoned
             conn.execute("COMMIT")
         except BaseException:
             # A failed COMMIT leaves the transaction open; never let it leak
@@ -141,8 +179,12 @@ class SQLiteStore(SessionStore):
                 conn.execute(
                     "INSERT OR REPLACE INTO webframe_sessions (sid, data, created, accessed)"
                     " VALUES (?, ?, ?, ?)",
-                    (sid, json.dumps(data, allow_nan=False, separators=(",", ":")),
-                     created, accessed),
+                    (
+                        sid,
+                        json.dumps(data, allow_nan=False, separators=(",", ":")),
+                        created,
+                        accessed,
+                    ),
                 )
                 return True
 
