@@ -157,7 +157,9 @@ def test_requests_body_parses_like_hand_built(temp_dir: Path) -> None:
     assert isinstance(body, bytes)
     results = []
     for chunk in (1, 7, 65536):
-        fields, files = receive(body, temp_dir, chunk=chunk, ctype=prepared.headers["Content-Type"])
+        fields, files = receive(
+            body, temp_dir, chunk=chunk, ctype=str(prepared.headers["Content-Type"])
+        )
         results.append((fields, summary(files)))
     assert results[0] == results[1] == results[2]
     hand_fields, hand_files = receive(
@@ -247,7 +249,7 @@ def test_curl_body_parses_like_requests(
         files={"photo": ("cat.png", PNG, "image/png"), "doc": ("notes.txt", TRICKY, "text/plain")},
     ).prepare()
     assert isinstance(prepared.body, bytes)
-    fields, files = receive(prepared.body, temp_dir, ctype=prepared.headers["Content-Type"])
+    fields, files = receive(prepared.body, temp_dir, ctype=str(prepared.headers["Content-Type"]))
     assert curl_results[0] == curl_results[1] == curl_results[2] == (fields, summary(files))
 
 
@@ -534,7 +536,7 @@ def test_disk_full_while_writing(
         os.close(fd)
         return os.open("/dev/full", os.O_WRONLY), name  # every write fails with ENOSPC
 
-    monkeypatch.setattr(multipart.tempfile, "mkstemp", full_mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", full_mkstemp)
     with pytest.raises(UploadStorageError, match="disk is full") as info:
         receive(encode([("f", "a.bin", None, b"x" * size)]), temp_dir)
     assert info.value.status == 507
@@ -545,7 +547,7 @@ def test_disk_full_creating_temp_file(temp_dir: Path, monkeypatch: pytest.Monkey
     def no_space(*args: object, **kwargs: object) -> tuple[int, str]:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(multipart.tempfile, "mkstemp", no_space)
+    monkeypatch.setattr(tempfile, "mkstemp", no_space)
     with pytest.raises(UploadStorageError, match="disk is full"):
         receive(encode([("a", None, None, b"1"), ("f", "a.bin", None, BIG)]), temp_dir)
 
@@ -605,7 +607,7 @@ def test_save_across_filesystems_copies_atomically(
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         real_link(src, dst)
 
-    monkeypatch.setattr(multipart.os, "link", link)
+    monkeypatch.setattr(os, "link", link)
     dest = tmp_path / "other"
     dest.mkdir()
     saved = [upload.save(dest), upload.save(dest)]
@@ -622,7 +624,7 @@ def test_save_without_hard_links(
     def no_link(src: object, dst: object) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(multipart.os, "link", no_link)
+    monkeypatch.setattr(os, "link", no_link)
     (tmp_path / "report.txt").write_bytes(b"keep")
     saved = upload.save(tmp_path)
     assert saved.name == "report-1.txt"

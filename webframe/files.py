@@ -43,12 +43,15 @@ def content_disposition(filename: str, *, as_attachment: bool = False) -> str:
     kind = "attachment" if as_attachment else "inline"
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf"))
-    name = name.strip() or "download"
+    name = name.strip()
+    if not name.strip(". "):
+        name = "download"
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     fallback = _UNSAFE_ASCII.sub("", folded).strip()
-    if not fallback.strip("."):
-        suffix = Path(fallback).suffix if fallback else ""
-        fallback = "download" + suffix
+    if not fallback.strip(". "):
+        fallback = "download"
+    elif fallback.startswith("."):  # only the extension was ASCII
+        fallback = "download" + fallback
     value = f'{kind}; filename="{fallback}"'
     if fallback != name:
         value += f"; filename*=UTF-8''{quote(name, safe=_ATTR_CHARS)}"
@@ -134,12 +137,11 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | None:
             raise _Unsatisfiable
         return max(0, size - suffix), size - 1
     start = int(first)
-    end = size - 1 if last == "" else int(last)
-    if end < start:
-        return None
+    if last != "" and int(last) < start:
+        return None  # syntactically invalid: ignored, not unsatisfiable
     if start >= size:
         raise _Unsatisfiable
-    return start, min(end, size - 1)
+    return start, size - 1 if last == "" else min(int(last), size - 1)
 
 
 def _guess_type(*names: str) -> str:
@@ -181,10 +183,11 @@ async def send_file(
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     except OSError:
         raise tornado.web.HTTPError(404) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise tornado.web.HTTPError(404)
     with open(fd, "rb", buffering=0) as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise tornado.web.HTTPError(404)
         await _send_open_file(
             handler,
             file,
