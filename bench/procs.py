@@ -1,0 +1,147 @@
+"""Server subprocesses: free ports, CPU pinning, readiness, peak RSS, stopping by PID."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+SERVER_CPU = 0
+LOAD_CPU = 1
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pin_prefixes() -> tuple[list[str], list[str]]:
+    """Command prefixes pinning (server, load generator) to CPUs 0 and 1, when possible.
+
+    Empty when ``taskset`` is missing or either CPU is not available to us.
+    """
+    taskset = shutil.which("taskset")
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = set()
+    if taskset is None or not {SERVER_CPU, LOAD_CPU} <= cpus:
+        return [], []
+    return [taskset, "-c", str(SERVER_CPU)], [taskset, "-c", str(LOAD_CPU)]
+
+
+def server_env() -> dict[str, str]:
+    """The environment for servers: ours minus WEBFRAME_* (settings come from flags only)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBFRAME_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@dataclass
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def fetch(port: int, method: str, path: str, body: str | None, headers: dict[str, str]) -> Response:
+    """One request over a fresh connection (used to check readiness and responses)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return Response(resp.status, resp.getheader("Content-Type", ""), resp.read())
+    finally:
+        conn.close()
+
+
+class ServerProcess:
+    """One server started as ``python -m MODULE ARGS --port N``; stopped only by its PID."""
+
+    def __init__(self, label: str, args: list[str], log_path: Path, pin: list[str]) -> None:
+        self.label = label
+        self.port = free_port()
+        self.cmd = [*pin, sys.executable, *args, "--port", str(self.port)]
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "wb") as log:
+            # taskset execs the server, so the PID we hold is the server's own.
+            self.proc = subprocess.Popen(
+                self.cmd,
+                cwd=REPO,
+                env=server_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_ready(self, path: str, timeout: float = 20.0) -> None:
+        """Return once the server answers HTTP on ``path`` (any status)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.label} exited with {self.proc.returncode} before serving:\n"
+                    f"{self.log_tail()}"
+                )
+            try:
+                fetch(self.port, "GET", path, None, {})
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{self.label} did not answer on port {self.port} within "
+                        f"{timeout:.0f}s:\n{self.log_tail()}"
+                    ) from None
+                time.sleep(0.05)
+
+    def peak_rss_kib(self) -> int | None:
+        """VmHWM of the server (its peak resident set), from /proc."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM our own child; SIGKILL it if it has not exited after ``timeout``."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)

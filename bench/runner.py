@@ -1,0 +1,312 @@
+"""Run scenarios: start both servers, warm up, measure A B A B..., stop them, report."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.procs import REPO, ServerProcess, fetch, pin_prefixes
+from bench.scenarios import SCENARIOS, Scenario, Server, by_name
+from bench.wrk import WrkMissingError, WrkResult, find_wrk
+
+DEFAULT_OUTPUT = REPO / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Config:
+    duration: int
+    connections: int
+    rounds: int
+    warmup: int
+    quick: bool
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _side(server: Server, proc: ServerProcess, runs: list[WrkResult]) -> dict[str, Any]:
+    errors: dict[str, int] = {}
+    for r in runs:
+        for kind, n in r.errors.items():
+            errors[kind] = errors.get(kind, 0) + n
+    return {
+        "label": server.label,
+        "command": proc.cmd,
+        "rps": [r.rps for r in runs],
+        "rps_median": statistics.median(r.rps for r in runs),
+        "latency_avg_ms": statistics.median(r.latency_avg_ms for r in runs),
+        "latency_p50_ms": statistics.median(r.latency_ms.get("50", 0.0) for r in runs),
+        "latency_p99_ms": statistics.median(r.latency_ms.get("99", 0.0) for r in runs),
+        "requests": sum(r.requests for r in runs),
+        "errors": errors,
+        "error_count": sum(errors.values()),
+        "rss_peak_kib": None,
+    }
+
+
+def check_responses(scenario: Scenario, a: ServerProcess, b: ServerProcess) -> list[str]:
+    """Problems with the answers: not a success, or A and B answering differently."""
+    load = scenario.load
+    headers = dict(load.headers)
+    got = {}
+    for proc in (a, b):
+        got[proc.label] = fetch(proc.port, load.method, load.path, load.body, headers)
+    problems = [
+        f"{label} answered {r.status}" for label, r in got.items() if not 200 <= r.status < 400
+    ]
+    ra, rb = got[a.label], got[b.label]
+    if (ra.status, ra.content_type, ra.body) != (rb.status, rb.content_type, rb.body):
+        problems.append(
+            f"responses differ: {a.label} {ra.status} {ra.content_type!r} {len(ra.body)} B, "
+            f"{b.label} {rb.status} {rb.content_type!r} {len(rb.body)} B"
+        )
+    return problems
+
+
+def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
+    """Measure one scenario; the result dict is what latest.json holds for it."""
+    server_pin, load_pin = pin_prefixes()
+    with tempfile.TemporaryDirectory(prefix=f"bench-{scenario.name}-") as tmp:
+        workdir = Path(tmp)
+        if scenario.prepare is not None:
+            scenario.prepare(workdir)
+        procs = [
+            ServerProcess(
+                f"{which}:{server.label}",
+                server.argv(workdir),
+                workdir / f"server-{which}.log",
+                server_pin,
+            )
+            for which, server in (("A", scenario.a), ("B", scenario.b))
+        ]
+        a, b = procs
+        runs: dict[str, list[WrkResult]] = {"A": [], "B": []}
+        rss: dict[str, int | None] = {}
+        try:
+            for proc in procs:
+                proc.start()
+            for proc in procs:
+                proc.wait_ready(scenario.load.path)
+            problems = check_responses(scenario, a, b)
+            for problem in problems:
+                log(f"  {scenario.name}: WARNING {problem}")
+            for proc in procs:
+                if cfg.warmup:
+                    scenario.load.run(proc.url, cfg.warmup, cfg.connections, workdir, load_pin, wrk)
+            for i in range(cfg.rounds):
+                pair = []
+                for which, proc in (("A", a), ("B", b)):
+                    r = scenario.load.run(
+                        proc.url, cfg.duration, cfg.connections, workdir, load_pin, wrk
+                    )
+                    runs[which].append(r)
+                    pair.append(r)
+                ratio = pair[0].rps / pair[1].rps if pair[1].rps else 0.0
+                errs = pair[0].error_count + pair[1].error_count
+                log(
+                    f"  {scenario.name} round {i + 1}/{cfg.rounds}: "
+                    f"A {pair[0].rps:9.1f} req/s  B {pair[1].rps:9.1f} req/s  "
+                    f"A/B {ratio:.3f}" + (f"  errors {errs}" if errs else "")
+                )
+            # Read just before stopping: the peak over the whole scenario.
+            rss = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+        finally:
+            for proc in procs:
+                proc.stop()
+    side_a = _side(scenario.a, a, runs["A"])
+    side_b = _side(scenario.b, b, runs["B"])
+    side_a["rss_peak_kib"], side_b["rss_peak_kib"] = rss.get("A"), rss.get("B")
+    ratios = [
+        ra.rps / rb.rps if rb.rps else 0.0 for ra, rb in zip(runs["A"], runs["B"], strict=True)
+    ]
+    ratio = statistics.median(ratios)
+    errors = side_a["error_count"] + side_b["error_count"]
+    verdict = None
+    if scenario.target is not None:
+        verdict = "PASS" if ratio >= scenario.target else "MISS"
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "method": scenario.load.method,
+        "path": scenario.load.path,
+        "a": side_a,
+        "b": side_b,
+        "ratios": ratios,
+        "ratio": ratio,
+        "target": scenario.target,
+        "verdict": verdict,
+        "errors": errors,
+        "problems": problems,
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "webframe"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    # Others may be editing webframe/: say when the measured code is not the commit.
+    return head + ("+dirty" if dirty else "")
+
+
+def _wrk_version(wrk: str) -> str:
+    out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0].split(" Copyright")[0] if text else "?"
+
+
+def metadata(cfg: Config, wrk: str) -> dict[str, Any]:
+    import tornado
+
+    import webframe
+
+    server_pin, load_pin = pin_prefixes()
+    return {
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": cfg.duration,
+        "connections": cfg.connections,
+        "rounds": cfg.rounds,
+        "warmup_s": cfg.warmup,
+        "quick": cfg.quick,
+        "python": platform.python_version(),
+        "tornado": tornado.version,
+        "webframe": webframe.__version__,
+        "git_commit": _git_commit(),
+        "wrk": _wrk_version(wrk),
+        "server_cpu_pin": " ".join(server_pin) or None,
+        "load_cpu_pin": " ".join(load_pin) or None,
+        "machine": platform.machine(),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    names = [s.name for s in SCENARIOS]
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark webframe against raw Tornado with wrk (ratios A/B).",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only these scenarios (repeatable or comma-separated): {', '.join(names)}",
+    )
+    p.add_argument("--duration", type=int, help="seconds per measurement (default 5)")
+    p.add_argument("--connections", type=int, help="wrk connections (default 64)")
+    p.add_argument("--rounds", type=int, help="A/B pairs per scenario (default 5)")
+    p.add_argument("--warmup", type=int, help="warm-up seconds per server (default 2)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 round of 1 s, 8 connections, no warm-up",
+    )
+    p.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help="where latest.json and ratios.png go (default bench/results)",
+    )
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    args = p.parse_args(argv)
+    selected: list[str] = []
+    for item in args.only or []:
+        selected += [n.strip() for n in item.split(",") if n.strip()]
+    unknown = [n for n in selected if n not in names]
+    if unknown:
+        p.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    args.selected = selected
+    for name in ("duration", "connections", "rounds"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.warmup is not None and args.warmup < 0:
+        p.error("--warmup must not be negative")
+    return args
+
+
+def config(args: argparse.Namespace) -> Config:
+    base = (
+        Config(duration=1, connections=8, rounds=1, warmup=0, quick=True)
+        if args.quick
+        else Config(duration=5, connections=64, rounds=5, warmup=2, quick=False)
+    )
+    return Config(
+        duration=args.duration or base.duration,
+        connections=args.connections or base.connections,
+        rounds=args.rounds or base.rounds,
+        warmup=base.warmup if args.warmup is None else args.warmup,
+        quick=base.quick,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for s in SCENARIOS:
+            target = f"target {s.target}" if s.target is not None else "no target"
+            print(f"{s.name:8} A={s.a.label} B={s.b.label} ({target}): {s.description}")
+        return 0
+    try:
+        wrk = find_wrk()
+    except WrkMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cfg = config(args)
+    table = by_name()
+    chosen = [table[n] for n in dict.fromkeys(args.selected)] if args.selected else SCENARIOS
+    meta = metadata(cfg, wrk)
+    pin = meta["server_cpu_pin"]
+    log(
+        f"bench: {len(chosen)} scenario(s), {cfg.rounds} round(s) x 2 x {cfg.duration}s, "
+        f"{cfg.connections} connections, warm-up {cfg.warmup}s; "
+        + ("servers on CPU 0, wrk on CPU 1" if pin else "no CPU pinning (needs taskset, 2 CPUs)")
+    )
+    started = time.monotonic()
+    results: list[dict[str, Any]] = []
+    failed = False
+    for scenario in chosen:
+        log(f"{scenario.name}: A={scenario.a.label} vs B={scenario.b.label}")
+        try:
+            results.append(run_scenario(scenario, cfg, wrk))
+        except Exception as exc:
+            failed = True
+            log(f"  {scenario.name}: FAILED: {exc}")
+            results.append({"name": scenario.name, "failed": str(exc)})
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    data = {"meta": meta, "scenarios": results}
+    args.output.mkdir(parents=True, exist_ok=True)
+    json_path = report.write_json(data, args.output / "latest.json")
+    print(report.markdown(data))
+    log(f"bench: wrote {json_path}")
+    with contextlib.suppress(ImportError):
+        chart = report.write_chart(data, args.output / "ratios.png")
+        if chart is not None:
+            log(f"bench: wrote {chart}")
+    bad = failed or any(r.get("errors") or r.get("problems") for r in results)
+    return 1 if bad else 0

@@ -1,0 +1,1 @@
+"""Benchmark servers: the same responses from webframe and from raw Tornado."""

@@ -1,0 +1,76 @@
+"""The webframe benchmark server, built only from webframe's public API.
+
+``python -m bench.servers.webframe_app --scenario NAME [--static-dir DIR] [run.py flags]``:
+every flag other than ``--scenario``/``--static-dir`` (``--port``, ``--loop``,
+``--instance-path``...) goes to :func:`webframe.cli.main`, as for ``run.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from bench.servers.common import (
+    COOKIE_SECRET,
+    HELLO,
+    TEMPLATES,
+    TEXT_TYPE,
+    bench_args,
+    page_context,
+)
+from webframe import Application, RequestHandler, Settings, route
+from webframe.cli import main as serve
+
+
+@route("/")
+class HelloHandler(RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", TEXT_TYPE)
+        self.write(HELLO)
+
+
+@route("/page")
+class PageHandler(RequestHandler):
+    def get(self) -> None:
+        self.render("page.html", **page_context())
+
+
+@route("/echo")
+class EchoHandler(RequestHandler):
+    def check_xsrf_cookie(self) -> None:
+        # Same as the Tornado twin: a JSON API route needs no XSRF token.
+        return None
+
+    def post(self) -> None:
+        data = self.get_json()
+        self.json(data)  # Content-Type: application/json; charset=UTF-8, as the twin
+
+
+ROUTES: dict[str, list[Any]] = {
+    "hello": [HelloHandler],
+    "page": [PageHandler],
+    "json": [EchoHandler],
+    "static": [],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns, rest = bench_args(argv)
+
+    def make_app(settings: Settings) -> Application:
+        return Application(ROUTES[ns.scenario], settings)
+
+    defaults = {
+        "cookie_secret": COOKIE_SECRET,
+        "access_log": False,
+        "debug": False,
+        "xsrf": True,
+        "template_path": TEMPLATES,
+        # An empty static_path serves no static files (the Tornado twin has none either).
+        "static_path": ns.static_dir or "",
+    }
+    return serve(make_app, rest, defaults)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
