@@ -148,8 +148,9 @@ def _run_workers(
     def spawn(index: int) -> None:
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # A stop asked for before this worker's loop is up is remembered, not fatal.
+            signal.signal(signal.SIGTERM, _remember_stop)
+            signal.signal(signal.SIGINT, _remember_stop)
             code = _run_worker(make_app, settings, sockets)
             os._exit(code)
         children[pid] = index
@@ -187,6 +188,14 @@ def _run_workers(
     return worst
 
 
+_stop_requested = False
+
+
+def _remember_stop(signum: int, _frame: object) -> None:
+    global _stop_requested
+    _stop_requested = True
+
+
 def _run_worker(make_app: AppFactory, settings: Settings, sockets: list[socket.socket]) -> int:
     coro = _serve(make_app, settings, sockets)
     if settings.loop == "uvloop":
@@ -206,6 +215,8 @@ async def _serve(make_app: AppFactory, settings: Settings, sockets: list[socket.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if _stop_requested:
+        stop.set()
     await stop.wait()
     server.stop()  # no new connections
     deadline = loop.time() + settings.shutdown_timeout

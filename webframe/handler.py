@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -229,6 +230,8 @@ class RequestHandler(tornado.web.RequestHandler):
             self.finish(json_encode({"error": error}))
             return
         try:
+            if not self._has_error_template():
+                raise _NoTemplate()
             self.render(
                 self.error_template,
                 status=status_code,
@@ -236,17 +239,29 @@ class RequestHandler(tornado.web.RequestHandler):
                 message=message,
                 traceback=tb,
             )
-        except Exception:
-            log.exception("error template %r failed; sending a plain page", self.error_template)
+        except Exception as render_exc:
+            if not isinstance(render_exc, _NoTemplate):
+                log.exception("error template %r failed; sent a plain page", self.error_template)
             reason = self._reason
             self.clear()
             self.set_status(status_code, reason)
             for name, value in headers.items():
                 self.set_header(name, value)
-            self.finish(
+            page = (
                 f"<!doctype html><title>{status_code} {xhtml_escape(reason)}</title>"
                 f"<h1>{status_code} {xhtml_escape(reason)}</h1><p>{xhtml_escape(message)}</p>"
             )
+            if tb:
+                page += f"<pre>{xhtml_escape(tb)}</pre>"
+            self.finish(page)
+
+    def _has_error_template(self) -> bool:
+        key = (self.get_template_path(), self.error_template)
+        found = _TEMPLATE_EXISTS.get(key)
+        if found is None:
+            found = key[0] is not None and os.path.isfile(os.path.join(key[0], key[1]))
+            _TEMPLATE_EXISTS[key] = found
+        return found
 
     def get_template_namespace(self) -> dict[str, Any]:
         """Called by ``render``; adds webframe's defaults to Tornado's namespace."""
@@ -265,6 +280,13 @@ class NotFoundHandler(RequestHandler):
 
     def prepare(self) -> None:
         raise NotFoundError()
+
+
+class _NoTemplate(Exception):
+    """The app has no error template: answer with the built-in plain page."""
+
+
+_TEMPLATE_EXISTS: dict[tuple[str | None, str], bool] = {}
 
 
 def _no_constants(name: str) -> Any:
