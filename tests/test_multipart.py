@@ -681,3 +681,13 @@ def test_raw_body_type_checks(temp_dir: Path) -> None:
     with pytest.raises(UploadTypeError):
         receiver.feed(HTML + b" " * 2000)  # refused as soon as enough bytes are in
     assert os.listdir(temp_dir) == []
+
+
+def test_checksum_off_computes_sha256_on_demand(temp_dir: Path) -> None:
+    receiver = MultipartReceiver(BOUNDARY, UploadLimits(), temp_dir, checksum=False)
+    receiver.feed(encode([("f", "a.png", "image/png", PNG)]))
+    _, [upload] = receiver.finish()
+    assert upload.sha256 == hashlib.sha256(PNG).hexdigest()
+    raw = RawBodyReceiver(UploadLimits(), temp_dir, "b.png", None, checksum=False)
+    raw.feed(PNG)
+    assert raw.finish().sha256 == hashlib.sha256(PNG).hexdigest()
