@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,10 @@ class CountingStore(SessionStore):
         self.calls.append("touch")
         return await self.inner.touch(sid)
 
+    async def take(self, sid: str, keys: Collection[str]) -> dict[str, Any]:
+        self.calls.append("take")
+        return await self.inner.take(sid, keys)
+
     async def delete(self, sid: str) -> None:
         self.calls.append("delete")
         await self.inner.delete(sid)
@@ -78,6 +82,9 @@ class CountingStore(SessionStore):
         raise AssertionError("not reached")
 
     async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
+        raise AssertionError("not reached")
+
+    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
         raise AssertionError("not reached")
 
     async def _delete(self, sid: str) -> None:

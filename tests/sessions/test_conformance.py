@@ -758,3 +758,335 @@ def test_redis_uses_native_ttl_and_hash_fields(redis_server: Any, clock: FakeClo
             await store.close()
 
     run(main())
+
+
+# -- take / forget (read-once data such as flash messages) -------------------------------------
+
+
+def test_take_removes_and_returns_only_the_named_existing_keys(
+    backend: Backend, clock: FakeClock
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            data = {"flash": ["saved", "done"], "none": None, "zero": 0, "user_id": 7, "x": [1]}
+            await store.save(sid, data, new=True)
+            taken = await store.take(sid, ["flash", "none", "zero", "missing"])
+            assert taken == {"flash": ["saved", "done"], "none": None, "zero": 0}
+            record = await store.load(sid)
+            assert record is not None and record.data == {"user_id": 7, "x": [1]}
+
+            assert await store.take(sid, ["flash"]) == {}  # already taken
+            assert await store.take(sid, {"none", "zero", "missing"}) == {}
+            assert await store.take(sid, []) == {}
+            record = await store.load(sid)
+            assert record is not None and record.data == {"user_id": 7, "x": [1]}
+
+            assert await store.take(sid, ("user_id", "x")) == {"user_id": 7, "x": [1]}
+            record = await store.load(sid)  # an emptied session still exists
+            assert record is not None and record.data == {}
+            assert await backend.count(store) == 1
+
+    run(main())
+
+
+def test_take_rejects_a_single_string_or_non_string_keys(
+    backend: Backend, clock: FakeClock
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            await store.save(sid, {"flash": 1, "f": 2}, new=True)
+            with pytest.raises(TypeError):
+                await store.take(sid, "flash")
+            with pytest.raises(TypeError):
+                await store.take(sid, [1])  # type: ignore[list-item]
+            record = await store.load(sid)
+            assert record is not None and record.data == {"flash": 1, "f": 2}
+
+    run(main())
+
+
+def test_take_does_not_refresh_idle_expiry(backend: Backend, clock: FakeClock) -> None:
+    async def main() -> None:
+        async with backend.store(clock, idle_timeout=100, absolute_timeout=1000) as store:
+            sid = new_session_id()
+            await store.save(sid, {"flash": ["hi"], "a": 1}, new=True)
+            saved_at = clock.now
+            clock.advance(90)
+            assert await store.take(sid, ["flash"]) == {"flash": ["hi"]}
+            record = await store.load(sid)
+            assert record is not None
+            assert record.accessed == saved_at and record.created == saved_at
+            clock.advance(11)  # 101 s after the last real activity
+            assert await store.load(sid) is None
+            assert await store.take(sid, ["a"]) == {}  # expired: nothing to take
+
+    run(main())
+
+
+def test_concurrent_takes_of_one_key_have_exactly_one_winner(
+    backend: Backend, clock: FakeClock
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            for round_ in range(3):
+                await store.save(sid, {"flash": [round_], "keep": "me"}, new=True)
+                results = await asyncio.gather(*(store.take(sid, ["flash"]) for _ in range(20)))
+                winners = [r for r in results if r]
+                assert winners == [{"flash": [round_]}], results
+                record = await store.load(sid)
+                assert record is not None and record.data == {"keep": "me"}
+
+    run(main())
+
+
+def test_concurrent_takes_and_saves_of_other_keys_all_survive(
+    backend: Backend, clock: FakeClock
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            await store.save(sid, {f"f{i}": i for i in range(10)}, new=True)
+            results = await asyncio.gather(
+                *(store.take(sid, [f"f{i}"]) for i in range(10)),
+                *(store.save(sid, {f"k{i}": i}, new=False) for i in range(10)),
+            )
+            assert results[:10] == [{f"f{i}": i} for i in range(10)]
+            assert results[10:] == [True] * 10
+            record = await store.load(sid)
+            assert record is not None and record.data == {f"k{i}": i for i in range(10)}
+
+    run(main())
+
+
+@pytest.mark.parametrize("sid", [*BAD_IDS, "VALID"])
+def test_take_on_unknown_or_forged_ids_returns_nothing_and_writes_nothing(
+    backend: Backend, clock: FakeClock, sid: str
+) -> None:
+    if sid == "VALID":
+        sid = new_session_id()  # well-formed but never issued
+
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            assert await store.take(sid, ["flash", "user_id"]) == {}
+            assert await backend.count(store) == 0
+            if is_valid_session_id(sid):
+                assert await store.load(sid) is None
+
+    run(main())
+
+
+def test_take_does_not_resurrect_a_deleted_session(backend: Backend, clock: FakeClock) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            await store.save(sid, {"flash": ["bye"], "user_id": 1}, new=True)
+            reader = await Session.open(store, sid)  # a request about to show flashes...
+            logout = await Session.open(store, sid)
+            logout.invalidate()
+            await logout.commit(store)  # ...while another logs out
+            assert "flash" in reader
+            assert await store.take(reader.sid, ["flash"]) == {}
+            reader.forget("flash")
+            assert await store.load(sid) is None
+            assert await backend.count(store) == 0
+            assert await reader.commit(store) is CookieAction.NONE  # nothing to write
+            assert await backend.count(store) == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("kind", ["json", "type"])
+def test_take_from_a_corrupt_record_returns_nothing(
+    backend: Backend, clock: FakeClock, kind: str
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            await store.save(sid, {"flash": ["x"]}, new=True)
+            await backend.corrupt(store, sid, kind)
+            assert await store.take(sid, ["flash", "broken"]) == {}  # it loads as empty too
+            record = await store.load(sid)
+            assert record is not None and record.data == {}
+
+    run(main())
+
+
+def test_forget_after_take_makes_commit_write_nothing_for_the_key(
+    backend: Backend, clock: FakeClock, counting: type[CountingStore]
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as inner:
+            sid = new_session_id()
+            await inner.save(sid, {"flash": ["saved"], "user_id": 7}, new=True)
+            store = counting(inner)
+            clock.advance(5)  # inside touch_interval: an unmodified commit writes nothing
+
+            session = await Session.open(store, sid, touch_interval=60)
+            taken = await store.take(session.sid, ["flash"])
+            assert taken == {"flash": ["saved"]}
+            session.forget("flash")
+            assert "flash" not in session and dict(session) == {"user_id": 7}
+            assert not session.modified
+            assert session.changes == {} and session.deleted_keys == set()
+            assert await session.commit(store) is CookieAction.NONE
+            assert store.writes == ["take"]
+            record = await inner.load(sid)
+            assert record is not None and record.data == {"user_id": 7}
+
+    run(main())
+
+
+def test_forget_does_not_delete_a_value_stored_meanwhile(
+    backend: Backend, clock: FakeClock, counting: type[CountingStore]
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as inner:
+            sid = new_session_id()
+            await inner.save(sid, {"flash": ["old"], "a": 1}, new=True)
+            store = counting(inner)
+            session = await Session.open(store, sid)
+            assert await store.take(sid, ["flash"]) == {"flash": ["old"]}
+            session.forget("flash")
+            session["a"] = 2
+            # a parallel request of the same session flashes a new message
+            assert await inner.save(sid, {"flash": ["new"]}, new=False)
+            await session.commit(store)
+            assert store.writes == ["take", "save"]
+            record = await inner.load(sid)
+            assert record is not None and record.data == {"a": 2, "flash": ["new"]}
+
+    run(main())
+
+
+def test_forget_drops_pending_changes_and_deletions(
+    backend: Backend, clock: FakeClock, counting: type[CountingStore]
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as inner:
+            sid = new_session_id()
+            await inner.save(sid, {"a": 1, "b": 2}, new=True)
+            store = counting(inner)
+            clock.advance(5)
+            session = await Session.open(store, sid, touch_interval=60)
+            session["flash"] = ["set in this request"]
+            del session["b"]
+            session.forget("flash")
+            session.forget("b")
+            session.forget("never-there")  # no error
+            assert "flash" not in session and "b" not in session
+            assert not session.modified
+            assert session.changes == {} and session.deleted_keys == set()
+            assert await session.commit(store) is CookieAction.NONE
+            assert store.writes == []
+            record = await inner.load(sid)
+            assert record is not None and record.data == {"a": 1, "b": 2}
+
+            # on a session not stored yet, a forgotten key is simply never written
+            fresh = await Session.open(store, None)
+            fresh["flash"] = ["x"]
+            fresh.forget("flash")
+            assert not fresh.modified
+            assert await fresh.commit(store) is CookieAction.NONE
+            assert store.writes == []
+
+    run(main())
+
+
+def test_sqlite_take_across_two_stores_on_one_file(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "sessions.db"
+
+    async def main() -> None:
+        a = SQLiteStore(path, clock=clock)
+        b = SQLiteStore(path, clock=clock)
+        try:
+            sid = new_session_id()
+            for round_ in range(5):
+                await a.save(sid, {"flash": [round_], "keep": 1}, new=True)
+                results = await asyncio.gather(
+                    *(a.take(sid, ["flash"]) for _ in range(10)),
+                    *(b.take(sid, ["flash"]) for _ in range(10)),
+                )
+                winners = [r for r in results if r]
+                assert winners == [{"flash": [round_]}], results
+                record = await b.load(sid)
+                assert record is not None and record.data == {"keep": 1}
+            await b.delete(sid)
+            assert await a.take(sid, ["keep"]) == {}
+            assert await a.load(sid) is None
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main())
+
+
+def test_sqlite_take_bounded_by_timeout_and_takes_nothing_on_failure(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "sessions.db"
+
+    async def main() -> None:
+        store = SQLiteStore(path, clock=clock, timeout=0.3)
+        sid = new_session_id()
+        await store.save(sid, {"flash": ["x"]}, new=True)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            started = time.monotonic()
+            with pytest.raises(SessionStoreError):
+                await store.take(sid, ["flash"])
+            assert time.monotonic() - started < 2.0
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert await store.take(sid, ["flash"]) == {"flash": ["x"]}  # it was not lost
+        await store.close()
+
+    run(main())
+
+
+def test_redis_take_keeps_ttl_and_hash_layout(redis_server: Any, clock: FakeClock) -> None:
+    from webframe.sessions.redis import RedisStore
+
+    async def main() -> None:
+        redis_server.flushall()
+        store = RedisStore(redis_server.url, clock=clock, idle_timeout=100, absolute_timeout=150)
+        try:
+            sid = new_session_id()
+            await store.save(sid, {"flash": ["hi"], "a": 1}, new=True)
+            key = store.key_prefix + sid
+            before = await store._client.hgetall(key)
+            clock.advance(50)
+            assert await store.take(sid, ["flash"]) == {"flash": ["hi"]}
+            fields = await store._client.hgetall(key)
+            assert set(fields) == {b"k:a", b"m:created", b"m:accessed"}
+            assert fields[b"m:accessed"] == before[b"m:accessed"]
+            pttl = await store._client.pttl(key)
+            assert 0 < pttl <= 100_000  # not extended by the take
+
+            await store.delete(sid)
+            assert await store.take(sid, ["a"]) == {}
+            assert await store._client.exists(key) == 0
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_redis_take_unreachable_raises_store_error(clock: FakeClock) -> None:
+    from webframe.sessions.redis import RedisStore
+
+    async def main() -> None:
+        store = RedisStore("redis://127.0.0.1:1/0", clock=clock, timeout=0.5)
+        try:
+            started = time.monotonic()
+            with pytest.raises(SessionStoreError):
+                await store.take(new_session_id(), ["flash"])
+            assert time.monotonic() - started < 2.0
+        finally:
+            await store.close()
+
+    run(main())

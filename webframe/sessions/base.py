@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +155,28 @@ class SessionStore(ABC):
         cs = Changeset(values={}, encoded={}, deleted=frozenset(), new=False, touch=True)
         return await self._save(sid, cs, self.clock())
 
+    async def take(self, sid: str, keys: Collection[str]) -> dict[str, Any]:
+        """Atomically remove `keys` from the stored session `sid` and return them.
+
+        Returns ``{key: value}`` for exactly the keys that existed and were
+        removed by this call: of several concurrent takes of one key, exactly
+        one gets it.  Other keys are untouched.  A session that is unknown,
+        expired, deleted, corrupt or has a malformed ID yields ``{}``; `take`
+        never creates a record and never refreshes the idle expiry.  Use it for
+        read-once data such as flash messages, then `Session.forget` the keys
+        so the request's commit writes nothing for them.  Raises
+        SessionStoreError if the backend fails or times out.
+        """
+        if isinstance(keys, (str, bytes)):
+            raise TypeError("take() needs a collection of keys, not a single str")
+        wanted = frozenset(keys)
+        for key in wanted:
+            if not isinstance(key, str):
+                raise TypeError(f"session keys must be str, not {type(key).__name__}: {key!r}")
+        if not wanted or not is_valid_session_id(sid):
+            return {}
+        return await self._take(sid, wanted, self.clock())
+
     async def delete(self, sid: str) -> None:
         """Remove the record for `sid` (no error if it does not exist)."""
         if is_valid_session_id(sid):
@@ -199,6 +221,15 @@ class SessionStore(ABC):
     @abstractmethod
     async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
         """Called by `save`/`touch`; apply `cs` atomically and return whether it was written."""
+
+    @abstractmethod
+    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
+        """Called by `take` with a well-formed ID and a non-empty key set.
+
+        In one atomic step: if the record exists and is live at `now`, delete
+        those of `keys` it holds and return them decoded; never create the
+        record, never change its timestamps.  Otherwise return {}.
+        """
 
     @abstractmethod
     async def _delete(self, sid: str) -> None:
@@ -386,6 +417,17 @@ class Session(MutableMapping[str, Any]):
     def __repr__(self) -> str:
         state = "new" if self._new else "stored"
         return f"<Session {self._sid[:6]}… {state} keys={sorted(self._data)!r}>"
+
+    def forget(self, key: str) -> None:
+        """Drop `key` locally without recording a change or a deletion for `commit`.
+
+        Use it after `SessionStore.take` removed the key from the store: commit
+        then writes nothing for it.  A value set in this request and not yet
+        committed is dropped too (it is no longer pending).  No error if absent.
+        """
+        self._data.pop(key, None)
+        self._changes.pop(key, None)
+        self._deleted.discard(key)
 
     def mark_changed(self, key: str) -> None:
         """Record that the value under `key` was mutated in place."""

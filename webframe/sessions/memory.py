@@ -56,6 +56,17 @@ class MemoryStore(SessionStore):
         self._records[sid] = entry
         return True
 
+    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
+        # No await between read and write: atomic on the event loop.
+        entry = self._records.get(sid)
+        if entry is None or self.is_expired(entry.created, entry.accessed, now):
+            return {}
+        data = self._decode_data(sid, entry.blob)
+        taken = {key: data.pop(key) for key in keys if key in data}
+        if taken:
+            entry.blob = json.dumps(data, allow_nan=False, separators=(",", ":"))
+        return taken
+
     async def _delete(self, sid: str) -> None:
         self._records.pop(sid, None)
 

@@ -81,6 +81,39 @@ redis.call('PEXPIRE', key, ttl)
 return 1
 """
 
+# KEYS[1] session hash.  ARGV: now, idle, absolute, then the "k:" field names
+# to take.  Deletes those present and returns them as a flat name/value list;
+# returns {} (writing nothing) for an absent, expired or corrupt record.  Never
+# touches m:accessed or the TTL.
+_TAKE_LUA = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local idle = tonumber(ARGV[2])
+local absolute = tonumber(ARGV[3])
+if redis.call('TYPE', key)['ok'] ~= 'hash' then return {} end
+local meta = redis.call('HMGET', key, 'm:created', 'm:accessed')
+local created = tonumber(meta[1]) or now
+local accessed = tonumber(meta[2]) or now
+if now - accessed > idle or now - created > absolute then return {} end
+-- a value that is not JSON makes the whole record load as empty: match that
+local all = redis.call('HGETALL', key)
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 'k:' and not pcall(cjson.decode, all[i + 1]) then
+    return {}
+  end
+end
+local taken = {}
+for i = 4, #ARGV do
+  local value = redis.call('HGET', key, ARGV[i])
+  if value then
+    redis.call('HDEL', key, ARGV[i])
+    taken[#taken + 1] = ARGV[i]
+    taken[#taken + 1] = value
+  end
+end
+return taken
+"""
+
 # KEYS: candidate session hashes.  ARGV: now, idle, absolute.  Deletes the
 # expired ones (by the store's clock, which may run ahead of Redis's TTLs).
 _PURGE_LUA = """
@@ -152,6 +185,7 @@ class RedisStore(SessionStore):
         self._client: Redis = aioredis.Redis.from_pool(pool)
         self._save_script = self._client.register_script(_SAVE_LUA)
         self._purge_script = self._client.register_script(_PURGE_LUA)
+        self._take_script = self._client.register_script(_TAKE_LUA)
 
     def _key(self, sid: str) -> str:
         return self.key_prefix + sid
@@ -231,6 +265,21 @@ class RedisStore(SessionStore):
         key = self._key(sid)
         result = await self._call(lambda: self._save_script(keys=[key], args=args))
         return bool(result)
+
+    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
+        args = [repr(now), repr(self.idle_timeout), repr(self.absolute_timeout)]
+        args.extend(_KEY_PREFIX + k for k in sorted(keys))
+        key = self._key(sid)
+        raw = await self._call(lambda: self._take_script(keys=[key], args=args))
+        flat = list(raw or [])
+        taken: dict[str, Any] = {}
+        for i in range(0, len(flat) - 1, 2):
+            name = _b(flat[i]).decode("utf-8")[len(_KEY_PREFIX) :]
+            try:
+                taken[name] = json.loads(_b(flat[i + 1]))
+            except ValueError as exc:  # cjson accepted what Python's json does not
+                self._report_corrupt(sid, f"invalid value: {exc}")
+        return taken
 
     async def _delete(self, sid: str) -> None:
         key = self._key(sid)

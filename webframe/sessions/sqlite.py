@@ -192,6 +192,34 @@ class SQLiteStore(SessionStore):
 
         return await self._run(write)
 
+    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
+        def take(conn: sqlite3.Connection) -> dict[str, Any]:
+            def body() -> dict[str, Any]:
+                row = conn.execute(
+                    "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?",
+                    (sid,),
+                ).fetchone()
+                if row is None:
+                    return {}
+                created = self._as_time(row[1], now)
+                accessed = self._as_time(row[2], now)
+                if self.is_expired(created, accessed, now):
+                    return {}
+                blob = row[0] if isinstance(row[0], (str, bytes)) else None
+                data = self._decode_data(sid, blob)
+                taken = {key: data.pop(key) for key in keys if key in data}
+                if taken:
+                    # UPDATE, never INSERT: the timestamps (idle expiry) stay as they are.
+                    conn.execute(
+                        "UPDATE webframe_sessions SET data = ? WHERE sid = ?",
+                        (json.dumps(data, allow_nan=False, separators=(",", ":")), sid),
+                    )
+                return taken
+
+            return self._transaction(conn, body)
+
+        return await self._run(take)
+
     async def _delete(self, sid: str) -> None:
         def remove(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM webframe_sessions WHERE sid = ?", (sid,))
