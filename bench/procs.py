@@ -134,6 +134,23 @@ class ServerProcess:
             return None
         return None
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far (all threads), from /proc schedstat (ns)."""
+        if self.proc is None:
+            return 0.0
+        total = 0
+        task_dir = Path(f"/proc/{self.proc.pid}/task")
+        try:
+            tasks = list(task_dir.iterdir())
+        except OSError:
+            return 0.0
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that just ended
+        return total / 1e9
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM our own child; SIGKILL it if it has not exited after ``timeout``."""
         proc = self.proc

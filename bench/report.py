@@ -43,13 +43,14 @@ def markdown(data: dict[str, Any]) -> str:
         + ("server CPU 0, wrk CPU 1" if meta["server_cpu_pin"] else "none"),
         "",
         "| scenario | A | B | A req/s | B req/s | A/B (min-max) | target | result "
-        "| A p50/p99 ms | B p50/p99 ms | A RSS MiB | B RSS MiB | errors A | errors B |",
-        "|---|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|",
+        "| CPU A/B | A CPU us/req | B CPU us/req | A p50/p99 ms | B p50/p99 ms "
+        "| A RSS MiB | B RSS MiB | errors A | errors B |",
+        "|---|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     notes = []
     for r in data["scenarios"]:
         if "failed" in r:
-            lines.append(f"| {r['name']} | | | | | | | **FAILED** | | | | | | |")
+            lines.append(f"| {r['name']} | | | | | | | **FAILED** | | | | | | | | | |")
             notes.append(f"- {r['name']}: failed: {r['failed'].splitlines()[0]}")
             continue
         a, b = r["a"], r["b"]
@@ -57,7 +58,8 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {r['name']} | {a['label']} | {b['label']} | {a['rps_median']:.0f} "
             f"| {b['rps_median']:.0f} | {r['ratio']:.3f} ({min(r['ratios']):.3f}-"
-            f"{max(r['ratios']):.3f}) | {target} | {_result(r)} "
+            f"{max(r['ratios']):.3f}) | {target} | {_result(r)} | {r['cpu_ratio']:.3f} "
+            f"| {a['cpu_us_per_request_median']:.0f} | {b['cpu_us_per_request_median']:.0f} "
             f"| {a['latency_p50_ms']:.2f}/{a['latency_p99_ms']:.2f} "
             f"| {b['latency_p50_ms']:.2f}/{b['latency_p99_ms']:.2f} "
             f"| {_mib(a['rss_peak_kib'])} | {_mib(b['rss_peak_kib'])} "
@@ -67,7 +69,9 @@ def markdown(data: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         "A/B: median of the per-round ratios (rounds alternate A, B); req/s and latency: "
-        "medians over rounds; RSS: peak (VmHWM) at the end of the scenario."
+        "medians over rounds; CPU A/B: median per-round ratio of B's server CPU time per "
+        "request to A's (efficiency, like req/s A/B but barely moved by other load on the "
+        "machine); RSS: peak (VmHWM) at the end of the scenario."
     )
     if notes:
         lines += ["", *notes]

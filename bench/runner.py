@@ -36,7 +36,38 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _side(server: Server, proc: ServerProcess, runs: list[WrkResult]) -> dict[str, Any]:
+@dataclass
+class Run:
+    """One wrk measurement of one server, with the CPU time the server spent on it."""
+
+    wrk: WrkResult
+    cpu_s: float
+
+    @property
+    def rps(self) -> float:
+        return self.wrk.rps
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return 1e6 * self.cpu_s / self.wrk.requests if self.wrk.requests else 0.0
+
+
+def measure(
+    scenario: Scenario,
+    proc: ServerProcess,
+    seconds: int,
+    cfg: Config,
+    workdir: Path,
+    pin: list[str],
+    wrk: str,
+) -> Run:
+    before = proc.cpu_seconds()
+    result = scenario.load.run(proc.url, seconds, cfg.connections, workdir, pin, wrk)
+    return Run(result, proc.cpu_seconds() - before)
+
+
+def _side(server: Server, proc: ServerProcess, measured: list[Run]) -> dict[str, Any]:
+    runs = [m.wrk for m in measured]
     errors: dict[str, int] = {}
     for r in runs:
         for kind, n in r.errors.items():
@@ -50,6 +81,8 @@ def _side(server: Server, proc: ServerProcess, runs: list[WrkResult]) -> dict[st
         "latency_p50_ms": statistics.median(r.latency_ms.get("50", 0.0) for r in runs),
         "latency_p99_ms": statistics.median(r.latency_ms.get("99", 0.0) for r in runs),
         "requests": sum(r.requests for r in runs),
+        "cpu_us_per_request": [m.cpu_us_per_request for m in measured],
+        "cpu_us_per_request_median": statistics.median(m.cpu_us_per_request for m in measured),
         "errors": errors,
         "error_count": sum(errors.values()),
         "rss_peak_kib": None,
@@ -92,7 +125,7 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
             for which, server in (("A", scenario.a), ("B", scenario.b))
         ]
         a, b = procs
-        runs: dict[str, list[WrkResult]] = {"A": [], "B": []}
+        runs: dict[str, list[Run]] = {"A": [], "B": []}
         rss: dict[str, int | None] = {}
         try:
             for proc in procs:
@@ -108,17 +141,16 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
             for i in range(cfg.rounds):
                 pair = []
                 for which, proc in (("A", a), ("B", b)):
-                    r = scenario.load.run(
-                        proc.url, cfg.duration, cfg.connections, workdir, load_pin, wrk
-                    )
+                    r = measure(scenario, proc, cfg.duration, cfg, workdir, load_pin, wrk)
                     runs[which].append(r)
                     pair.append(r)
                 ratio = pair[0].rps / pair[1].rps if pair[1].rps else 0.0
-                errs = pair[0].error_count + pair[1].error_count
+                errs = pair[0].wrk.error_count + pair[1].wrk.error_count
                 log(
                     f"  {scenario.name} round {i + 1}/{cfg.rounds}: "
                     f"A {pair[0].rps:9.1f} req/s  B {pair[1].rps:9.1f} req/s  "
-                    f"A/B {ratio:.3f}" + (f"  errors {errs}" if errs else "")
+                    f"A/B {ratio:.3f}  CPU us/req A {pair[0].cpu_us_per_request:.0f} "
+                    f"B {pair[1].cpu_us_per_request:.0f}" + (f"  errors {errs}" if errs else "")
                 )
             # Read just before stopping: the peak over the whole scenario.
             rss = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
@@ -132,6 +164,12 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
         ra.rps / rb.rps if rb.rps else 0.0 for ra, rb in zip(runs["A"], runs["B"], strict=True)
     ]
     ratio = statistics.median(ratios)
+    # CPU time per request is barely moved by other load on the machine, unlike req/s:
+    # B's CPU per request over A's is A's efficiency relative to B (higher is better).
+    cpu_ratios = [
+        rb.cpu_us_per_request / ra.cpu_us_per_request if ra.cpu_us_per_request else 0.0
+        for ra, rb in zip(runs["A"], runs["B"], strict=True)
+    ]
     errors = side_a["error_count"] + side_b["error_count"]
     verdict = None
     if scenario.target is not None:
@@ -145,6 +183,8 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
         "b": side_b,
         "ratios": ratios,
         "ratio": ratio,
+        "cpu_ratios": cpu_ratios,
+        "cpu_ratio": statistics.median(cpu_ratios),
         "target": scenario.target,
         "verdict": verdict,
         "errors": errors,
