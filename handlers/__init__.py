@@ -6,7 +6,8 @@ from pathlib import Path
 
 from webframe import Application, Settings
 
-from . import pages
+from . import account, pages
+from .base import DemoDB
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,4 +21,5 @@ DEMO_DEFAULTS = {
 
 def make_app(settings: Settings) -> Application:
     """Build the demo application for ``settings``."""
-    return Application([pages], settings)
+    db = DemoDB(Path(settings.instance_path) / "demo.db")
+    return Application([pages, account], settings, login_url="/login", demo_db=db)

@@ -6,23 +6,45 @@ from typing import Any
 
 from webframe import BadRequestError, NotFoundError, RequestHandler, route
 
+from .base import THEMES, PageHandler
+
 
 @route("/", name="home")
-class HomeHandler(RequestHandler):
+class HomeHandler(PageHandler):
     def get(self) -> None:
         self.render("home.html")
 
 
 @route("/about", name="about")
-class AboutHandler(RequestHandler):
+class AboutHandler(PageHandler):
     def get(self) -> None:
         self.render("about.html")
 
 
 @route("/hello/{name}", name="hello")
-class HelloHandler(RequestHandler):
+class HelloHandler(PageHandler):
     def get(self, name: str) -> None:
         self.render("hello.html", name=name)
+
+
+@route("/preferences", name="preferences")
+class PreferencesHandler(PageHandler):
+    """A display preference kept in a plain cookie: set, shown back, cleared."""
+
+    def get(self) -> None:
+        self.render("preferences.html", themes=THEMES, saved="theme" in self.request.cookies)
+
+    def post(self) -> None:
+        if self.get_body_argument("action", "save") == "clear":
+            self.clear_cookie("theme")
+            self.flash("Theme preference cleared.", "info")
+        else:
+            theme = self.get_body_argument("theme", "")
+            if theme not in THEMES:
+                raise BadRequestError(f"Choose one of the themes: {', '.join(THEMES)}.")
+            self.set_cookie("theme", theme, expires_days=365)
+            self.flash(f"Theme set to {theme}.", "success")
+        self.redirect(self.reverse_url("preferences"))
 
 
 class NoteStore:

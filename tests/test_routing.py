@@ -106,7 +106,7 @@ def test_module_form_collects_decorated_classes_in_order() -> None:
 
     table = RouteTable([pages])
     names = [r.name for r in table.routes]  # type: ignore[union-attr]
-    assert names == ["home", "about", "hello", "api-notes", "api-note"]
+    assert names == ["home", "about", "hello", "preferences", "api-notes", "api-note"]
 
 
 class TypedArgumentsTest(AsyncHTTPTestCase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ from tornado.web import _HandlerDelegate
 from .errors import BadRequestError, ConfigurationError, HTTPError, PayloadTooLargeError
 from .handler import NotFoundHandler
 from .routing import RouteSpec, RouteTable
+from .sessions import SessionStore, open_store
 from .settings import Settings
 
 log = logging.getLogger("webframe")
@@ -28,6 +30,8 @@ _UNLIMITED = 1 << 62
 _DIGITS = re.compile(r"[0-9]{1,19}")
 #: bytes of a refused body read and thrown away so the client can read the answer.
 _DRAIN = 32 * 1024 * 1024
+#: seconds between purges of expired sessions.
+_PURGE_INTERVAL = 600.0
 
 
 class Application(tornado.web.Application):
@@ -49,6 +53,8 @@ class Application(tornado.web.Application):
         self.inflight: set[httputil.HTTPServerRequest] = set()
         self._limits: dict[type, int] = {}
         self._on_close: list[Callable[[], Awaitable[None]]] = []
+        self._store: SessionStore | None = None
+        self.session_store_url = _session_store_url(s)
         secret, version = _resolve_cookie_secret(s)
         options: dict[str, Any] = {
             "debug": s.debug,
@@ -57,7 +63,7 @@ class Application(tornado.web.Application):
             "cookie_secret": secret,
             "template_path": s.template_path,
             "xsrf_cookies": s.xsrf,
-            "xsrf_cookie_kwargs": {"samesite": "Lax", "secure": s.secure_cookies},
+            "webframe_secure_cookies": s.secure_cookies,
             "default_handler_class": NotFoundHandler,
             "autoescape": "xhtml_escape",
             "static_url_prefix": s.static_url_prefix,
@@ -68,6 +74,27 @@ class Application(tornado.web.Application):
             options["static_path"] = s.static_path
         options.update(tornado_settings)
         super().__init__(self.route_table.rules(), **options)
+
+    @property
+    def session_store(self) -> SessionStore:
+        """The session store, opened on first use (so each worker process has its own)."""
+        if self._store is None:
+            s = self.wf_settings
+            store = open_store(
+                self.session_store_url,
+                idle_timeout=s.session_idle_timeout,
+                absolute_timeout=s.session_absolute_timeout,
+                timeout=s.session_timeout,
+            )
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                store.start_purger(_PURGE_INTERVAL)
+            self._store = store
+            self.add_close_callback(store.close)
+        return self._store
 
     def add_close_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Register ``callback`` to be awaited by :meth:`aclose` (last registered, first run)."""
@@ -281,6 +308,27 @@ def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError
             f"The request body is {size} bytes; this address accepts at most {limit} bytes."
         ), size
     return None, size
+
+
+def _session_store_url(s: Settings) -> str:
+    """The store URL (default: SQLite in the instance folder), checked at start-up."""
+    url = s.session_store or "sqlite:///" + os.path.abspath(
+        os.path.join(s.instance_path, "sessions.db")
+    )
+    scheme = url.partition("://")[0].lower()
+    if scheme not in ("memory", "sqlite", "redis", "rediss") or "://" not in url:
+        raise ConfigurationError(
+            "session_store",
+            f"{url!r} is not memory://, sqlite:///path.db, redis://host:port/db or rediss://",
+        )
+    if scheme.startswith("redis"):
+        try:
+            import redis.asyncio  # noqa: F401
+        except ImportError:
+            raise ConfigurationError(
+                "session_store", "redis:// needs the redis client: pip install 'webframe[redis]'"
+            ) from None
+    return url
 
 
 def _resolve_cookie_secret(s: Settings) -> tuple[str | dict[int, str], int | None]:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import traceback
+from urllib.parse import urlsplit
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +20,7 @@ from .errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
+from .websession import SessionMixin
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -46,7 +48,7 @@ DEFAULT_MESSAGES = {
 }
 
 
-class RequestHandler(tornado.web.RequestHandler):
+class RequestHandler(SessionMixin):
     """Base class for every webframe handler; it *is* a Tornado RequestHandler.
 
     Implement any of ``get``/``post``/``put``/``patch``/``delete``. HEAD is answered
@@ -106,6 +108,12 @@ class RequestHandler(tornado.web.RequestHandler):
         """URL path of the route ``name`` (typed keyword params for ``{param}`` routes)."""
         return self.application.reverse_url(name, *args, **params)
 
+    def safe_next_url(self, name: str = "next", default: str = "/") -> str:
+        """The local URL given in argument ``name``, or ``default`` if it is missing or
+        could lead to another site (``//host``, ``/\\host``, a scheme, control bytes)."""
+        value = self.get_argument(name, "")
+        return value if is_local_url(value) else default
+
     def check_xsrf_cookie(self) -> None:
         """Called before ``prepare`` on unsafe methods; a method the handler lacks is a 405
         whatever the token (so clients learn ``Allow`` rather than a misleading 403)."""
@@ -126,7 +134,7 @@ class RequestHandler(tornado.web.RequestHandler):
                 )
             # XSRF was already checked for the POST; dispatch now goes to put/patch/delete.
             self.request.method = wanted
-        return None
+        return super().prepare()
 
     async def head(self, *args: Any, **kwargs: Any) -> None:
         """HEAD from GET: same status and headers, Tornado drops the body."""
@@ -268,6 +276,7 @@ class RequestHandler(tornado.web.RequestHandler):
         ns = super().get_template_namespace()
         ns["settings"] = self.wf_settings
         ns["debug"] = self.wf_settings.debug
+        ns["get_flashed_messages"] = self.get_flashed_messages
         return ns
 
 
@@ -280,6 +289,16 @@ class NotFoundHandler(RequestHandler):
 
     def prepare(self) -> None:
         raise NotFoundError()
+
+
+def is_local_url(url: str) -> bool:
+    """True if ``url`` is a path on this site (safe as a redirect target)."""
+    if not url.startswith("/") or url.startswith(("//", "/\\")):
+        return False
+    if any(ord(c) < 0x20 or c in "\\\x7f" for c in url):
+        return False
+    parts = urlsplit(url)
+    return not parts.scheme and not parts.netloc
 
 
 class _NoTemplate(Exception):

@@ -1,0 +1,353 @@
+"""The HTTP side of sessions: ``self.session``, flash messages, session-bound XSRF.
+
+Stores know nothing of HTTP (see :mod:`webframe.sessions`); this mixin loads the
+session from the signed cookie, saves it before the response headers leave, and
+turns store failures into a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tornado.concurrent import Future
+
+from .cookies import CookieMixin
+from .errors import ServiceUnavailableError, XSRFError
+from .sessions import CookieAction, Session, SessionStoreError, is_valid_session_id
+
+if TYPE_CHECKING:
+    from .sessions import SessionStore
+    from .settings import Settings
+
+log = logging.getLogger("webframe.sessions")
+
+FLASH_PREFIX = "_flash."
+#: a fresh session that carries an XSRF token must be stored so the token stays valid.
+XSRF_ANCHOR = "_xsrf"
+_UNSET: Any = object()
+_XSRF_RAW = 32
+
+
+class _StoreFailureLog:
+    """Logs store failures at most once per ``interval`` seconds, counting the rest."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        self.interval = interval
+        self.last = 0.0
+        self.suppressed = 0
+
+    def report(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            more = f" ({self.suppressed} more since the last report)" if self.suppressed else ""
+            log.error("session store unavailable: %s%s", exc, more)
+            self.last = now
+            self.suppressed = 0
+        else:
+            self.suppressed += 1
+
+
+store_failures = _StoreFailureLog()
+
+
+def _unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        "The session store is unavailable, so this page cannot be shown right now. "
+        "Please try again in a moment.",
+        headers={"Retry-After": "5"},
+    )
+
+
+class SessionMixin(CookieMixin):
+    """Adds ``self.session``, ``flash()``, ``get_flashed_messages()`` and a session-bound
+    XSRF token to a handler. Used through :class:`webframe.RequestHandler`."""
+
+    #: load the session in ``prepare`` (needed to use ``self.session`` synchronously
+    #: when the client has a session cookie; pages showing the user or flashes set it).
+    uses_session: ClassVar[bool] = False
+
+    _session: Session | None = None
+    _session_committed = False
+    _cookie_sid_value: Any = _UNSET
+    _final: Future[None] | None = None
+    _final_running = False
+    _flashes: list[tuple[str, str]] | None = None
+
+    # Loading ------------------------------------------------------------------
+
+    @property
+    def session_store(self) -> SessionStore:
+        """The application's session store."""
+        store: SessionStore = self.application.session_store  # type: ignore[attr-defined]
+        return store
+
+    def _settings(self) -> Settings:
+        settings: Settings = self.application.wf_settings  # type: ignore[attr-defined]
+        return settings
+
+    def session_id_from_cookie(self) -> str | None:
+        """The session ID in the verified, signed cookie, or None (never from the URL)."""
+        if self._cookie_sid_value is _UNSET:
+            s = self._settings()
+            sid: str | None = None
+            if s.session_cookie in self.request.cookies:
+                raw = self.get_signed_cookie(
+                    s.session_cookie, max_age_days=s.session_absolute_timeout / 86400 + 1
+                )
+                if raw is not None:
+                    text = raw.decode("ascii", "replace")
+                    sid = text if is_valid_session_id(text) else None
+            self._cookie_sid_value = sid
+        result: str | None = self._cookie_sid_value
+        return result
+
+    async def load_session(self) -> Session:
+        """Load the session once (a store call only if the client has a session cookie).
+
+        Raises a 503 :class:`ServiceUnavailableError` if the store is down.
+        """
+        if self._session is None:
+            sid = self.session_id_from_cookie()
+            store = self.session_store
+            interval = self._settings().session_touch_interval
+            if sid is None:
+                self._session = Session.fresh(store.clock(), touch_interval=interval)
+            else:
+                try:
+                    self._session = await Session.open(store, sid, touch_interval=interval)
+                except SessionStoreError as exc:
+                    store_failures.report(exc)
+                    raise _unavailable() from None
+        return self._session
+
+    @property
+    def session(self) -> Session:
+        """The request's session, a mutable mapping of JSON values.
+
+        Loaded by ``prepare`` when ``uses_session`` is set, or by ``await
+        self.load_session()``; without a session cookie a fresh one is started here.
+        """
+        if self._session is None:
+            if self.session_id_from_cookie() is not None:
+                raise RuntimeError(
+                    f"{type(self).__name__}: the session is not loaded yet; set "
+                    "uses_session = True on the handler or call await self.load_session()"
+                )
+            store = self.session_store
+            self._session = Session.fresh(
+                store.clock(), touch_interval=self._settings().session_touch_interval
+            )
+        return self._session
+
+    def prepare(self) -> Awaitable[None] | None:
+        """Called before the method; loads the session when ``uses_session`` is set."""
+        if self.uses_session and self._session is None:
+            return self._prepare_session()
+        return None
+
+    async def _prepare_session(self) -> None:
+        await self.load_session()
+
+    def get_current_user(self) -> Any:
+        """The ``user`` stored in the session by the login code, or None."""
+        return self._session.get("user") if self._session is not None else None
+
+    # Saving before the headers leave -----------------------------------------
+
+    def _session_pending(self) -> bool:
+        return (
+            self._session is not None and not self._session_committed and not self._headers_written
+        )
+
+    async def _commit_session(self) -> None:
+        """Save what changed and set or clear the cookie (skipped on a 5xx)."""
+        self._session_committed = True
+        session = self._session
+        if session is None or self._status_code >= 500:
+            return
+        try:
+            action = await session.commit(self.session_store)
+        except SessionStoreError as exc:
+            store_failures.report(exc)
+            raise _unavailable() from None
+        s = self._settings()
+        if action is CookieAction.SET:
+            self.set_signed_cookie(
+                s.session_cookie, session.sid, expires_days=s.session_absolute_timeout / 86400
+            )
+        elif action is CookieAction.CLEAR:
+            self.clear_cookie(s.session_cookie)
+
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
+        """Finish the response; a changed session is saved first (asynchronously)."""
+        if self._final is not None and not self._final_running:
+            if chunk is not None:
+                self.write(chunk)
+            return self._final
+        if self._final is None and self._session_pending():
+            if chunk is not None:
+                self.write(chunk)
+            self._final = asyncio.ensure_future(self._commit_then_finish())
+            return self._final
+        return super().finish(chunk)
+
+    async def _commit_then_finish(self) -> None:
+        try:
+            await self._commit_session()
+        except ServiceUnavailableError as exc:
+            self._final_running = True
+            self._flashes = []
+            self.clear()
+            self.send_error(503, exc_info=(type(exc), exc, None))
+            return
+        self._final_running = True
+        await super().finish()
+
+    def flush(self, include_footers: bool = False) -> Future[None]:
+        """Send what is buffered; before the first flush a changed session is saved."""
+        if self._session_pending():
+            return asyncio.ensure_future(self._commit_then_flush(include_footers))
+        return super().flush(include_footers)
+
+    async def _commit_then_flush(self, include_footers: bool) -> None:
+        await self._commit_session()
+        await super().flush(include_footers)
+
+    # Flash messages ---------------------------------------------------------
+
+    def flash(self, message: str, category: str = "info") -> None:
+        """Queue ``message`` to be shown once, on the next page rendered for this session."""
+        # One key per message: concurrent requests adding messages never overwrite each
+        # other, and each key is taken from the store by exactly one page.
+        key = f"{FLASH_PREFIX}{time.time_ns():020d}.{secrets.token_hex(4)}"
+        self.session[key] = [category, str(message)]
+
+    def get_flashed_messages(self) -> list[tuple[str, str]]:
+        """The ``(category, message)`` pairs this page shows (claimed when it rendered)."""
+        return list(self._flashes or ())
+
+    def render(self, template_name: str, **kwargs: Any) -> Future[None]:
+        """Render a template; pending flash messages are claimed first, exactly once."""
+        if (
+            self._flashes is None
+            and self._final is None
+            and self._session is not None
+            and any(k.startswith(FLASH_PREFIX) for k in self._session)
+        ):
+            self._final = asyncio.ensure_future(self._claim_then_render(template_name, kwargs))
+            return self._final
+        return super().render(template_name, **kwargs)
+
+    async def _claim_then_render(self, template_name: str, kwargs: dict[str, Any]) -> None:
+        await self._claim_flashes()
+        self._final = None
+        await super().render(template_name, **kwargs)
+
+    async def _claim_flashes(self) -> None:
+        session = self._session
+        assert session is not None
+        keys = sorted(k for k in session if k.startswith(FLASH_PREFIX))
+        stored = [k for k in keys if k not in session.changes]
+        taken: dict[str, Any] = {}
+        if stored and not session.new:
+            try:
+                taken = await self.session_store.take(session.sid, stored)
+            except SessionStoreError as exc:
+                # Left in the store: shown by a later page once the store is back.
+                store_failures.report(exc)
+                self._flashes = []
+                return
+        flashes: list[tuple[str, str]] = []
+        for key in keys:
+            value = session[key] if key not in stored else taken.get(key)
+            session.forget(key)
+            if isinstance(value, list) and len(value) == 2:
+                flashes.append((str(value[0]), str(value[1])))
+        self._flashes = flashes
+
+    # XSRF bound to the session ------------------------------------------------
+
+    def _xsrf_keys(self) -> list[bytes]:
+        secret = self.application.settings["cookie_secret"]
+        values = list(secret.values()) if isinstance(secret, dict) else [secret]
+        current = self.application.settings.get("key_version")
+        if isinstance(secret, dict) and current in secret:
+            values.remove(secret[current])
+            values.insert(0, secret[current])
+        return [v.encode() if isinstance(v, str) else v for v in values]
+
+    def _xsrf_raw(self, sid: str, key: bytes) -> bytes:
+        return hmac.new(key, b"webframe-xsrf|" + sid.encode(), hashlib.sha256).digest()
+
+    @property
+    def xsrf_token(self) -> bytes:
+        """The anti-forgery token of this session (masked afresh on each page).
+
+        It is also set in the ``_xsrf`` cookie so scripts and test clients can send it
+        back in ``X-XSRFToken``. A visitor with no session gets one, stored, so the
+        token stays valid across tabs.
+        """
+        if not hasattr(self, "_xsrf_token"):
+            sid = self._session.sid if self._session is not None else None
+            if sid is None:
+                sid = self.session_id_from_cookie()
+            if sid is None or (self._session is not None and self._session.new):
+                session = self.session
+                session[XSRF_ANCHOR] = 1
+                sid = session.sid
+            raw = self._xsrf_raw(sid, self._xsrf_keys()[0])
+            mask = os.urandom(4)
+            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(raw))
+            token = base64.urlsafe_b64encode(mask + masked).rstrip(b"=")
+            self._xsrf_token = token
+            current = self.request.cookies.get("_xsrf")
+            if current is None or not self._xsrf_valid(current.value, sid):
+                self.set_cookie("_xsrf", token, samesite="Strict")
+        return self._xsrf_token
+
+    def _xsrf_valid(self, token: str, sid: str) -> bool:
+        try:
+            data = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (ValueError, TypeError):
+            return False
+        if len(data) != 4 + _XSRF_RAW:
+            return False
+        mask, masked = data[:4], data[4:]
+        raw = bytes(b ^ mask[i % 4] for i, b in enumerate(masked))
+        return any(hmac.compare_digest(raw, self._xsrf_raw(sid, k)) for k in self._xsrf_keys())
+
+    def check_xsrf_cookie(self) -> None:
+        """Called before ``prepare`` on unsafe methods: the token (``X-XSRFToken`` header
+        or ``_xsrf`` form field; never the query string) must belong to this session."""
+        token = (
+            self.request.headers.get("X-Xsrftoken")
+            or self.request.headers.get("X-Csrftoken")
+            or _body_token(self)
+        )
+        if not token:
+            raise XSRFError(
+                "The request has no security token (_xsrf form field or X-XSRFToken header); "
+                "reload the page and try again."
+            )
+        sid = self.session_id_from_cookie()
+        if sid is None or not self._xsrf_valid(token, sid):
+            raise XSRFError(
+                "The security token does not belong to your session (it may have expired); "
+                "reload the page and try again."
+            )
+
+
+def _body_token(handler: SessionMixin) -> str | None:
+    values = handler.request.body_arguments.get("_xsrf")
+    if not values:
+        return None
+    return values[0].decode("latin-1")
