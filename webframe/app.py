@@ -244,6 +244,18 @@ class _Delegate(_HandlerDelegate):
 
     def finish(self) -> None:
         if self._error is None:
+            hook = (
+                getattr(self.handler, "on_body_complete", None)
+                if self.stream_request_body and self._started
+                else None
+            )
+            if hook is not None:
+                try:
+                    hook()
+                except Exception as exc:
+                    # The handler is waiting for its body: it answers this error itself.
+                    future_set_exception_unless_cancelled(self.request._body_future, exc)
+                    return
             super().finish()
         elif not self._answered:
             self._answer(close=False)

@@ -51,6 +51,8 @@ class Settings:
     access_log: bool = True
     #: largest request body on routes that do not set their own limit (bytes).
     max_body_size: int = 10 * MiB
+    #: largest upload request (and file) on upload routes without their own limits.
+    max_upload_size: int = 100 * MiB
     #: largest body :meth:`RequestHandler.get_json` will parse (bytes).
     max_json_size: int = 1 * MiB
     #: largest request head (start line + headers) in bytes.
@@ -90,7 +92,7 @@ class Settings:
             raise ConfigurationError("processes", "must be 0 (one per core) or a positive number")
         if self.loop not in ("asyncio", "uvloop"):
             raise ConfigurationError("loop", f"{self.loop!r} is not 'asyncio' or 'uvloop'")
-        for name in ("max_body_size", "max_json_size", "max_header_size"):
+        for name in ("max_body_size", "max_json_size", "max_header_size", "max_upload_size"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(name, "must be a positive number of bytes")
         for name in (

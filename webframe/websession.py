@@ -197,6 +197,9 @@ class SessionMixin(CookieMixin):
             if chunk is not None:
                 self.write(chunk)
             self._final = asyncio.ensure_future(self._commit_then_finish())
+            # Finished as far as Tornado is concerned: the method is not called after a
+            # finish() in prepare, and late write()s fail as they would without a session.
+            self._finished = True
             return self._final
         return super().finish(chunk)
 
@@ -205,11 +208,13 @@ class SessionMixin(CookieMixin):
             await self._commit_session()
         except ServiceUnavailableError as exc:
             self._final_running = True
+            self._finished = False
             self._flashes = []
             self.clear()
             self.send_error(503, exc_info=(type(exc), exc, None))
             return
         self._final_running = True
+        self._finished = False
         await super().finish()
 
     def flush(self, include_footers: bool = False) -> Future[None]:
@@ -244,12 +249,14 @@ class SessionMixin(CookieMixin):
             and any(k.startswith(FLASH_PREFIX) for k in self._session)
         ):
             self._final = asyncio.ensure_future(self._claim_then_render(template_name, kwargs))
+            self._finished = True  # see finish()
             return self._final
         return super().render(template_name, **kwargs)
 
     async def _claim_then_render(self, template_name: str, kwargs: dict[str, Any]) -> None:
         await self._claim_flashes()
         self._final = None
+        self._finished = False
         await super().render(template_name, **kwargs)
 
     async def _claim_flashes(self) -> None:

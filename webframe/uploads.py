@@ -1,0 +1,228 @@
+"""Streaming uploads: multipart (or raw) bodies go straight to temp files on disk.
+
+Subclass :class:`UploadHandler`; the body is parsed while it arrives (constant
+memory), every limit in :class:`UploadLimits` is enforced as it streams, fields are
+readable with ``get_body_argument`` and files are in ``self.uploads``. Any failure or
+disconnect removes the request's temp files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import tornado.web
+from tornado.httputil import parse_body_arguments
+
+from .errors import (
+    BadRequestError,
+    HTTPError,
+    InsufficientStorageError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from .handler import RequestHandler
+from .multipart import (
+    MultipartReceiver,
+    RawBodyReceiver,
+    UploadedFile,
+    UploadError,
+    UploadLimits,
+)
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["UploadHandler", "UploadLimits", "UploadedFile", "upload_error"]
+
+_ERRORS: dict[int, type[HTTPError]] = {
+    400: BadRequestError,
+    413: PayloadTooLargeError,
+    415: UnsupportedMediaTypeError,
+    507: InsufficientStorageError,
+}
+
+
+def upload_error(exc: UploadError) -> HTTPError:
+    """The HTTP error answering an upload-layer error (same status and message)."""
+    cls = _ERRORS.get(exc.status)
+    return cls(exc.message) if cls is not None else HTTPError(exc.message, status=exc.status)
+
+
+@tornado.web.stream_request_body
+class UploadHandler(RequestHandler):
+    """A handler whose request body streams to disk.
+
+    ``upload_methods`` receive the body as uploads: a ``multipart/form-data`` body
+    is parsed into fields and files; any other body sent with a method listed in
+    ``raw_upload_methods`` becomes one file named by :meth:`raw_upload_filename`.
+    Other methods get an ordinary (size-limited) body. The XSRF token is taken from
+    the ``X-XSRFToken`` header or, for forms, from the ``_xsrf`` field once the body
+    has been read (the files are removed if it does not match).
+    """
+
+    #: the route's limits; None: defaults with ``settings.max_upload_size`` as the
+    #: largest body and file.
+    upload_limits: ClassVar[UploadLimits | None] = None
+    upload_methods: ClassVar[tuple[str, ...]] = ("POST", "PUT")
+    raw_upload_methods: ClassVar[tuple[str, ...]] = ("PUT",)
+
+    _receiver: MultipartReceiver | RawBodyReceiver | None = None
+    _plain_body: bytearray | None = None
+    _xsrf_deferred = False
+    _uploads: list[UploadedFile] | None = None
+
+    @classmethod
+    def limits_for(cls, settings: Settings) -> UploadLimits:
+        """The limits in force for this route under ``settings``."""
+        if cls.upload_limits is not None:
+            return cls.upload_limits
+        size = settings.max_upload_size
+        # Room for the multipart framing around a file of the largest size.
+        return UploadLimits(max_body_size=size + 64 * 1024, max_file_size=size)
+
+    @classmethod
+    def body_size_limit(cls, settings: Settings) -> int:
+        return cls.limits_for(settings).max_body_size
+
+    @property
+    def uploads(self) -> list[UploadedFile]:
+        """The files received, in body order (empty before the body is read)."""
+        if self._uploads is None:
+            self._uploads = []
+        return self._uploads
+
+    def upload_temp_dir(self) -> Path:
+        """Where parts are written while they arrive: on the upload volume, so that
+        ``UploadedFile.save()`` into the upload folder is a link, not a copy."""
+        s = self.wf_settings
+        base = Path(s.upload_path or os.path.join(s.instance_path, "uploads"))
+        temp = base / ".tmp"
+        temp.mkdir(parents=True, exist_ok=True)
+        return temp
+
+    def raw_upload_filename(self) -> str | None:
+        """The name of a raw-body upload: the ``name`` path parameter by default."""
+        name = self.path_kwargs.get("name")
+        return str(name) if name is not None else None
+
+    def check_xsrf_cookie(self) -> None:
+        """Header tokens are checked now; a form's ``_xsrf`` field once it is parsed."""
+        if self.request.method not in self.allowed_methods():
+            super().check_xsrf_cookie()
+        if (
+            self.request.method in self.upload_methods
+            and not self.request.headers.get("X-Xsrftoken")
+            and not self.request.headers.get("X-Csrftoken")
+        ):
+            self._xsrf_deferred = True
+            return
+        super().check_xsrf_cookie()
+
+    def prepare(self) -> Awaitable[None] | None:
+        """Called once the headers are in: builds the streaming parser for the body."""
+        method = self.request.method or ""
+        if method in self.upload_methods:
+            ctype = self.request.headers.get("Content-Type", "")
+            try:
+                if ctype.split(";", 1)[0].strip().lower() == "multipart/form-data":
+                    self._receiver = MultipartReceiver.from_content_type(
+                        ctype, self.limits_for(self.wf_settings), self.upload_temp_dir()
+                    )
+                elif method in self.raw_upload_methods:
+                    self._receiver = RawBodyReceiver(
+                        self.limits_for(self.wf_settings),
+                        self.upload_temp_dir(),
+                        self.raw_upload_filename(),
+                        ctype or None,
+                    )
+                else:
+                    raise UnsupportedMediaTypeError(
+                        f"Send the upload as multipart/form-data, not {ctype[:60] or 'no type'}."
+                    )
+            except UploadError as exc:
+                raise upload_error(exc) from None
+            except OSError as exc:
+                raise InsufficientStorageError(
+                    f"The upload folder cannot take files right now ({exc.strerror})."
+                ) from None
+        else:
+            self._plain_body = bytearray()
+        return super().prepare()
+
+    def data_received(self, chunk: bytes) -> None:
+        """Called for each piece of the body; raising an HTTPError stops the upload."""
+        if self._receiver is not None:
+            try:
+                self._receiver.feed(chunk)
+            except UploadError as exc:
+                self._receiver = None  # it already removed its temp files
+                raise upload_error(exc) from None
+        elif self._plain_body is not None:
+            self._plain_body += chunk
+            limit = self.wf_settings.max_body_size
+            if len(self._plain_body) > limit:
+                self._plain_body = None
+                raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
+
+    def on_body_complete(self) -> None:
+        """Called by the application when the whole body has arrived, before the method."""
+        receiver, self._receiver = self._receiver, None
+        if isinstance(receiver, MultipartReceiver):
+            try:
+                fields, files = receiver.finish()
+            except UploadError as exc:
+                raise upload_error(exc) from None
+            self.uploads.extend(files)
+            for name, values in fields.items():
+                encoded = [v.encode("utf-8") for v in values]
+                self.request.body_arguments.setdefault(name, []).extend(encoded)
+                self.request.arguments.setdefault(name, []).extend(encoded)
+        elif isinstance(receiver, RawBodyReceiver):
+            try:
+                self.uploads.append(receiver.finish())
+            except UploadError as exc:
+                raise upload_error(exc) from None
+        elif self._plain_body is not None:
+            self.request.body = bytes(self._plain_body)
+            self._plain_body = None
+            parse_body_arguments(
+                self.request.headers.get("Content-Type", ""),
+                self.request.body,
+                self.request.body_arguments,
+                self.request.files,
+                self.request.headers,
+            )
+            for name, raw in self.request.body_arguments.items():
+                self.request.arguments.setdefault(name, []).extend(raw)
+        if self._xsrf_deferred:
+            self._xsrf_deferred = False
+            try:
+                super().check_xsrf_cookie()
+            except HTTPError:
+                self._discard_uploads()
+                raise
+
+    def _discard_uploads(self) -> None:
+        if self._receiver is not None:
+            self._receiver.abort()
+            self._receiver = None
+        for upload in self.uploads:
+            upload.discard()
+
+    def on_connection_close(self) -> None:
+        """The client went away: remove every temp file of this request."""
+        self._discard_uploads()
+        super().on_connection_close()
+
+    def on_finish(self) -> None:
+        """The response is sent: temp files go (``save()``d copies stay)."""
+        self._discard_uploads()
+        super().on_finish()
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        # An error before or during the body (limits, XSRF, a bug) drops the temp files.
+        self._discard_uploads()
+        super().send_error(status_code, **kwargs)
