@@ -6,7 +6,7 @@ from pathlib import Path
 
 from webframe import Application, Settings
 
-from . import account, pages
+from . import account, files, pages
 from .base import DemoDB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,4 +22,4 @@ DEMO_DEFAULTS = {
 def make_app(settings: Settings) -> Application:
     """Build the demo application for ``settings``."""
     db = DemoDB(Path(settings.instance_path) / "demo.db")
-    return Application([pages, account], settings, login_url="/login", demo_db=db)
+    return Application([pages, account, files], settings, login_url="/login", demo_db=db)

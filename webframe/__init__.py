@@ -17,8 +17,10 @@ from .errors import (
     XSRFError,
 )
 from .handler import RequestHandler
+from .multipart import UploadedFile, UploadLimits
 from .routing import Route, RouteTable, route
 from .settings import Settings
+from .uploads import UploadHandler
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,9 @@ __all__ = [
     "ServiceUnavailableError",
     "Settings",
     "UnsupportedMediaTypeError",
+    "UploadHandler",
+    "UploadLimits",
+    "UploadedFile",
     "XSRFError",
     "__version__",
     "route",

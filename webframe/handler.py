@@ -6,13 +6,15 @@ import json
 import logging
 import os
 import traceback
-from urllib.parse import urlsplit
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 import tornado.web
 from tornado.escape import json_encode, xhtml_escape
 
+from . import files
 from .errors import (
     BadRequestError,
     HTTPError,
@@ -149,6 +151,29 @@ class RequestHandler(SessionMixin):
         self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_status(204)
         self.finish()
+
+    def send_file(
+        self,
+        path: str | Path,
+        *,
+        root: str | Path,
+        filename: str | None = None,
+        as_attachment: bool = False,
+        content_type: str | None = None,
+    ) -> Awaitable[None]:
+        """Stream the file ``path`` (never outside ``root``) as the response; await it.
+
+        Ranges, ETag/Last-Modified/304 and Content-Disposition are handled; see
+        :func:`webframe.files.send_file`.
+        """
+        return files.send_file(
+            self,
+            path,
+            root=root,
+            filename=filename,
+            as_attachment=as_attachment,
+            content_type=content_type,
+        )
 
     # JSON -----------------------------------------------------------------
 

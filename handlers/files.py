@@ -1,0 +1,151 @@
+"""A private file locker: streaming uploads with a progress bar, downloads, deletes.
+
+Files are stored under the upload folder by id (never by the name the browser
+sent) and every query is scoped to the logged-in owner: another user's file is a
+404, exactly like a file that never existed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from webframe import ForbiddenError, NotFoundError, UploadedFile, UploadHandler, route
+from webframe.filenames import extension_of
+
+from .base import PageHandler
+
+
+class LockerMixin(PageHandler):
+    def user_id(self) -> int:
+        user = self.current_user
+        if not user:
+            raise ForbiddenError("Log in to use your file locker.")
+        return int(user["id"])
+
+    def locker_dir(self, user_id: int) -> Path:
+        s = self.wf_settings
+        base = Path(s.upload_path or os.path.join(s.instance_path, "uploads"))
+        folder = base / "users" / str(user_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def login_redirect(self) -> None:
+        self.redirect(self.get_login_url() + "?" + urlencode({"next": self.request.uri or "/"}))
+
+    def file_json(self, row: Any) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "name": row["name"],
+            "size": row["size"],
+            "content_type": row["content_type"],
+            "sha256": row["sha256"],
+            "uploaded": row["uploaded"],
+            "url": self.reverse_url("file", file_id=row["id"]),
+        }
+
+
+class LockerUpload(UploadHandler, LockerMixin):
+    """Uploads into the locker; the uploader is known before a byte is stored."""
+
+    async def prepare(self) -> None:
+        await self.load_session()
+        if not self.current_user:
+            if self.request.method in ("GET", "HEAD"):
+                self.login_redirect()
+                return
+            raise ForbiddenError("Log in to upload files.")
+        result = super().prepare()
+        if result is not None:
+            await result
+
+    def store(self, owner: int, upload: UploadedFile) -> int:
+        # Stored under a random name with the cleaned extension; the shown name is data.
+        stored_name = secrets.token_hex(16) + extension_of(upload.filename)
+        path = upload.save(self.locker_dir(owner), stored_name)
+        return self.db.add_file(
+            owner,
+            upload.filename,
+            path.name,
+            upload.size,
+            upload.sniffed_type or upload.content_type,
+            upload.sha256,
+        )
+
+
+@route("/files", name="files")
+class FilesHandler(LockerUpload):
+    """GET: the list and the upload form. POST: one or more files (multipart)."""
+
+    upload_methods = ("POST",)
+    raw_upload_methods = ()
+
+    def get(self) -> None:
+        rows = self.db.files_of(self.user_id())
+        self.render("files.html", files=rows, limits=self.limits_for(self.wf_settings))
+
+    def post(self) -> None:
+        owner = self.user_id()
+        saved = [self.db.file_of(owner, self.store(owner, upload)) for upload in self.uploads]
+        rows = [r for r in saved if r is not None]
+        if self.wants_json():
+            self.json({"files": [self.file_json(r) for r in rows]}, status=201)
+            return
+        if rows:
+            self.flash(f"Uploaded {', '.join(r['name'] for r in rows)}.", "success")
+        else:
+            self.flash("Choose at least one file to upload.", "error")
+        self.redirect(self.reverse_url("files"))
+
+
+@route("/files/raw/{name}", name="file-raw")
+class RawUploadHandler(LockerUpload):
+    """PUT one file as the raw request body (for scripts: curl -T file URL)."""
+
+    upload_methods = ("PUT",)
+    raw_upload_methods = ("PUT",)
+
+    def put(self, name: str) -> None:
+        owner = self.user_id()
+        file_id = self.store(owner, self.uploads[0])
+        self.set_header("Location", self.reverse_url("file", file_id=file_id))
+        self.json(self.file_json(self.db.file_of(owner, file_id)), status=201)
+
+
+@route("/files/{file_id:int}", name="file")
+class FileHandler(LockerMixin):
+    """GET downloads (ranges, 304); DELETE removes (also POST with _method=DELETE)."""
+
+    def _row(self, file_id: int) -> Any:
+        row = self.db.file_of(self.user_id(), file_id)
+        if row is None:
+            raise NotFoundError("There is no such file in your locker.")
+        return row
+
+    async def get(self, file_id: int) -> None:
+        if not self.current_user:
+            self.login_redirect()
+            return
+        row = self._row(file_id)
+        await self.send_file(
+            self.locker_dir(row["owner_id"]) / row["stored_name"],
+            root=self.locker_dir(row["owner_id"]),
+            filename=row["name"],
+            as_attachment=True,
+            content_type=row["content_type"],
+        )
+
+    def delete(self, file_id: int) -> None:
+        row = self._row(file_id)
+        owner = self.user_id()
+        if self.db.delete_file(owner, file_id):
+            (self.locker_dir(owner) / row["stored_name"]).unlink(missing_ok=True)
+        if self.wants_json() or self.request.headers.get("X-Requested-With"):
+            self.set_status(204)
+            self.finish()
+            return
+        self.flash(f"Deleted {row['name']}.", "info")
+        self.redirect(self.reverse_url("files"))

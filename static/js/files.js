@@ -1,0 +1,101 @@
+// File locker: uploads with a progress bar (XHR upload events) and deletes with the
+// DELETE method. Without JavaScript the same forms still work (plain POST, and
+// POST with _method=DELETE).
+(function () {
+  "use strict";
+  var token = document.querySelector('meta[name="xsrf-token"]');
+  token = token ? token.getAttribute("content") : "";
+
+  function messageOf(xhr) {
+    try {
+      var data = JSON.parse(xhr.responseText);
+      if (data && data.error && data.error.message) return data.error.message;
+    } catch (e) { /* not JSON */ }
+    return "The upload failed (HTTP " + xhr.status + ").";
+  }
+
+  var form = document.getElementById("upload-form");
+  if (form) {
+    var input = document.getElementById("upload-files");
+    var wrap = document.getElementById("upload-progress-wrap");
+    var bar = document.getElementById("upload-progress");
+    var percent = document.getElementById("upload-percent");
+    var error = document.getElementById("upload-error");
+    var button = document.getElementById("upload-button");
+
+    function showError(text) {
+      error.textContent = text;
+      error.hidden = false;
+    }
+
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      error.hidden = true;
+      if (!input.files.length) { showError("Choose at least one file."); return; }
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-XSRFToken", token);
+      xhr.upload.addEventListener("progress", function (e) {
+        if (!e.lengthComputable) return;
+        var p = Math.round((e.loaded / e.total) * 100);
+        bar.value = p;
+        bar.textContent = p + "%";
+        percent.textContent = p + "%";
+      });
+      xhr.addEventListener("load", function () {
+        button.disabled = false;
+        if (xhr.status >= 200 && xhr.status < 300) {
+          bar.value = 100;
+          percent.textContent = "100%";
+          form.setAttribute("data-state", "done");
+          window.location.reload();
+        } else {
+          form.setAttribute("data-state", "error");
+          showError(messageOf(xhr));
+        }
+      });
+      xhr.addEventListener("error", function () {
+        button.disabled = false;
+        form.setAttribute("data-state", "error");
+        showError("The connection was lost during the upload; the file may be too large.");
+      });
+      var data = new FormData();
+      for (var i = 0; i < input.files.length; i++) data.append("files", input.files[i]);
+      wrap.hidden = false;
+      bar.value = 0;
+      percent.textContent = "0%";
+      button.disabled = true;
+      form.setAttribute("data-state", "uploading");
+      xhr.send(data);
+    });
+  }
+
+  document.querySelectorAll("form.delete-form").forEach(function (del) {
+    del.addEventListener("submit", function (event) {
+      event.preventDefault();
+      fetch(del.action, {
+        method: "DELETE",
+        headers: { "X-XSRFToken": token, "Accept": "application/json" },
+        credentials: "same-origin"
+      }).then(function (r) {
+        if (r.status === 204) {
+          var row = del.closest("tr");
+          if (row) row.remove();
+        } else {
+          r.json().then(function (d) { alert(d.error ? d.error.message : "Delete failed"); },
+                        function () { alert("Delete failed (HTTP " + r.status + ")"); });
+        }
+      });
+    });
+  });
+
+  document.querySelectorAll("td.file-size").forEach(function (cell) {
+    var n = parseInt(cell.getAttribute("data-bytes"), 10);
+    var units = ["bytes", "KiB", "MiB", "GiB"];
+    var i = 0;
+    var v = n;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    cell.textContent = (i === 0 ? v : v.toFixed(1)) + " " + units[i];
+  });
+})();
