@@ -41,10 +41,14 @@ def pin_prefixes() -> tuple[list[str], list[str]]:
     return [taskset, "-c", str(SERVER_CPU)], [taskset, "-c", str(LOAD_CPU)]
 
 
-def server_env() -> dict[str, str]:
-    """The environment for servers: ours minus WEBFRAME_* (settings come from flags only)."""
+def server_env(pythonpath: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment for servers: ours minus WEBFRAME_* (settings come from flags only).
+
+    ``pythonpath`` goes first, ahead of the repository (a snapshot of webframe/).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("WEBFRAME_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    parts = (*pythonpath, str(REPO), env.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -67,11 +71,37 @@ def fetch(port: int, method: str, path: str, body: str | None, headers: dict[str
         conn.close()
 
 
+def snapshot(ref: str, dest: Path) -> Path:
+    """Extract ``webframe/`` as committed at ``ref`` into ``dest``; returns ``dest``.
+
+    Others may be editing the working tree; a snapshot keeps a run on one version.
+    """
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "webframe"],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise RuntimeError(f"git archive {ref}: {archive.stderr.decode(errors='replace')}")
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
 class ServerProcess:
     """One server started as ``python -m MODULE ARGS --port N``; stopped only by its PID."""
 
-    def __init__(self, label: str, args: list[str], log_path: Path, pin: list[str]) -> None:
+    def __init__(
+        self,
+        label: str,
+        args: list[str],
+        log_path: Path,
+        pin: list[str],
+        pythonpath: tuple[str, ...] = (),
+    ) -> None:
         self.label = label
+        self.pythonpath = pythonpath
         self.port = free_port()
         self.cmd = [*pin, sys.executable, *args, "--port", str(self.port)]
         self.log_path = log_path
@@ -80,10 +110,12 @@ class ServerProcess:
     def start(self) -> None:
         with open(self.log_path, "wb") as log:
             # taskset execs the server, so the PID we hold is the server's own.
+            # Run in the scenario's folder, not the repository: `-m` puts the working
+            # directory first on sys.path, ahead of a --ref snapshot of webframe/.
             self.proc = subprocess.Popen(
                 self.cmd,
-                cwd=REPO,
-                env=server_env(),
+                cwd=self.log_path.parent,
+                env=server_env(self.pythonpath),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -70,7 +70,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines.append(
         "A/B: median of the per-round ratios (rounds alternate A, B); req/s and latency: "
         "medians over rounds; CPU A/B: median per-round ratio of B's server CPU time per "
-        "request to A's (efficiency, like req/s A/B but barely moved by other load on the "
+        "request to A's (efficiency, like req/s A/B but less moved by other load on the "
         "machine); RSS: peak (VmHWM) at the end of the scenario."
     )
     if notes:

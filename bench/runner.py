@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import platform
 import statistics
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.procs import REPO, ServerProcess, fetch, pin_prefixes
+from bench.procs import REPO, ServerProcess, fetch, pin_prefixes, snapshot
 from bench.scenarios import SCENARIOS, Scenario, Server, by_name
 from bench.wrk import WrkMissingError, WrkResult, find_wrk
 
@@ -30,6 +31,9 @@ class Config:
     rounds: int
     warmup: int
     quick: bool
+    #: put first on the servers' PYTHONPATH (a snapshot of webframe/ for --ref).
+    pythonpath: tuple[str, ...] = ()
+    ref: str | None = None
 
 
 def log(message: str) -> None:
@@ -121,6 +125,7 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
                 server.argv(workdir),
                 workdir / f"server-{which}.log",
                 server_pin,
+                cfg.pythonpath,
             )
             for which, server in (("A", scenario.a), ("B", scenario.b))
         ]
@@ -133,6 +138,11 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
             for proc in procs:
                 proc.wait_ready(scenario.load.path)
             problems = check_responses(scenario, a, b)
+            if cfg.pythonpath:
+                for proc in procs:
+                    text = proc.log_path.read_text(errors="replace")
+                    if "bench: webframe" in text and cfg.pythonpath[0] not in text:
+                        problems.append(f"{proc.label} did not load webframe from --ref {cfg.ref}")
             for problem in problems:
                 log(f"  {scenario.name}: WARNING {problem}")
             for proc in procs:
@@ -164,7 +174,7 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
         ra.rps / rb.rps if rb.rps else 0.0 for ra, rb in zip(runs["A"], runs["B"], strict=True)
     ]
     ratio = statistics.median(ratios)
-    # CPU time per request is barely moved by other load on the machine, unlike req/s:
+    # CPU time per request is less moved by other load on the machine than req/s:
     # B's CPU per request over A's is A's efficiency relative to B (higher is better).
     cpu_ratios = [
         rb.cpu_us_per_request / ra.cpu_us_per_request if ra.cpu_us_per_request else 0.0
@@ -192,10 +202,10 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
     }
 
 
-def _git_commit() -> str | None:
+def _git_commit(ref: str | None = None) -> str | None:
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "rev-parse", "--short", ref or "HEAD"],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -211,7 +221,7 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     # Others may be editing webframe/: say when the measured code is not the commit.
-    return head + ("+dirty" if dirty else "")
+    return head + ("+dirty" if dirty and ref is None else "")
 
 
 def _wrk_version(wrk: str) -> str:
@@ -236,7 +246,7 @@ def metadata(cfg: Config, wrk: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "tornado": tornado.version,
         "webframe": webframe.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": _git_commit(cfg.ref),
         "wrk": _wrk_version(wrk),
         "server_cpu_pin": " ".join(server_pin) or None,
         "load_cpu_pin": " ".join(load_pin) or None,
@@ -271,6 +281,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_OUTPUT,
         metavar="DIR",
         help="where latest.json and ratios.png go (default bench/results)",
+    )
+    p.add_argument(
+        "--ref",
+        metavar="REV",
+        help="benchmark webframe/ as committed at REV (e.g. HEAD) instead of the working tree",
     )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = p.parse_args(argv)
@@ -318,6 +333,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cfg = config(args)
+    with contextlib.ExitStack() as stack:
+        if args.ref:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ref-"))
+            try:
+                snapshot(args.ref, Path(tmp))
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                print(f"error: cannot take webframe/ at {args.ref}: {exc}", file=sys.stderr)
+                return 2
+            cfg = dataclasses.replace(cfg, pythonpath=(tmp,), ref=args.ref)
+        return run(args, cfg, wrk)
+
+
+def run(args: argparse.Namespace, cfg: Config, wrk: str) -> int:
     table = by_name()
     chosen = [table[n] for n in dict.fromkeys(args.selected)] if args.selected else SCENARIOS
     meta = metadata(cfg, wrk)

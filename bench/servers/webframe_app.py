@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import webframe
 from bench.servers.common import (
     COOKIE_SECRET,
     HELLO,
@@ -56,6 +57,7 @@ ROUTES: dict[str, list[Any]] = {
 
 def main(argv: list[str] | None = None) -> int:
     ns, rest = bench_args(argv)
+    print(f"bench: webframe {webframe.__version__} from {webframe.__file__}", flush=True)
 
     def make_app(settings: Settings) -> Application:
         return Application(ROUTES[ns.scenario], settings)

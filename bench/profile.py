@@ -1,0 +1,128 @@
+"""Profile both servers of a scenario under wrk load with cProfile and compare them.
+
+``python -m bench.profile hello [--duration 10] [--top 25]``: each server runs under
+``python -m cProfile``, gets a warm-up and one wrk run, and is stopped with SIGTERM
+(which makes cProfile write its stats). The report gives, per function, its own time
+per request (us/req) on A and on B and the difference, largest first: where A's
+extra time per request goes. cProfile slows call-heavy code, so read the figures
+as shares, not as absolute costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pstats
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.procs import ServerProcess, pin_prefixes
+from bench.runner import Config, measure
+from bench.scenarios import Scenario, Server, by_name
+from bench.wrk import WrkMissingError, find_wrk
+
+Key = tuple[str, int, str]
+
+
+def _short(key: Key) -> str:
+    filename, line, name = key
+    parts = Path(filename).parts
+    for anchor in ("site-packages", "webframe", "bench", "lib"):
+        if anchor in parts:
+            i = len(parts) - 1 - parts[::-1].index(anchor)
+            tail = parts[i + 1 :] if anchor in ("site-packages", "lib") else parts[i:]
+            filename = "/".join(tail)
+            break
+    return f"{filename}:{line}({name})" if line else name
+
+
+def profile_side(
+    scenario: Scenario, server: Server, which: str, cfg: Config, workdir: Path, wrk: str
+) -> tuple[dict[Key, tuple[int, float, float]], int, float]:
+    """Run ``server`` under cProfile; (stats per function, requests, req/s)."""
+    server_pin, load_pin = pin_prefixes()
+    out = workdir / f"{which}.prof"
+    argv = ["-m", "cProfile", "-o", str(out), *server.argv(workdir)]
+    proc = ServerProcess(f"{which}:{server.label}", argv, workdir / f"{which}.log", server_pin)
+    warm = 0
+    try:
+        proc.start()
+        proc.wait_ready(scenario.load.path, timeout=60)
+        if cfg.warmup:
+            warm = measure(scenario, proc, cfg.warmup, cfg, workdir, load_pin, wrk).wrk.requests
+        run = measure(scenario, proc, cfg.duration, cfg, workdir, load_pin, wrk)
+    finally:
+        proc.stop(timeout=30)
+    stats = pstats.Stats(str(out))
+    table: dict[Key, tuple[int, float, float]] = {}
+    for key, (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        table[key] = (nc, tt, ct)
+    # Warm-up requests are in the profile too (wrk's count misses a few unfinished ones).
+    return table, warm + run.wrk.requests, run.rps
+
+
+def report(
+    a: dict[Key, tuple[int, float, float]],
+    na: int,
+    b: dict[Key, tuple[int, float, float]],
+    nb: int,
+    top: int,
+) -> str:
+    per_a = {k: 1e6 * v[1] / na for k, v in a.items()}
+    per_b = {k: 1e6 * v[1] / nb for k, v in b.items()}
+    tot_a, tot_b = sum(per_a.values()), sum(per_b.values())
+    lines = [
+        f"profiled own time per request: A {tot_a:.1f} us, B {tot_b:.1f} us "
+        f"(A - B = {tot_a - tot_b:+.1f} us)",
+        "",
+        "| function | A us/req | B us/req | A-B us/req | A calls/req | B calls/req |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    keys = set(per_a) | set(per_b)
+    diffs = sorted(keys, key=lambda k: per_a.get(k, 0.0) - per_b.get(k, 0.0), reverse=True)
+    for k in diffs[:top]:
+        ca = a.get(k, (0, 0, 0))[0] / na
+        cb = b.get(k, (0, 0, 0))[0] / nb
+        lines.append(
+            f"| {_short(k)} | {per_a.get(k, 0.0):.2f} | {per_b.get(k, 0.0):.2f} "
+            f"| {per_a.get(k, 0.0) - per_b.get(k, 0.0):+.2f} | {ca:.2f} | {cb:.2f} |"
+        )
+    lines += ["", "Cumulative time per request (A), top entries:", ""]
+    cum = sorted(a.items(), key=lambda kv: kv[1][2], reverse=True)
+    for k, (nc, _tt, ct) in cum[:top]:
+        lines.append(f"  {1e6 * ct / na:8.1f} us  {nc / na:6.2f} calls/req  {_short(k)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = list(by_name())
+    p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    p.add_argument("scenario", choices=names)
+    p.add_argument("--duration", type=int, default=10, help="seconds of measured load")
+    p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (profiled too)")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--top", type=int, default=25, help="rows to show")
+    args = p.parse_args(argv)
+    try:
+        wrk = find_wrk()
+    except WrkMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scenario = by_name()[args.scenario]
+    cfg = Config(args.duration, args.connections, 1, args.warmup, quick=False)
+    with tempfile.TemporaryDirectory(prefix=f"bench-profile-{scenario.name}-") as tmp:
+        workdir = Path(tmp)
+        if scenario.prepare is not None:
+            scenario.prepare(workdir)
+        a, na, rps_a = profile_side(scenario, scenario.a, "A", cfg, workdir, wrk)
+        b, nb, rps_b = profile_side(scenario, scenario.b, "B", cfg, workdir, wrk)
+    print(
+        f"{scenario.name}: A={scenario.a.label} {rps_a:.0f} req/s, "
+        f"B={scenario.b.label} {rps_b:.0f} req/s under cProfile; {na} / {nb} requests"
+    )
+    print(report(a, na, b, nb, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
