@@ -3,8 +3,10 @@
 This layer does no network I/O and knows nothing of Tornado: a handler feeds it
 the chunks it receives and calls ``finish()`` at the end of the body. Parsing is
 done by python-multipart's callback ``MultipartParser``; this module adds the
-limits, the temp files, type checks and clean-up. File parts go straight to
-temp files (constant memory); fields stay in memory, each capped in size.
+limits, the temp files, type checks and clean-up (the pieces shared with the
+raw receiver -- limits, errors, sniffing, temp files, ``UploadedFile`` -- live
+in :mod:`webframe.uploadfiles` and are re-exported here). File parts go straight
+to temp files (constant memory); fields stay in memory, each capped in size.
 
 On any exception raised from ``feed()`` or ``finish()`` the receiver has
 already removed every temp file it created, so a caller never has to.
@@ -12,25 +14,34 @@ already removed every temp file it created, so a caller never has to.
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import dataclasses
-import errno
-import hashlib
-import mimetypes
 import os
-import secrets
-import shutil
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, Final
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from webframe.filenames import clean_filename, extension_of
+from webframe.uploadfiles import (
+    SNIFF_BYTES,
+    BadUploadError,
+    KiB,
+    UploadedFile,
+    UploadError,
+    UploadLimits,
+    UploadStorageError,
+    UploadTooLargeError,
+    UploadTypeError,
+    _check_type,
+    _declared_type,
+    _size,
+    _TempFile,
+    sniff_type,
+)
+
+# Re-exported: callers and tests reach it through this module.
+from webframe.uploadfiles import _storage_error as _storage_error
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -45,11 +56,9 @@ __all__ = [
     "UploadTooLargeError",
     "UploadTypeError",
     "UploadedFile",
+    "boundary_from_content_type",
     "sniff_type",
 ]
-
-KiB: Final = 1024
-MiB: Final = 1024 * KiB
 
 # RFC 2046 allows 70 characters; real clients stay well under 200.
 MAX_BOUNDARY_LENGTH: Final = 200
@@ -59,468 +68,9 @@ MAX_PREAMBLE: Final = 1 * KiB
 # Bytes tolerated after the closing boundary (clients add a CRLF or so).
 MAX_EPILOGUE: Final = 1 * KiB
 MAX_HEADERS_PER_PART: Final = 16
-# How many leading bytes of a file are kept to sniff its type.
-SNIFF_BYTES: Final = 1 * KiB
-# Small on purpose: 64 KiB chunk writes bypass it, only slivers (split
-# boundaries, 1-byte feeds) get coalesced; a big buffer only adds a memcpy.
-_WRITE_BUFFER: Final = 16 * KiB
-_COPY_BUFFER: Final = 1 * MiB
 _BOUNDARY_CHARS: Final = frozenset(
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? "
 )
-
-
-# --------------------------------------------------------------------- errors
-
-
-class UploadError(Exception):
-    """An upload was refused; ``status`` is the HTTP status to answer with."""
-
-    status: int = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class BadUploadError(UploadError):
-    """400: the body is not well-formed multipart/form-data."""
-
-    status = 400
-
-
-class UploadTooLargeError(UploadError):
-    """413: a limit of ``UploadLimits`` was exceeded."""
-
-    status = 413
-
-
-class UploadTypeError(UploadError):
-    """415: a file's extension or content type is not allowed."""
-
-    status = 415
-
-
-class UploadStorageError(UploadError):
-    """507: the upload could not be written to disk (disk full, I/O error)."""
-
-    status = 507
-
-
-def _storage_error(exc: OSError) -> UploadStorageError:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return UploadStorageError(
-            "The server's disk is full, so the upload could not be stored; try again later."
-        )
-    return UploadStorageError(f"The upload could not be stored: {exc.strerror or exc}.")
-
-
-def _size(n: int) -> str:
-    if n >= MiB and n % MiB == 0:
-        return f"{n // MiB} MiB"
-    if n >= KiB and n % KiB == 0:
-        return f"{n // KiB} KiB"
-    return f"{n} bytes"
-
-
-# --------------------------------------------------------------------- limits
-
-
-@dataclass(frozen=True)
-class UploadLimits:
-    """Per-route upload limits; every default is safe for a public site.
-
-    ``allowed_extensions`` (like ``{".png", ".jpg"}``) and ``allowed_types``
-    (like ``{"image/*", "application/pdf"}``) are ``None`` to allow anything.
-    """
-
-    max_body_size: int = 100 * MiB
-    max_file_size: int = 100 * MiB
-    max_files: int = 10
-    max_fields: int = 100
-    max_field_size: int = 64 * KiB
-    max_part_header_size: int = 8 * KiB
-    max_parts: int = 1000
-    allowed_extensions: frozenset[str] | None = None
-    allowed_types: frozenset[str] | None = None
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, int) and value < 0:
-                raise ValueError(f"UploadLimits.{field.name} must be >= 0, not {value}")
-        if self.allowed_extensions is not None:
-            exts = frozenset(
-                ("." + e.lower().lstrip(".")) for e in self.allowed_extensions if e.strip(".")
-            )
-            object.__setattr__(self, "allowed_extensions", exts)
-        if self.allowed_types is not None:
-            types = frozenset(t.strip().lower() for t in self.allowed_types)
-            for t in types:
-                if t.count("/") != 1:
-                    raise ValueError(f"UploadLimits.allowed_types: {t!r} is not a type/subtype")
-            object.__setattr__(self, "allowed_types", types)
-
-    def replace(self, **changes: object) -> UploadLimits:
-        """Return a copy with ``changes`` applied (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
-
-
-# ------------------------------------------------------------------- sniffing
-
-_MAGIC: Final[tuple[tuple[bytes, str], ...]] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"%PDF-", "application/pdf"),
-    (b"PK\x03\x04", "application/zip"),
-    (b"PK\x05\x06", "application/zip"),
-    (b"PK\x07\x08", "application/zip"),
-    (b"\x1f\x8b", "application/gzip"),
-)
-# Markup a browser would render as active content if it ever sniffed it.
-_HTML_STARTS: Final = (
-    b"<!doctype html", b"<html", b"<head", b"<body", b"<script", b"<svg", b"<iframe",
-    b"<?xml", b"<!--", b"<a ", b"<img", b"<div", b"<style", b"<title", b"<meta",
-)  # fmt: skip
-# Found anywhere in the sniffed bytes: scripts hidden after a harmless start.
-_HTML_ANYWHERE: Final = (b"<script", b"<html", b"<svg", b"<iframe", b"javascript:")
-_WHITESPACE: Final = b" \t\r\n\x0c"
-_TEXT_CONTROLS: Final = bytes(c for c in range(32) if c not in b"\t\n\r\x0c") + b"\x7f"
-
-
-def sniff_type(first_bytes: bytes) -> str | None:
-    """Guess a media type from a file's first bytes; ``None`` when there are none.
-
-    Known magic numbers win; then anything that looks like HTML/SVG/script is
-    ``text/html`` (so it is refused where only images are allowed); then valid
-    UTF-8 without control characters is ``text/plain``; the rest is
-    ``application/octet-stream``.
-    """
-    if not first_bytes:
-        return None
-    for magic, media_type in _MAGIC:
-        if first_bytes.startswith(magic):
-            return media_type
-    if first_bytes[:4] == b"RIFF" and first_bytes[8:12] == b"WEBP":
-        return "image/webp"
-    head = first_bytes.removeprefix(b"\xef\xbb\xbf").lstrip(_WHITESPACE).lower()
-    if head.startswith(_HTML_STARTS) or any(m in head for m in _HTML_ANYWHERE):
-        return "text/html"
-    if first_bytes.translate(None, _TEXT_CONTROLS) != first_bytes:
-        return "application/octet-stream"
-    try:
-        # Not final: the sniffed bytes may end in the middle of a character.
-        codecs.getincrementaldecoder("utf-8")().decode(first_bytes, final=False)
-    except UnicodeDecodeError:
-        return "application/octet-stream"
-    return "text/plain"
-
-
-_SNIFFABLE: Final = frozenset(t for _, t in _MAGIC) | {"image/webp", "text/html"}
-_GENERIC: Final = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-_ALIASES: Final = {
-    "image/jpg": "image/jpeg",
-    "image/pjpeg": "image/jpeg",
-    "image/x-png": "image/png",
-    "application/x-gzip": "application/gzip",
-    "application/x-zip-compressed": "application/zip",
-    "application/x-zip": "application/zip",
-    "application/x-pdf": "application/pdf",
-    "application/xhtml+xml": "text/html",
-    "image/svg+xml": "text/html",
-}
-# Formats that are zip/gzip files inside: a declared type of this family may
-# sniff as the container.
-_CONTAINERS: Final = {
-    "application/zip": (
-        "application/vnd.openxmlformats-officedocument.",
-        "application/vnd.oasis.opendocument.",
-        "application/epub+zip",
-        "application/java-archive",
-        "application/vnd.android.package-archive",
-    ),
-    "application/gzip": ("application/x-tar", "application/x-compressed-tar"),
-}
-
-
-def _media_type(value: str) -> str:
-    media = value.split(";", 1)[0].strip().lower()
-    return _ALIASES.get(media, media)
-
-
-def _type_allowed(media_type: str, allowed: frozenset[str]) -> bool:
-    major = media_type.split("/", 1)[0]
-    return (
-        media_type in allowed
-        or f"{major}/*" in allowed
-        or "*/*" in allowed
-        or any(_ALIASES.get(a) == media_type for a in allowed)
-    )
-
-
-def _check_type(
-    declared: str, sniffed: str | None, allowed: frozenset[str] | None, what: str
-) -> None:
-    """Refuse (415) unless both the declared and the sniffed type are acceptable.
-
-    A missing or generic declared type (``application/octet-stream``) means
-    "unknown" and leaves the decision to the sniffed type. A declared type the
-    sniffer knows (``image/png``) must agree with the bytes. HTML never passes
-    unless ``text/html`` itself is allowed.
-    """
-    if allowed is None:
-        return
-    generic = declared in _GENERIC
-    if not generic and not _type_allowed(declared, allowed):
-        raise UploadTypeError(f"{what}: type {declared!r} is not accepted here.")
-    if sniffed is None:
-        if generic:
-            raise UploadTypeError(f"{what}: the file is empty and its type is unknown.")
-        return
-    if sniffed == "text/html" and not _type_allowed("text/html", allowed):
-        raise UploadTypeError(
-            f"{what}: the content looks like HTML or script, not an allowed type."
-        )
-    if sniffed in _SNIFFABLE:
-        if _type_allowed(sniffed, allowed):
-            return
-        family = _CONTAINERS.get(sniffed, ())
-        if not generic and declared.startswith(family):
-            return
-        raise UploadTypeError(f"{what}: the content is {sniffed}, which is not accepted here.")
-    if generic:
-        if not _type_allowed(sniffed, allowed):
-            raise UploadTypeError(f"{what}: the content is {sniffed}, which is not accepted here.")
-    elif declared in _SNIFFABLE:
-        raise UploadTypeError(f"{what}: the content is not {declared} as declared.")
-
-
-def _declared_type(header_value: str, filename: str) -> tuple[str, str]:
-    """Return (declared type as sent, type to check) for a file part."""
-    declared = _media_type(header_value) or "application/octet-stream"
-    check = declared
-    if declared in _GENERIC:
-        # Clients that do not know the type (requests, some scripts) send none:
-        # judge by the file name, as a browser would have.
-        guessed, encoding = mimetypes.guess_type(filename, strict=False)
-        if encoding == "gzip":
-            guessed = "application/gzip"
-        if guessed:
-            check = _media_type(guessed)
-    return declared, check
-
-
-# ------------------------------------------------------------- uploaded files
-
-
-class UploadedFile:
-    """A file received into a temp file; ``save()`` it or ``discard()`` it.
-
-    The temp file stays until ``discard()``: the HTTP layer discards every
-    upload when the request ends, so ``save()`` links (or copies) rather than moves.
-    """
-
-    __slots__ = (
-        "_sha256",
-        "content_type",
-        "field_name",
-        "filename",
-        "path",
-        "raw_filename",
-        "size",
-        "sniffed_type",
-    )
-
-    def __init__(
-        self,
-        *,
-        field_name: str,
-        filename: str,
-        raw_filename: str,
-        content_type: str,
-        sniffed_type: str | None,
-        size: int,
-        sha256: str | None,
-        path: Path,
-    ) -> None:
-        self.field_name = field_name
-        self.filename = filename
-        self.raw_filename = raw_filename
-        self.content_type = content_type
-        self.sniffed_type = sniffed_type
-        self.size = size
-        self._sha256 = sha256
-        self.path = path
-
-    def __repr__(self) -> str:
-        return (
-            f"UploadedFile(field_name={self.field_name!r}, filename={self.filename!r}, "
-            f"content_type={self.content_type!r}, size={self.size})"
-        )
-
-    @property
-    def sha256(self) -> str:
-        """Hex SHA-256 of the content: computed while streaming, or now if the
-        receiver was built with ``checksum=False``."""
-        if self._sha256 is None:
-            digest = hashlib.sha256()
-            with self.open() as fh:
-                while block := fh.read(_COPY_BUFFER):
-                    digest.update(block)
-            self._sha256 = digest.hexdigest()
-        return self._sha256
-
-    def open(self) -> BinaryIO:
-        """Open the received bytes for reading (binary)."""
-        return open(self.path, "rb")  # the caller closes it
-
-    def read(self) -> bytes:
-        """Return the whole content; only for small files."""
-        return self.path.read_bytes()
-
-    def save(self, folder: str | os.PathLike[str], name: str | None = None) -> Path:
-        """Store the file in ``folder`` under a unique name and return its path.
-
-        ``name`` (cleaned) defaults to ``filename``; if taken, ``-1``, ``-2``…
-        is added before the extension. An existing file is never overwritten
-        and the final name appears only once the content is complete: it is a
-        hard link to the temp file, or (across filesystems) a link to a
-        complete copy staged in ``folder``.
-        """
-        directory = Path(folder)
-        wanted = clean_filename(name) if name is not None else self.filename
-        try:
-            return _link_unique(self.path, directory, wanted)
-        except _LinkUnsupportedError:
-            pass
-        fd, staged_name = tempfile.mkstemp(dir=directory, prefix=".saving-", suffix=".part")
-        staged = Path(staged_name)
-        try:
-            with open(fd, "wb") as out, self.open() as src:
-                shutil.copyfileobj(src, out, _COPY_BUFFER)
-                out.flush()
-                os.fsync(out.fileno())
-            try:
-                return _link_unique(staged, directory, wanted)
-            except _LinkUnsupportedError:
-                return _replace_unique(staged, directory, wanted)
-        finally:
-            staged.unlink(missing_ok=True)
-
-    def discard(self) -> None:
-        """Delete the temp file (saved copies are kept); safe to call twice."""
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
-
-
-class _LinkUnsupportedError(Exception):
-    pass
-
-
-_NO_LINK_ERRNOS: Final = frozenset(
-    {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
-)
-
-
-def _candidates(name: str) -> list[str]:
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, ext = name, ""
-    else:
-        ext = "." + ext
-    names = [name]
-    for n in [*range(1, 100), *(secrets.token_hex(4) for _ in range(20))]:
-        suffix = f"-{n}{ext}"
-        cut = stem
-        while cut and len((cut + suffix).encode("utf-8")) > 120:
-            cut = cut[:-1]
-        names.append((cut or "upload") + suffix)
-    return names
-
-
-def _link_unique(source: Path, directory: Path, name: str) -> Path:
-    for candidate in _candidates(name):
-        target = directory / candidate
-        try:
-            os.link(source, target)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if exc.errno in _NO_LINK_ERRNOS:
-                raise _LinkUnsupportedError from exc
-            raise
-        return target
-    raise FileExistsError(f"no free name for {name!r} in {directory}")
-
-
-def _replace_unique(staged: Path, directory: Path, name: str) -> Path:
-    # Last resort where hard links are unsupported: claim the name with an
-    # exclusive create, then atomically replace the placeholder we own.
-    for candidate in _candidates(name):
-        target = directory / candidate
-        try:
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            continue
-        os.replace(staged, target)
-        return target
-    raise FileExistsError(f"no free name for {name!r} in {directory}")
-
-
-# ----------------------------------------------------------------- temp files
-
-
-class _TempFile:
-    """One file being received: a buffered temp file, running size and sha256."""
-
-    __slots__ = ("_file", "hash", "head", "path", "size")
-
-    def __init__(self, temp_dir: Path, checksum: bool = True) -> None:
-        try:
-            fd, name = tempfile.mkstemp(dir=temp_dir, prefix="upload-", suffix=".part")
-        except OSError as exc:
-            raise _storage_error(exc) from exc
-        self.path = Path(name)
-        try:
-            self._file: BinaryIO | None = open(fd, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115
-        except BaseException:
-            os.close(fd)
-            self.path.unlink(missing_ok=True)
-            raise
-        self.hash = hashlib.sha256() if checksum else None
-        self.head = bytearray()
-        self.size = 0
-
-    def write(self, data: bytes | memoryview) -> None:
-        assert self._file is not None
-        try:
-            self._file.write(data)
-        except OSError as exc:
-            raise _storage_error(exc) from exc
-        if self.hash is not None:
-            self.hash.update(data)
-        self.size += len(data)
-        if len(self.head) < SNIFF_BYTES:
-            self.head += data[: SNIFF_BYTES - len(self.head)]
-
-    def close(self) -> None:
-        """Flush and close; a full disk may only show up here."""
-        if self._file is not None:
-            file, self._file = self._file, None
-            try:
-                file.close()
-            except OSError as exc:
-                raise _storage_error(exc) from exc
-
-    def remove(self) -> None:
-        """Close without flushing errors and delete the file."""
-        if self._file is not None:
-            file, self._file = self._file, None
-            with contextlib.suppress(OSError):
-                file.close()
-        self.path.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------ multipart body
