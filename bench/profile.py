@@ -1,22 +1,23 @@
-"""Profile both servers of a scenario under wrk load with cProfile and compare them.
+"""Profile both servers of a scenario under wrk load (cProfile, CPU time) and compare them.
 
-``python -m bench.profile hello [--duration 10] [--top 25]``: each server runs under
-``python -m cProfile``, gets a warm-up and one wrk run, and is stopped with SIGTERM
-(which makes cProfile write its stats). The report gives, per function, its own time
-per request (us/req) on A and on B and the difference, largest first: where A's
-extra time per request goes. cProfile slows call-heavy code, so read the figures
-as shares, not as absolute costs.
+``python -m bench.profile hello [--duration 10] [--top 25] [--ref REV]``: each server
+runs under cProfile timed by CPU time (``bench/cpuprofile.py``), gets a warm-up and
+one wrk run, and is stopped with SIGTERM (which makes cProfile write its stats). The
+report gives own time per request by package, then per function on A and on B and
+the difference, largest first: where A's extra time per request goes. cProfile slows
+call-heavy code, so read the figures as shares, not as absolute costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pstats
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.procs import ServerProcess, pin_prefixes
+from bench.procs import ServerProcess, pin_prefixes, snapshot
 from bench.runner import Config, measure
 from bench.scenarios import Scenario, Server, by_name
 from bench.wrk import WrkMissingError, find_wrk
@@ -36,14 +37,26 @@ def _short(key: Key) -> str:
     return f"{filename}:{line}({name})" if line else name
 
 
+def _group(key: Key) -> str:
+    filename = key[0].replace("\\", "/")
+    for name in ("webframe", "tornado", "asyncio", "bench", "json", "selectors"):
+        if f"/{name}/" in filename or filename.endswith(f"/{name}.py"):
+            return name
+    if filename == "~":
+        return "builtins (C)"
+    return "other stdlib"
+
+
 def profile_side(
     scenario: Scenario, server: Server, which: str, cfg: Config, workdir: Path, wrk: str
 ) -> tuple[dict[Key, tuple[int, float, float]], int, float]:
     """Run ``server`` under cProfile; (stats per function, requests, req/s)."""
     server_pin, load_pin = pin_prefixes()
     out = workdir / f"{which}.prof"
-    argv = ["-m", "cProfile", "-o", str(out), *server.argv(workdir)]
-    proc = ServerProcess(f"{which}:{server.label}", argv, workdir / f"{which}.log", server_pin)
+    argv = ["-m", "bench.cpuprofile", str(out), *server.argv(workdir)[1:]]
+    proc = ServerProcess(
+        f"{which}:{server.label}", argv, workdir / f"{which}.log", server_pin, cfg.pythonpath
+    )
     warm = 0
     try:
         proc.start()
@@ -74,8 +87,23 @@ def report(
     lines = [
         f"profiled own time per request: A {tot_a:.1f} us, B {tot_b:.1f} us "
         f"(A - B = {tot_a - tot_b:+.1f} us)",
+    ]
+    groups_a: dict[str, float] = {}
+    groups_b: dict[str, float] = {}
+    for per, groups in ((per_a, groups_a), (per_b, groups_b)):
+        for k, v in per.items():
+            groups[_group(k)] = groups.get(_group(k), 0.0) + v
+    lines += ["", "| own time by package | A us/req | A share | B us/req | B share |"]
+    lines.append("|---|--:|--:|--:|--:|")
+    for g in sorted(set(groups_a) | set(groups_b), key=lambda g: -groups_a.get(g, 0.0)):
+        ga, gb = groups_a.get(g, 0.0), groups_b.get(g, 0.0)
+        lines.append(
+            f"| {g} | {ga:.1f} | {100 * ga / tot_a:.1f}% | {gb:.1f} | {100 * gb / tot_b:.1f}% |"
+        )
+    lines += [
         "",
-        "| function | A us/req | B us/req | A-B us/req | A calls/req | B calls/req |",
+        "| function (largest A-B first) | A us/req | B us/req | A-B us/req "
+        "| A calls/req | B calls/req |",
         "|---|--:|--:|--:|--:|--:|",
     ]
     keys = set(per_a) | set(per_b)
@@ -102,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (profiled too)")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--top", type=int, default=25, help="rows to show")
+    p.add_argument("--ref", metavar="REV", help="profile webframe/ as committed at REV")
     args = p.parse_args(argv)
     try:
         wrk = find_wrk()
@@ -112,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config(args.duration, args.connections, 1, args.warmup, quick=False)
     with tempfile.TemporaryDirectory(prefix=f"bench-profile-{scenario.name}-") as tmp:
         workdir = Path(tmp)
+        if args.ref:
+            src = snapshot(args.ref, workdir / "ref")
+            cfg = dataclasses.replace(cfg, pythonpath=(str(src),), ref=args.ref)
         if scenario.prepare is not None:
             scenario.prepare(workdir)
         a, na, rps_a = profile_side(scenario, scenario.a, "A", cfg, workdir, wrk)
