@@ -186,10 +186,14 @@ class _Delegate(_HandlerDelegate):
     ) -> Awaitable[None] | None:
         app: Application = self.application  # type: ignore[assignment]
         app.inflight.add(self.request)
-        if self.request.connection is not None:
-            self.request.connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
-        self._limit = limit = app.body_limit(self.handler_class)
-        error, declared = _check_framing(headers, limit)
+        # Most requests (GET, HEAD) carry no body: nothing to check or limit.
+        if "Content-Length" in headers or "Transfer-Encoding" in headers:
+            if self.request.connection is not None:
+                self.request.connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
+            self._limit = limit = app.body_limit(self.handler_class)
+            error, declared = _check_framing(headers, limit)
+        else:
+            error = None
         if error is not None:
             drainable = (
                 error.status_code == 413

@@ -189,6 +189,8 @@ class SessionMixin(CookieMixin):
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Finish the response; a changed session is saved first (asynchronously)."""
+        if self._session is None and self._final is None:
+            return super().finish(chunk)  # the common case: no session in this request
         if self._final is not None and not self._final_running:
             if chunk is not None:
                 self.write(chunk)
@@ -219,7 +221,7 @@ class SessionMixin(CookieMixin):
 
     def flush(self, include_footers: bool = False) -> Future[None]:
         """Send what is buffered; before the first flush a changed session is saved."""
-        if self._session_pending():
+        if self._session is not None and self._session_pending():
             return asyncio.ensure_future(self._commit_then_flush(include_footers))
         return super().flush(include_footers)
 
