@@ -13,10 +13,29 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from webframe import ForbiddenError, NotFoundError, UploadedFile, UploadHandler, route
+from webframe import (
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    UploadedFile,
+    UploadHandler,
+    route,
+)
 from webframe.filenames import extension_of
 
 from .base import PageHandler
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes as people read it: ``512 bytes``, ``64 KiB``, ``1.5 MiB``."""
+    if n < 1024:
+        return f"{n} bytes"
+    size = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024
+        if size < 1024 or unit == "GiB":
+            break
+    return f"{size:.0f} {unit}" if size >= 10 or size == int(size) else f"{size:.1f} {unit}"
 
 
 class LockerMixin(PageHandler):
@@ -85,7 +104,10 @@ class FilesHandler(LockerUpload):
 
     def get(self) -> None:
         rows = self.db.files_of(self.user_id())
-        self.render("files.html", files=rows, limits=self.limits_for(self.wf_settings))
+        limits = self.limits_for(self.wf_settings)
+        self.render(
+            "files.html", files=rows, limits=limits, max_file_size=human_size(limits.max_file_size)
+        )
 
     def post(self) -> None:
         owner = self.user_id()
@@ -137,6 +159,13 @@ class FileHandler(LockerMixin):
             as_attachment=True,
             content_type=row["content_type"],
         )
+
+    def post(self, file_id: int) -> None:
+        # Only reached without _method: with _method=DELETE (the no-JS delete form)
+        # prepare() has already turned the POST into a DELETE. Defining post() is what
+        # lets that form's POST past the 405 check, which runs before prepare().
+        self._row(file_id)
+        raise BadRequestError("To delete this file, send DELETE (or POST with _method=DELETE).")
 
     def delete(self, file_id: int) -> None:
         row = self._row(file_id)
