@@ -24,6 +24,8 @@
     var button = document.getElementById("upload-button");
 
     function showError(text) {
+      // The bar would claim 100% for a body the server refused: hide it.
+      wrap.hidden = true;
       error.textContent = text;
       error.hidden = false;
     }

@@ -1,0 +1,1 @@
+"""End-to-end journeys through the demo in a real (headless) Chromium."""
