@@ -70,7 +70,12 @@ def describe(handler: UploadHandler) -> dict[str, Any]:
         )
     fields = {name: handler.get_body_arguments(name) for name in handler.request.body_arguments}
     fields.pop("_xsrf", None)
-    return {"fields": fields, "files": files}
+    return {
+        "fields": fields,
+        "files": files,
+        "last_tag": handler.get_body_argument("tags", None),
+        "absent": handler.get_body_argument("absent", "default"),
+    }
 
 
 @route("/")
@@ -264,9 +269,10 @@ class FieldsAndFilesTest(UploadTestCase):
         self.assert_no_temp_files(within=0.5)
 
     def test_get_body_argument_defaults_and_missing(self) -> None:
-        r = self.post("/up", form={"only": "1"}, files={"f": ("a.txt", b"x")})
+        r = self.post("/up", form={"tags": ["x", "y"]}, files={"f": ("a.txt", b"x")})
         got = json.loads(r.body)
-        assert got["fields"] == {"only": ["1"]}
+        assert got["fields"] == {"tags": ["x", "y"]}
+        assert (got["last_tag"], got["absent"]) == ("y", "default")
         assert [f["size"] for f in got["files"]] == [1]
 
     def test_save_gives_unique_names_and_never_overwrites(self) -> None:
@@ -613,6 +619,31 @@ class ClientsAgreeTest(UploadTestCase):
         assert done.returncode == 0, done.stderr
         body, _, code = done.stdout.rpartition(b"\n")
         assert self.summary(int(code), body) == self.expected()
+
+    def test_curl_large_file_with_expect_100_continue(self) -> None:
+        # curl sends "Expect: 100-continue" for bodies over 1 MiB: the server must
+        # say 100 and take the body, or refuse at once with a 413 curl can read.
+        curl = need_program("curl", "apt-get install curl")
+        headers = self.auth_headers()
+        data = bytes(range(256)) * (3 * MiB // 256)
+        source = self.upload_root / "large.bin"
+        source.write_bytes(data)
+        results = {}
+        for path in ("/big", "/up"):
+            args = [curl, "-sS", "-v", "--max-time", "20", "-F", f"f=@{source}"]
+            for name, value in {**headers, **JSON}.items():
+                args += ["-H", f"{name}: {value}"]
+            args.append(self.get_url(path))
+            done = self.in_thread(
+                lambda args=args: subprocess.run(args, capture_output=True, timeout=30)
+            )
+            assert done.returncode == 0, done.stderr[-500:]
+            assert b"Expect: 100-continue" in done.stderr
+            results[path] = json.loads(done.stdout)
+        assert results["/big"] == {"files": [[len(data), sha(data)]]}
+        assert results["/up"]["error"]["status"] == 413
+        assert "at most 131072 bytes" in results["/up"]["error"]["message"]
+        self.assert_no_temp_files()
 
 
 # ----------------------------------------------------------------- disconnects
