@@ -34,6 +34,15 @@ class ReadOnlyHandler(RequestHandler):
         self.write("ro")
 
 
+@route("/deletable")
+class DeletableHandler(RequestHandler):
+    def get(self) -> None:
+        self.write("here")
+
+    def delete(self) -> None:
+        self.write("gone")
+
+
 @route("/echo-json")
 class EchoJSONHandler(RequestHandler):
     def check_xsrf_cookie(self) -> None:
@@ -91,6 +100,7 @@ def make_app(**overrides: Any) -> Application:
             BadHandler,
             TinyBodyHandler,
             PageHandler,
+            DeletableHandler,
         ],
         settings,
     )
@@ -179,6 +189,14 @@ class MethodsTest(WebTestCase):
     def test_method_override_needs_xsrf(self) -> None:
         r = self.fetch("/items", method="POST", form={"_method": "DELETE"}, xsrf=False)
         assert r.code == 403
+
+    def test_method_override_reaches_handler_without_post(self) -> None:
+        r = self.fetch("/deletable", method="POST", form={"_method": "DELETE"})
+        assert r.code == 200 and r.body == b"gone"
+        r = self.fetch("/deletable", method="POST", form={"x": "1"})
+        assert r.code == 405 and r.headers["Allow"] == "GET, HEAD, DELETE, OPTIONS"
+        r = self.fetch("/deletable", method="POST", form={"_method": "PUT"})
+        assert r.code == 405
 
     def test_method_override_only_from_post(self) -> None:
         r = self.fetch("/items?_method=DELETE")
@@ -287,7 +305,7 @@ class BodyLimitTest(WebTestCase):
         assert head.startswith(b"HTTP/1.1 413")
         assert b"Connection: close" in head
         msg = json.loads(body)["error"]["message"]
-        assert "5000000000 bytes" in msg and "at most 100 bytes" in msg
+        assert "4.7 GiB" in msg and "at most 100 bytes" in msg
 
     def test_small_overflow_is_drained_then_answered(self) -> None:
         r = self.fetch("/tiny", method="POST", body="x" * 101, xsrf=False)

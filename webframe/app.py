@@ -224,7 +224,8 @@ class _Delegate(_HandlerDelegate):
         if self._received > self._limit:
             self._reject(
                 PayloadTooLargeError(
-                    f"The request body is larger than this address accepts ({self._limit} bytes)."
+                    f"The request body is larger than this address accepts "
+                    f"({human_size(self._limit)})."
                 )
             )
             return None
@@ -321,9 +322,23 @@ def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError
     size = int(value)
     if size > limit:
         return PayloadTooLargeError(
-            f"The request body is {size} bytes; this address accepts at most {limit} bytes."
+            f"The request body is {human_size(size)}; this address accepts at most "
+            f"{human_size(limit)}."
         ), size
     return None, size
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes for people: '512 bytes', '64.0 KiB', '2.0 MiB'."""
+    if n < 1024:
+        return f"{n} bytes"
+    value = float(n)
+    unit = "bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024:
+            break
+    return f"{value:.1f} {unit}"
 
 
 def _session_store_url(s: Settings) -> str:

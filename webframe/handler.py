@@ -119,7 +119,11 @@ class RequestHandler(SessionMixin):
     def check_xsrf_cookie(self) -> None:
         """Called before ``prepare`` on unsafe methods; a method the handler lacks is a 405
         whatever the token (so clients learn ``Allow`` rather than a misleading 403)."""
-        if self.request.method not in self.allowed_methods():
+        method = self.request.method
+        if method == "POST" and "_method" in self.request.body_arguments:
+            # A form's PUT/PATCH/DELETE: prepare() dispatches it (or answers 400/405).
+            method = self.get_body_argument("_method", "").upper()
+        if method not in self.allowed_methods() and method in _METHOD_ORDER:
             raise MethodNotAllowedError(
                 f"The {self.request.method} method is not allowed here; "
                 f"use {', '.join(self.allowed_methods())}."
