@@ -1,5 +1,6 @@
-"""Cookies with safe defaults (HttpOnly, SameSite=Lax, Path=/, Secure on HTTPS) and
-refusal of values that could inject headers or attributes."""
+"""Cookies with safe defaults (HttpOnly, SameSite=Lax, Path=/, Secure on HTTPS),
+refusal of values that could inject headers or attributes, and signed cookies that
+keep verifying across a key rotation."""
 
 from __future__ import annotations
 
@@ -78,3 +79,37 @@ class CookieMixin(tornado.web.RequestHandler):
         if samesite is not None:
             options["samesite"] = samesite
         super().set_cookie(name, value, domain, expires, path, expires_days, **options)
+
+    def get_signed_cookie(
+        self,
+        name: str,
+        value: str | None = None,
+        max_age_days: float = 31,
+        min_version: int | None = None,
+    ) -> bytes | None:
+        """The verified value of the signed cookie ``name``, or None.
+
+        With ``cookie_secret`` as ``{version: secret}``, a cookie names the version that
+        signed it; one signed before rotation was introduced carries no version (it was
+        signed with the then only secret), so it is checked against every known key.
+        """
+        result = super().get_signed_cookie(name, value, max_age_days, min_version)
+        secret = self.application.settings.get("cookie_secret")
+        if result is not None or not isinstance(secret, dict):
+            return result
+        if value is None:
+            value = self.get_cookie(name)
+        if value is None or tornado.web.get_signature_key_version(value) != 0 or 0 in secret:
+            return None
+        current = secret.get(self.application.settings.get("key_version"))
+        keys = [current] if current is not None else []
+        keys += [key for key in secret.values() if key is not current]
+        for key in keys:
+            result = tornado.web.decode_signed_value(
+                key, name, value, max_age_days=max_age_days, min_version=min_version
+            )
+            if result is not None:
+                return result
+        return None
+
+    get_secure_cookie = get_signed_cookie

@@ -59,8 +59,12 @@ class _StoreFailureLog:
 store_failures = _StoreFailureLog()
 
 
+class SessionStoreUnavailableError(ServiceUnavailableError):
+    """503: the session store failed; already reported through ``store_failures``."""
+
+
 def _unavailable() -> ServiceUnavailableError:
-    return ServiceUnavailableError(
+    return SessionStoreUnavailableError(
         "The session store is unavailable, so this page cannot be shown right now. "
         "Please try again in a moment.",
         headers={"Retry-After": "5"},
@@ -77,10 +81,19 @@ class SessionMixin(CookieMixin):
 
     _session: Session | None = None
     _session_committed = False
+    _commit_task: Future[None] | None = None
     _cookie_sid_value: Any = _UNSET
     _final: Future[None] | None = None
     _final_running = False
     _flashes: list[tuple[str, str]] | None = None
+    _xsrf_sid: str | None = None
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Called for an exception that ends the request; store outages are logged by the
+        rate-limited ``store_failures`` instead of once per request."""
+        if isinstance(value, SessionStoreUnavailableError):
+            return
+        super().log_exception(typ, value, tb)
 
     # Loading ------------------------------------------------------------------
 
@@ -164,9 +177,18 @@ class SessionMixin(CookieMixin):
     # Saving before the headers leave -----------------------------------------
 
     def _session_pending(self) -> bool:
+        """True while the session still has to be saved before the headers go out."""
+        if self._commit_task is not None:
+            return not self._commit_task.done()  # saving now: wait for it
         return (
             self._session is not None and not self._session_committed and not self._headers_written
         )
+
+    def _commit_once(self) -> Future[None]:
+        """Save the session once per request; a second caller waits for the same save."""
+        if self._commit_task is None:
+            self._commit_task = asyncio.ensure_future(self._commit_session())
+        return self._commit_task
 
     async def _commit_session(self) -> None:
         """Save what changed and set or clear the cookie (skipped on a 5xx)."""
@@ -186,6 +208,23 @@ class SessionMixin(CookieMixin):
             )
         elif action is CookieAction.CLEAR:
             self.clear_cookie(s.session_cookie)
+        self._refresh_xsrf_cookie(action)
+
+    def _refresh_xsrf_cookie(self, action: CookieAction) -> None:
+        """After the session ID changed (login, logout, expiry), replace the ``_xsrf``
+        cookie: the token it holds belonged to the old ID and would be refused."""
+        session = self._session
+        if session is None or action is CookieAction.NONE:
+            return
+        if "_xsrf" not in self.request.cookies and self._xsrf_sid is None:
+            return
+        if self._xsrf_sid == session.sid:
+            return  # the token of this response already belongs to the new ID
+        if action is CookieAction.SET:
+            self._xsrf_sid = session.sid
+            self.set_cookie("_xsrf", self._masked_xsrf_token(session.sid), samesite="Strict")
+        else:
+            self.clear_cookie("_xsrf")
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Finish the response; a changed session is saved first (asynchronously)."""
@@ -207,7 +246,7 @@ class SessionMixin(CookieMixin):
 
     async def _commit_then_finish(self) -> None:
         try:
-            await self._commit_session()
+            await self._commit_once()
         except ServiceUnavailableError as exc:
             self._final_running = True
             self._finished = False
@@ -215,9 +254,26 @@ class SessionMixin(CookieMixin):
             self.clear()
             self.send_error(503, exc_info=(type(exc), exc, None))
             return
+        except Exception as exc:
+            self._final_running = True
+            self._fail(exc)
+            return
         self._final_running = True
         self._finished = False
-        await super().finish()
+        try:
+            await super().finish()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """Answer an error raised in a background step of finish/render (Tornado never
+        sees those tasks: without this the client would wait until it times out)."""
+        self._finished = self._headers_written
+        try:
+            raise exc
+        except Exception as e:
+            # Logs it and sends the error page (a 5xx: the session is not saved).
+            self._handle_request_exception(e)
 
     def flush(self, include_footers: bool = False) -> Future[None]:
         """Send what is buffered; before the first flush a changed session is saved."""
@@ -226,7 +282,8 @@ class SessionMixin(CookieMixin):
         return super().flush(include_footers)
 
     async def _commit_then_flush(self, include_footers: bool) -> None:
-        await self._commit_session()
+        # A flush() that is not awaited is followed by finish(): both wait for one save.
+        await self._commit_once()
         await super().flush(include_footers)
 
     # Flash messages ---------------------------------------------------------
@@ -256,10 +313,14 @@ class SessionMixin(CookieMixin):
         return super().render(template_name, **kwargs)
 
     async def _claim_then_render(self, template_name: str, kwargs: dict[str, Any]) -> None:
-        await self._claim_flashes()
-        self._final = None
-        self._finished = False
-        await super().render(template_name, **kwargs)
+        try:
+            await self._claim_flashes()
+            self._final = None
+            self._finished = False
+            await super().render(template_name, **kwargs)
+        except Exception as exc:
+            self._final = None
+            self._fail(exc)
 
     async def _claim_flashes(self) -> None:
         session = self._session
@@ -313,15 +374,19 @@ class SessionMixin(CookieMixin):
                 session = self.session
                 session[XSRF_ANCHOR] = 1
                 sid = session.sid
-            raw = self._xsrf_raw(sid, self._xsrf_keys()[0])
-            mask = os.urandom(4)
-            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(raw))
-            token = base64.urlsafe_b64encode(mask + masked).rstrip(b"=")
+            token = self._masked_xsrf_token(sid)
             self._xsrf_token = token
+            self._xsrf_sid = sid
             current = self.request.cookies.get("_xsrf")
             if current is None or not self._xsrf_valid(current.value, sid):
                 self.set_cookie("_xsrf", token, samesite="Strict")
         return self._xsrf_token
+
+    def _masked_xsrf_token(self, sid: str) -> bytes:
+        raw = self._xsrf_raw(sid, self._xsrf_keys()[0])
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(raw))
+        return base64.urlsafe_b64encode(mask + masked).rstrip(b"=")
 
     def _xsrf_valid(self, token: str, sid: str) -> bool:
         try:
