@@ -362,8 +362,9 @@ class SessionMixin(CookieMixin):
     def xsrf_token(self) -> bytes:
         """The anti-forgery token of this session (masked afresh on each page).
 
-        It is also set in the ``_xsrf`` cookie so scripts and test clients can send it
-        back in ``X-XSRFToken``. A visitor with no session gets one, stored, so the
+        It is also set in the (HttpOnly) ``_xsrf`` cookie, which HTTP clients such as
+        :class:`webframe.testing.Client` echo in ``X-XSRFToken``; page scripts read the
+        ``xsrf-token`` meta tag instead. A visitor with no session gets one, stored, so the
         token stays valid across tabs.
         """
         if not hasattr(self, "_xsrf_token"):
