@@ -169,6 +169,13 @@ class UploadHandler(RequestHandler):
 
     def on_body_complete(self) -> None:
         """Called by the application when the whole body has arrived, before the method."""
+        if self._finished or self._status_code >= 400:
+            # Already answered (prepare refused the request; the error page may still be
+            # waiting on the session save): the body is moot. Raising here would fail a
+            # body future nobody awaits anymore.
+            self._xsrf_deferred = False
+            self._discard_uploads()
+            return
         receiver, self._receiver = self._receiver, None
         if isinstance(receiver, MultipartReceiver):
             try:
