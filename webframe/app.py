@@ -178,6 +178,7 @@ class _Delegate(_HandlerDelegate):
     _error: HTTPError | None = None
     _answered = False
     _drain_left = 0
+    _closed = False
 
     def headers_received(
         self,
@@ -201,7 +202,10 @@ class _Delegate(_HandlerDelegate):
                 and headers.get("Expect", "").lower() != "100-continue"
             )
             if drainable:
+                # Answer now, before reading the body; then read and drop the body
+                # so the client is not reset while it is still sending.
                 self._reject(error)
+                self._answer(close=False, linger=True)
             else:
                 # Tornado reads no body once the framing headers are gone, and closes
                 # the connection after the answer.
@@ -217,8 +221,13 @@ class _Delegate(_HandlerDelegate):
     def data_received(self, data: bytes) -> Awaitable[None] | None:
         if self._error is not None:
             self._drain_left -= len(data)
-            if self._drain_left < 0 and not self._answered:
-                self._answer(close=True)
+            if self._drain_left < 0:
+                if not self._answered:
+                    self._answer(close=True)
+                elif self.request.connection is not None and not self._closed:
+                    # Answered long ago and still sending: stop listening.
+                    self._closed = True
+                    self.request.connection.close()  # type: ignore[attr-defined]
             return None
         self._received += len(data)
         if self._received > self._limit:
@@ -228,6 +237,8 @@ class _Delegate(_HandlerDelegate):
                     f"({human_size(self._limit)})."
                 )
             )
+            if not self.stream_request_body:
+                self._answer(close=False, linger=True)
             return None
         if not self.stream_request_body:
             self.chunks += data
@@ -276,7 +287,9 @@ class _Delegate(_HandlerDelegate):
         self._drain_left = _DRAIN
         self.chunks = bytearray()
 
-    def _answer(self, close: bool) -> None:
+    def _answer(self, close: bool, linger: bool = False) -> None:
+        """Send the error. ``linger``: keep the connection reading (and dropping) the
+        body after the answer instead of closing it at once."""
         error = self._error
         assert error is not None
         self._answered = True
@@ -293,6 +306,12 @@ class _Delegate(_HandlerDelegate):
         if close:
             error.headers["Connection"] = "close"
         handler.send_error(error.status_code, exc_info=(type(error), error, None))
+        connection = self.request.connection
+        if linger and hasattr(connection, "_disconnect_on_finish"):
+            # Tornado closes a connection answered before its body was read, as soon as
+            # the answer is written; a client still sending would get a reset and lose
+            # the answer. The body is read to its end (bounded by _DRAIN) instead.
+            connection._disconnect_on_finish = False  # type: ignore[union-attr]
 
 
 def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError | None, int]:
@@ -333,12 +352,12 @@ def human_size(n: int) -> str:
     if n < 1024:
         return f"{n} bytes"
     value = float(n)
-    unit = "bytes"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
+    units = ["KiB", "MiB", "GiB", "TiB"]
+    value /= 1024
+    while value >= 1024 and len(units) > 1:
         value /= 1024
-        if value < 1024:
-            break
-    return f"{value:.1f} {unit}"
+        units.pop(0)
+    return f"{value:.1f} {units[0]}"
 
 
 def _session_store_url(s: Settings) -> str:
