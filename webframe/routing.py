@@ -251,7 +251,7 @@ class RouteTable:
                 and obj.__module__ == item.__name__
                 and "webframe_routes" in obj.__dict__
             ]
-            classes.sort(key=lambda c: inspect.getsourcelines(c)[1])
+            # A module's namespace keeps definition order: no need to read its source.
             for cls in classes:
                 self.add(cls)
         elif inspect.isclass(item):
