@@ -64,7 +64,7 @@ FRAMING = [
         "content-length-over-the-limit",
         head("Content-Length: 11000000") + b"a" * 11000000,
         413,
-        "bytes",
+        "accepts at most",
     ),
     (
         "transfer-encoding-with-content-length",
