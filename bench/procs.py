@@ -99,9 +99,12 @@ class ServerProcess:
         log_path: Path,
         pin: list[str],
         pythonpath: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.label = label
         self.pythonpath = pythonpath
+        #: added to :func:`server_env` (the only WEBFRAME_* variables a server sees).
+        self.env = dict(env or {})
         self.port = free_port()
         self.cmd = [*pin, sys.executable, *args, "--port", str(self.port)]
         self.log_path = log_path
@@ -115,7 +118,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 self.cmd,
                 cwd=self.log_path.parent,
-                env=server_env(self.pythonpath),
+                env={**server_env(self.pythonpath), **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

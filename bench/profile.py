@@ -6,6 +6,11 @@ one wrk run, and is stopped with SIGTERM (which makes cProfile write its stats).
 report gives own time per request by package, then per function on A and on B and
 the difference, largest first: where A's extra time per request goes. cProfile slows
 call-heavy code, so read the figures as shares, not as absolute costs.
+
+Upload scenarios (``upload-1g``, ``upload-8x128m``) are sampled with py-spy instead
+(``pip install py-spy``): one measured round (``--rounds``), both servers sampled at
+250 Hz without pausing them; the report gives each function's share of the samples,
+own and with callees. ``--quick`` uses the scenario's small file.
 """
 
 from __future__ import annotations
@@ -131,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--top", type=int, default=25, help="rows to show")
     p.add_argument("--ref", metavar="REV", help="profile webframe/ as committed at REV")
+    p.add_argument("--rounds", type=int, default=1, help="upload rounds (upload scenarios)")
+    p.add_argument("--quick", action="store_true", help="upload scenarios: the small file")
     args = p.parse_args(argv)
+    if hasattr(by_name()[args.scenario].load, "run_scenario"):
+        return profile_uploads(args)
     try:
         wrk = find_wrk()
     except WrkMissingError as exc:
@@ -153,6 +162,31 @@ def main(argv: list[str] | None = None) -> int:
         f"B={scenario.b.label} {rps_b:.0f} req/s under cProfile; {na} / {nb} requests"
     )
     print(report(a, na, b, nb, args.top))
+    return 0
+
+
+def profile_uploads(args: argparse.Namespace) -> int:
+    """py-spy both servers of an upload scenario during ``args.rounds`` rounds."""
+    from bench.uploads import collapsed_report
+
+    scenario = by_name()[args.scenario]
+    cfg = Config(1, 1, args.rounds, 0, quick=args.quick)
+    with tempfile.TemporaryDirectory(prefix=f"bench-profile-{scenario.name}-") as tmp:
+        workdir = Path(tmp)
+        if args.ref:
+            src = snapshot(args.ref, workdir / "ref")
+            cfg = dataclasses.replace(cfg, pythonpath=(str(src),), ref=args.ref)
+        result = scenario.load.run_scenario(scenario, cfg, profile_dir=workdir, rounds=args.rounds)
+        a, b = result["a"], result["b"]
+        print(
+            f"{scenario.name}: A={a['label']} {a['mbps_median']:.1f} MB/s "
+            f"({a['cpu_s_per_gib_median']:.2f} CPU s/GiB), B={b['label']} "
+            f"{b['mbps_median']:.1f} MB/s ({b['cpu_s_per_gib_median']:.2f} CPU s/GiB) "
+            "under py-spy"
+        )
+        for which in ("A", "B"):
+            print(f"\n## {which}: {result[which.lower()]['label']}\n")
+            print(collapsed_report(workdir / f"{which}.txt", args.top))
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import platform
 import statistics
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 from bench import report
 from bench.procs import REPO, ServerProcess, fetch, pin_prefixes, snapshot
 from bench.scenarios import SCENARIOS, Scenario, Server, by_name
+from bench.services import ScenarioSkipped
 from bench.wrk import WrkMissingError, WrkResult, find_wrk
 
 DEFAULT_OUTPUT = REPO / "bench" / "results"
@@ -64,9 +66,12 @@ def measure(
     workdir: Path,
     pin: list[str],
     wrk: str,
+    load: Any = None,
 ) -> Run:
+    """One wrk run against ``proc`` with ``load`` (default: the scenario's)."""
+    load = scenario.load if load is None else load
     before = proc.cpu_seconds()
-    result = scenario.load.run(proc.url, seconds, cfg.connections, workdir, pin, wrk)
+    result = load.run(proc.url, seconds, cfg.connections, workdir, pin, wrk)
     return Run(result, proc.cpu_seconds() - before)
 
 
@@ -93,9 +98,8 @@ def _side(server: Server, proc: ServerProcess, measured: list[Run]) -> dict[str,
     }
 
 
-def check_responses(scenario: Scenario, a: ServerProcess, b: ServerProcess) -> list[str]:
+def check_responses(load: Any, a: ServerProcess, b: ServerProcess) -> list[str]:
     """Problems with the answers: not a success, or A and B answering differently."""
-    load = scenario.load
     headers = dict(load.headers)
     got = {}
     for proc in (a, b):
@@ -115,29 +119,39 @@ def check_responses(scenario: Scenario, a: ServerProcess, b: ServerProcess) -> l
 def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
     """Measure one scenario; the result dict is what latest.json holds for it."""
     server_pin, load_pin = pin_prefixes()
-    with tempfile.TemporaryDirectory(prefix=f"bench-{scenario.name}-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix=f"bench-{scenario.name}-") as tmp,
+        contextlib.ExitStack() as services,
+    ):
         workdir = Path(tmp)
         if scenario.prepare is not None:
             scenario.prepare(workdir)
+        values: dict[str, str] = {}
+        if scenario.service is not None:
+            values = services.enter_context(scenario.service(workdir))
         procs = [
             ServerProcess(
                 f"{which}:{server.label}",
-                server.argv(workdir),
+                server.argv(workdir, values),
                 workdir / f"server-{which}.log",
                 server_pin,
                 cfg.pythonpath,
+                env=server.environ(workdir, values),
             )
             for which, server in (("A", scenario.a), ("B", scenario.b))
         ]
         a, b = procs
         runs: dict[str, list[Run]] = {"A": [], "B": []}
         rss: dict[str, int | None] = {}
+        load: Any = scenario.load
         try:
             for proc in procs:
                 proc.start()
             for proc in procs:
-                proc.wait_ready(scenario.load.path)
-            problems = check_responses(scenario, a, b)
+                proc.wait_ready(load.path)
+            if hasattr(load, "bind"):
+                load = load.bind(a, b)
+            problems = check_responses(load, a, b)
             if cfg.pythonpath:
                 for proc in procs:
                     text = proc.log_path.read_text(errors="replace")
@@ -147,13 +161,18 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
                 log(f"  {scenario.name}: WARNING {problem}")
             for proc in procs:
                 if cfg.warmup:
-                    scenario.load.run(proc.url, cfg.warmup, cfg.connections, workdir, load_pin, wrk)
+                    load.run(proc.url, cfg.warmup, cfg.connections, workdir, load_pin, wrk)
             for i in range(cfg.rounds):
                 pair = []
                 for which, proc in (("A", a), ("B", b)):
-                    r = measure(scenario, proc, cfg.duration, cfg, workdir, load_pin, wrk)
+                    r = measure(scenario, proc, cfg.duration, cfg, workdir, load_pin, wrk, load)
                     runs[which].append(r)
                     pair.append(r)
+                    if hasattr(load, "verify"):
+                        found = load.verify(proc.url)
+                        for problem in found:
+                            log(f"  {scenario.name}: WARNING {which}: {problem}")
+                        problems += found
                 ratio = pair[0].rps / pair[1].rps if pair[1].rps else 0.0
                 errs = pair[0].wrk.error_count + pair[1].wrk.error_count
                 log(
@@ -187,8 +206,11 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
     return {
         "name": scenario.name,
         "description": scenario.description,
-        "method": scenario.load.method,
-        "path": scenario.load.path,
+        "kind": "requests",
+        "unit": "req/s",
+        **(load.summary() if hasattr(load, "summary") else {}),
+        "method": load.method,
+        "path": load.path,
         "a": side_a,
         "b": side_b,
         "ratios": ratios,
@@ -251,6 +273,8 @@ def metadata(cfg: Config, wrk: str) -> dict[str, Any]:
         "server_cpu_pin": " ".join(server_pin) or None,
         "load_cpu_pin": " ".join(load_pin) or None,
         "machine": platform.machine(),
+        # Other work on the machine moves req/s; say how busy it was.
+        "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
 
 
@@ -325,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for s in SCENARIOS:
             target = f"target {s.target}" if s.target is not None else "no target"
-            print(f"{s.name:8} A={s.a.label} B={s.b.label} ({target}): {s.description}")
+            print(f"{s.name:21} A={s.a.label} B={s.b.label} ({target}): {s.description}")
         return 0
     try:
         wrk = find_wrk()
@@ -361,7 +385,13 @@ def run(args: argparse.Namespace, cfg: Config, wrk: str) -> int:
     for scenario in chosen:
         log(f"{scenario.name}: A={scenario.a.label} vs B={scenario.b.label}")
         try:
-            results.append(run_scenario(scenario, cfg, wrk))
+            if hasattr(scenario.load, "run_scenario"):
+                results.append(scenario.load.run_scenario(scenario, cfg))
+            else:
+                results.append(run_scenario(scenario, cfg, wrk))
+        except ScenarioSkipped as exc:
+            log(f"  {scenario.name}: SKIPPED: {exc}")
+            results.append({"name": scenario.name, "skipped": str(exc)})
         except Exception as exc:
             failed = True
             log(f"  {scenario.name}: FAILED: {exc}")

@@ -5,24 +5,39 @@ throughput ratio A/B. To add one, append a :class:`Scenario` to ``SCENARIOS``:
 give the two server commands (``webframe(...)`` / ``tornado(...)`` build the usual
 ones; a new endpoint goes into both ``bench/servers/*_app.py``), the request wrk
 sends, and optionally a target ratio and a ``prepare`` hook creating fixtures in
-the scenario's temporary folder. Server arguments may use ``{workdir}``, that
-folder's path.
+the scenario's temporary folder. Server arguments and environment values may use ``{workdir}``, that
+folder's path, and any value a ``service`` yields (``{redis_url}``).
 
-Planned, once the features land: ``session-read``/``session-write`` per store
-(memory, sqlite, redis: one scenario each, built in a loop) and
-``upload-1g``/``upload-8x128m``. Uploads need a client other than wrk; the
-runner only needs ``load.run(...)`` to return a :class:`~bench.wrk.WrkResult`,
-so such a load can be a different class with the same ``run`` method.
+Hooks a load may have, besides ``run(...)`` returning a :class:`~bench.wrk.WrkResult`:
+
+- ``bind(a, b)`` (both :class:`~bench.procs.ServerProcess`, already answering):
+  returns the load to measure with, e.g. one carrying a session cookie obtained from
+  A (:class:`~bench.sessionload.SessionLoad`); its ``verify(url)`` is called after
+  every measured run and returns problems, its ``summary()`` goes into the result.
+- ``run_scenario(scenario, cfg)``: the load runs the whole scenario itself and
+  returns the result dict, for loads wrk cannot send (uploads with ``curl``:
+  :class:`~bench.uploads.UploadLoad`; throughput in MB/s instead of req/s).
+
+A ``service`` (``bench/services.py``) starts something both servers need before
+they start (a redis-server) and stops it afterwards; it raises
+:class:`~bench.services.ScenarioSkipped` when it cannot run here.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bench.servers.common import write_static
+from bench.servers.common import COOKIE_SECRET, write_static
+from bench.services import redis_service
+from bench.sessionload import SessionLoad
+from bench.uploads import UploadLoad
 from bench.wrk import WrkLoad
+
+MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,9 +47,16 @@ class Server:
     label: str
     module: str
     args: tuple[str, ...] = ()
+    #: extra environment (WEBFRAME_* from ours is never passed on).
+    env: tuple[tuple[str, str], ...] = ()
 
-    def argv(self, workdir: Path) -> list[str]:
-        return ["-m", self.module, *(a.format(workdir=workdir) for a in self.args)]
+    def argv(self, workdir: Path, values: dict[str, str] | None = None) -> list[str]:
+        fmt = {"workdir": workdir, **(values or {})}
+        return ["-m", self.module, *(a.format(**fmt) for a in self.args)]
+
+    def environ(self, workdir: Path, values: dict[str, str] | None = None) -> dict[str, str]:
+        fmt = {"workdir": workdir, **(values or {})}
+        return {k: v.format(**fmt) for k, v in self.env}
 
 
 @dataclass(frozen=True)
@@ -43,11 +65,13 @@ class Scenario:
     description: str
     a: Server
     b: Server
-    load: WrkLoad
+    load: Any  # WrkLoad, SessionLoad, UploadLoad: see the module docstring
     #: the ratio A/B a run must reach to PASS; None: reported only.
     target: float | None = None
     #: called with the scenario's temporary folder before the servers start.
     prepare: Callable[[Path], None] | None = None
+    #: started before the servers, stopped after them (bench/services.py).
+    service: Callable[[Path], contextlib.AbstractContextManager[dict[str, str]]] | None = None
 
 
 def webframe(scenario: str, *args: str, label: str = "webframe") -> Server:
@@ -108,6 +132,77 @@ SCENARIOS: list[Scenario] = [
         webframe("hello", "--loop", "uvloop", label="webframe+uvloop"),
         webframe("hello", label="webframe+asyncio"),
         WrkLoad("/"),
+    ),
+]
+
+
+def _session_scenarios() -> list[Scenario]:
+    """session-read-STORE and session-write-STORE for memory, sqlite and redis."""
+    stores: dict[str, tuple[str, Any]] = {
+        "memory": ("memory://", None),
+        "sqlite": ("sqlite:///{workdir}/sessions.db", None),  # {workdir} is absolute
+        "redis": ("{redis_url}", redis_service),
+    }
+    read_targets = {"memory": 0.85, "sqlite": 0.85, "redis": 0.70}
+    write_targets = {"sqlite": 0.75}
+    out = []
+    for kind, targets, what in (
+        ("read", read_targets, 'reads session["n"]'),
+        ("write", write_targets, 'writes session["n"] += 1'),
+    ):
+        for store, (url, service) in stores.items():
+            out.append(
+                Scenario(
+                    f"session-{kind}-{store}",
+                    f"GET / with a session cookie, {what} ({store} store) vs hello "
+                    "without session (same cookie sent)",
+                    webframe(f"session-{kind}", "--session-store", url, label=f"session-{kind}"),
+                    webframe("hello", "--session-store", url, label="webframe hello"),
+                    SessionLoad("/", write=kind == "write"),
+                    target=targets.get(store),
+                    service=service,
+                )
+            )
+    return out
+
+
+def demo() -> Server:
+    """The demo app (``run.py``) as deployed: no debug, settings from the environment."""
+    return Server(
+        "webframe demo",
+        "run",  # `python -m run` in the scenario folder: honours a --ref snapshot
+        ("--no-debug",),
+        env=(
+            ("WEBFRAME_COOKIE_SECRET", COOKIE_SECRET),
+            ("WEBFRAME_INSTANCE_PATH", "{workdir}/instance"),
+            ("WEBFRAME_MAX_UPLOAD_SIZE", str(2 * 1024 * MiB)),
+            ("WEBFRAME_ACCESS_LOG", "0"),
+        ),
+    )
+
+
+def raw_upload() -> Server:
+    return tornado("upload", "--upload-dir", "{workdir}/raw", label="tornado stream_request_body")
+
+
+SCENARIOS += _session_scenarios()
+SCENARIOS += [
+    Scenario(
+        "upload-1g",
+        "1 GiB file, curl -F multipart POST /files on the demo (logged in, XSRF header) "
+        "vs curl -T raw body into a Tornado stream_request_body handler writing a file",
+        demo(),
+        raw_upload(),
+        UploadLoad(size=1024 * MiB, quick_size=64 * MiB, concurrency=1, rss_target_mib=64),
+        target=0.8,
+    ),
+    Scenario(
+        "upload-8x128m",
+        "8 concurrent 128 MiB uploads (8 curl processes) to the demo's POST /files "
+        "vs 8 concurrent raw bodies to the Tornado stream_request_body handler",
+        demo(),
+        raw_upload(),
+        UploadLoad(size=128 * MiB, quick_size=16 * MiB, concurrency=8, rss_target_mib=96),
     ),
 ]
 

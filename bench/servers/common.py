@@ -17,7 +17,14 @@ JSON_TYPE = "application/json; charset=UTF-8"
 STATIC_NAME = "blob.bin"
 STATIC_SIZE = 10 * 1024
 
-SCENARIOS = ("hello", "page", "json", "static")
+SCENARIOS = ("hello", "page", "json", "static", "session-read", "session-write", "upload")
+
+#: session scenarios: GET LOGIN_PATH starts the session the load then sends the cookie
+#: of; GET COUNTER_PATH answers the session's counter "n" (checked after write runs).
+LOGIN_PATH = "/login-bench"
+COUNTER_PATH = "/session-n"
+#: the raw-Tornado upload route (POST or PUT; the body bytes go to one file).
+UPLOAD_PATH = "/upload"
 
 
 def page_context() -> dict[str, Any]:
@@ -45,4 +52,5 @@ def bench_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--scenario", required=True, choices=SCENARIOS)
     p.add_argument("--static-dir", help="folder holding the static file (static scenario)")
+    p.add_argument("--upload-dir", help="where the raw upload server writes bodies (upload)")
     return p.parse_known_args(argv)

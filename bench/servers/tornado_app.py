@@ -1,6 +1,11 @@
 """The raw-Tornado twin of every benchmark server: what a Tornado user writes by hand.
 
-``python -m bench.servers.tornado_app --scenario NAME --port N [--static-dir DIR]``
+``python -m bench.servers.tornado_app --scenario NAME --port N [--static-dir DIR]
+[--upload-dir DIR]``
+
+The ``upload`` scenario is the ceiling of this stack for uploads: a
+``stream_request_body`` handler writing the body bytes straight to a file, with
+``max_body_size`` raised; no parsing, no hashing.
 """
 
 from __future__ import annotations
@@ -8,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
+import uuid
 from typing import Any
 
 import tornado.web
@@ -22,6 +29,7 @@ from bench.servers.common import (
     JSON_TYPE,
     TEMPLATES,
     TEXT_TYPE,
+    UPLOAD_PATH,
     bench_args,
     page_context,
 )
@@ -49,18 +57,60 @@ class EchoHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(data))
 
 
+#: the raw upload server takes bodies up to this size.
+MAX_UPLOAD = 8 * 1024**3
+
+
+@tornado.web.stream_request_body
+class RawUploadHandler(tornado.web.RequestHandler):
+    """Writes the request body, as it arrives, to a new file in the upload folder."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None
+
+    def prepare(self) -> None:
+        self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
+        folder = self.settings["upload_dir"]
+        self.path = os.path.join(folder, uuid.uuid4().hex)
+        self.file = open(self.path, "wb")  # noqa: SIM115 - closed in _done / on_finish
+        self.size = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.size += len(chunk)
+
+    def _done(self) -> None:
+        self.file.close()
+        self.set_header("Content-Type", JSON_TYPE)
+        self.finish(json.dumps({"path": self.path, "size": self.size}))
+
+    def post(self) -> None:
+        self._done()
+
+    def put(self) -> None:
+        self._done()
+
+    def on_finish(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+
 def _no_access_log(handler: tornado.web.RequestHandler) -> None:
     # webframe runs with access_log=False; log nothing here either.
     return None
 
 
-def make_app(scenario: str, static_dir: str | None) -> tornado.web.Application:
-    routes: list[Any] = {
+def make_app(
+    scenario: str, static_dir: str | None, upload_dir: str | None = None
+) -> tornado.web.Application:
+    table: dict[str, list[Any]] = {
         "hello": [(r"/", HelloHandler)],
         "page": [(r"/page", PageHandler)],
         "json": [(r"/echo", EchoHandler)],
         "static": [],
-    }[scenario]
+        "upload": [(UPLOAD_PATH, RawUploadHandler)],
+    }
+    routes = table[scenario]
     settings: dict[str, Any] = {
         "cookie_secret": COOKIE_SECRET,
         "xsrf_cookies": True,
@@ -69,6 +119,9 @@ def make_app(scenario: str, static_dir: str | None) -> tornado.web.Application:
     }
     if static_dir:
         settings["static_path"] = static_dir
+    if upload_dir:
+        os.makedirs(upload_dir, exist_ok=True)
+        settings["upload_dir"] = upload_dir
     return tornado.web.Application(routes, **settings)
 
 
@@ -91,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="tornado_app")
     p.add_argument("--port", type=int, required=True)
     args = p.parse_args(rest)
-    asyncio.run(serve(make_app(ns.scenario, ns.static_dir), args.port))
+    asyncio.run(serve(make_app(ns.scenario, ns.static_dir, ns.upload_dir), args.port))
     return 0
 
 

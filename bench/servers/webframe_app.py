@@ -13,7 +13,9 @@ from typing import Any
 import webframe
 from bench.servers.common import (
     COOKIE_SECRET,
+    COUNTER_PATH,
     HELLO,
+    LOGIN_PATH,
     TEMPLATES,
     TEXT_TYPE,
     bench_args,
@@ -47,11 +49,57 @@ class EchoHandler(RequestHandler):
         self.json(data)  # Content-Type: application/json; charset=UTF-8, as the twin
 
 
+class SessionReadHandler(RequestHandler):
+    """GET / for a client with a session: reads it, answers like hello."""
+
+    uses_session = True
+
+    def get(self) -> None:
+        self.session.get("n")
+        self.set_header("Content-Type", TEXT_TYPE)
+        self.write(HELLO)
+
+
+class SessionWriteHandler(RequestHandler):
+    """GET / for a client with a session: increments its counter, answers like hello."""
+
+    uses_session = True
+
+    def get(self) -> None:
+        self.session["n"] = self.session.get("n", 0) + 1
+        self.set_header("Content-Type", TEXT_TYPE)
+        self.write(HELLO)
+
+
+@route(LOGIN_PATH)
+class LoginBenchHandler(RequestHandler):
+    """Starts the session the load sends the cookie of (as a login would)."""
+
+    def get(self) -> None:
+        self.session["user"] = {"id": 1, "name": "bench"}
+        self.session["n"] = 0
+        self.set_header("Content-Type", TEXT_TYPE)
+        self.write("ok")
+
+
+@route(COUNTER_PATH)
+class CounterHandler(RequestHandler):
+    """The session's counter, to check that write runs changed it."""
+
+    uses_session = True
+
+    def get(self) -> None:
+        self.set_header("Content-Type", TEXT_TYPE)
+        self.write(str(self.session.get("n")))
+
+
 ROUTES: dict[str, list[Any]] = {
     "hello": [HelloHandler],
     "page": [PageHandler],
     "json": [EchoHandler],
     "static": [],
+    "session-read": [("/", SessionReadHandler), LoginBenchHandler, CounterHandler],
+    "session-write": [("/", SessionWriteHandler), LoginBenchHandler, CounterHandler],
 }
 
 
