@@ -15,6 +15,7 @@ already removed every temp file it created, so a caller never has to.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from webframe.filenames import clean_filename, extension_of
+from webframe.filenames import clean_filename
 from webframe.uploadfiles import (
     SNIFF_BYTES,
     BadUploadError,
@@ -37,6 +38,7 @@ from webframe.uploadfiles import (
     _declared_type,
     _size,
     _TempFile,
+    check_name,
     sniff_type,
 )
 
@@ -96,6 +98,9 @@ class _FieldPart:
     def __init__(self, name: str) -> None:
         self.name = name
         self.value = bytearray()
+
+
+_CONTROL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _header_text(value: bytes) -> str:
@@ -324,6 +329,10 @@ class MultipartReceiver:
         self._header_value += data[start:end]
 
     def _on_header_end(self) -> None:
+        if _CONTROL.search(self._header_name) or _CONTROL.search(self._header_value):
+            # A bare LF or NUL inside a part header would smuggle a second header or
+            # put control bytes into field and file names.
+            raise BadUploadError("A part header contains control characters (CR, LF, NUL...).")
         name = self._header_name.decode("latin-1").strip().lower()
         if name == "content-disposition" and name in self._headers:
             raise BadUploadError("A part has two Content-Disposition headers.")
@@ -371,13 +380,7 @@ class MultipartReceiver:
             self._check_extension(part)
 
     def _check_extension(self, part: _FilePart) -> None:
-        allowed = self.limits.allowed_extensions
-        if allowed is not None and extension_of(part.filename) not in allowed:
-            shown = ", ".join(sorted(allowed)) or "none"
-            raise UploadTypeError(
-                f"Field {part.field_name!r}: files named like {part.filename!r} are not "
-                f"accepted here (allowed extensions: {shown})."
-            )
+        check_name(part.filename, self.limits, f"Field {part.field_name!r}")
 
     def _check_content(self, part: _FilePart) -> None:
         part.checked = True
@@ -482,12 +485,7 @@ class RawBodyReceiver:
         self._field_name = field_name
         self._declared, self._check = _declared_type(content_type or "", self._filename)
         self._max = min(limits.max_body_size, limits.max_file_size)
-        allowed = limits.allowed_extensions
-        if allowed is not None and extension_of(self._filename) not in allowed:
-            raise UploadTypeError(
-                f"Files named like {self._filename!r} are not accepted here "
-                f"(allowed extensions: {', '.join(sorted(allowed)) or 'none'})."
-            )
+        check_name(self._filename, limits, "Upload")
         self._temp: _TempFile | None = _TempFile(Path(temp_dir), checksum)
         self._checked = False
 

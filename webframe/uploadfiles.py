@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from webframe.filenames import clean_filename
+from webframe.filenames import clean_filename, extension_of
 
 __all__ = [
     "BadUploadError",
@@ -236,6 +236,31 @@ def _type_allowed(media_type: str, allowed: frozenset[str]) -> bool:
         or "*/*" in allowed
         or any(_ALIASES.get(a) == media_type for a in allowed)
     )
+
+
+def check_name(filename: str, limits: UploadLimits, what: str) -> None:
+    """Refuse (415) a cleaned file name the route does not accept.
+
+    Its extension must be in ``allowed_extensions``, and, when ``allowed_types`` is
+    set, the type its extension stands for must be allowed too: ``a.jpg.php`` holding
+    PNG bytes is still a ``.php`` file to any server that later serves it.
+    """
+    ext = extension_of(filename)
+    allowed_ext = limits.allowed_extensions
+    if allowed_ext is not None and ext not in allowed_ext:
+        raise UploadTypeError(
+            f"{what}: files named like {filename!r} are not accepted here "
+            f"(allowed extensions: {', '.join(sorted(allowed_ext)) or 'none'})."
+        )
+    allowed = limits.allowed_types
+    if allowed is None or not ext:
+        return
+    guessed, _encoding = mimetypes.guess_type("name" + ext, strict=False)
+    if guessed is None or not _type_allowed(_media_type(guessed), allowed):
+        raise UploadTypeError(
+            f"{what}: files ending in {ext!r} are not accepted here "
+            f"(allowed types: {', '.join(sorted(allowed))})."
+        )
 
 
 def _check_type(
