@@ -116,18 +116,11 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
-REDIS_BUG = (
-    "BUG: with the Redis store, 500 keep-alive clients get ~3% 503 answers ('Redis session "
-    "store ... timed out: TimeoutError()') though the local Redis is healthy: the 2 s "
-    "session_timeout covers the wait for one of the 50 pooled connections "
-    "(BlockingConnectionPool), so under a sustained queue some requests starve; expected "
-    "zero errors (the SQLite store serves the same load with none)"
-)
 
 
 @pytest.mark.parametrize(
     "store",
-    ["sqlite", pytest.param("redis", marks=pytest.mark.xfail(strict=True, reason=REDIS_BUG))],
+    ["sqlite", "redis"],
 )
 def test_500_keepalive_clients_lose_no_session_write(
     store: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -159,7 +159,7 @@ class RedisStore(SessionStore):
         url: str = "redis://127.0.0.1:6379/0",
         *,
         key_prefix: str = "webframe:session:",
-        max_connections: int = 50,
+        max_connections: int = 1000,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
