@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tornado.concurrent import Future
+from tornado.iostream import StreamClosedError
 
 from .cookies import CookieMixin
 from .errors import ServiceUnavailableError, XSRFError
@@ -180,9 +181,11 @@ class SessionMixin(CookieMixin):
         """True while the session still has to be saved before the headers go out."""
         if self._commit_task is not None:
             return not self._commit_task.done()  # saving now: wait for it
-        return (
-            self._session is not None and not self._session_committed and not self._headers_written
-        )
+        session = self._session
+        if session is None or self._session_committed or self._headers_written:
+            return False
+        store = self.session_store
+        return session.needs_commit(store.clock(), store.idle_timeout)
 
     def _commit_once(self) -> Future[None]:
         """Save the session once per request; a second caller waits for the same save."""
@@ -262,6 +265,8 @@ class SessionMixin(CookieMixin):
         self._finished = False
         try:
             await super().finish()
+        except StreamClosedError:
+            pass  # the client went away while the session was being saved
         except Exception as exc:
             self._fail(exc)
 

@@ -458,6 +458,17 @@ class Session(MutableMapping[str, Any]):
         self._new = True
         self._deleted = set()
 
+    def needs_commit(self, now: float, idle_timeout: float) -> bool:
+        """True if `commit` at ``now`` would call the store (mirrors its decisions), so
+        a request whose session needs nothing written skips the asynchronous save."""
+        if self._to_delete is not None:
+            return True
+        if self._new:
+            return bool(self._changes) or self._stale_cookie
+        if self._changes or self._deleted:
+            return True
+        return now - self._accessed >= min(self.touch_interval, idle_timeout / 2)
+
     async def commit(self, store: SessionStore) -> CookieAction:
         """Write what changed to `store`; call before headers go out.
 
