@@ -57,7 +57,9 @@ class SQLiteStore(SessionStore):
             os.makedirs(parent, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webframe-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._job: _Job | None = None
+        # The job of the call running on *this* thread (the worker's; never the loop's).
+        self._local = threading.local()
+        self._inline: sqlite3.Connection | None = None
         self._closed = False
 
     # -- plumbing -----------------------------------------------------------
@@ -89,11 +91,11 @@ class SQLiteStore(SessionStore):
             if job.abandoned.is_set():
                 raise _Abandoned
             job.running.set()
-            self._job = job
+            self._local.job = job
             try:
                 return fn(self._connect())
             finally:
-                self._job = None
+                self._local.job = None
                 job.running.clear()
 
         future = asyncio.get_running_loop().run_in_executor(self._executor, call)
@@ -114,11 +116,36 @@ class SQLiteStore(SessionStore):
                 f"SQLite session store {self.path!r} timed out after {self.timeout * 2:g}s"
             ) from exc
 
+    async def _fast(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the event loop's own connection if it needs no lock wait.
+
+        Its busy timeout is 0: a read in WAL mode never waits, and a write that would
+        wait for another writer (another process, or the worker thread) fails at once
+        and is handed to the worker thread, which waits up to ``timeout``. Skipping the
+        thread hop is what makes a session read about as cheap as the request itself.
+        """
+        if self._closed:
+            raise SessionStoreError("the SQLite session store is closed")
+        try:
+            conn = self._inline
+            if conn is None:
+                conn = sqlite3.connect(
+                    self.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA busy_timeout = 0")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                self._inline = conn
+            return fn(conn)
+        except sqlite3.OperationalError:
+            # Busy, locked, or no table yet (the worker creates it): the slow path
+            # decides, with its timeout, and reports real failures.
+            return await self._run(fn)
+
     def _transaction(self, conn: sqlite3.Connection, body: Callable[[], T]) -> T:
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = body()
-            job = self._job
+            job: _Job | None = getattr(self._local, "job", None)
             if job is not None and job.abandoned.is_set():
                 raise _Abandoned
             conn.execute("COMMIT")
@@ -140,7 +167,7 @@ class SQLiteStore(SessionStore):
             ).fetchone()
             return None if row is None else (row[0], row[1], row[2])
 
-        row = await self._run(read)
+        row = await self._fast(read)
         if row is None:
             return None
         created = self._as_time(row[1], now)
@@ -190,7 +217,7 @@ class SQLiteStore(SessionStore):
 
             return self._transaction(conn, body)
 
-        return await self._run(write)
+        return await self._fast(write)
 
     async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
         def take(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -218,7 +245,7 @@ class SQLiteStore(SessionStore):
 
             return self._transaction(conn, body)
 
-        return await self._run(take)
+        return await self._fast(take)
 
     async def _delete(self, sid: str) -> None:
         def remove(conn: sqlite3.Connection) -> None:
@@ -240,6 +267,10 @@ class SQLiteStore(SessionStore):
         if self._closed:
             return
         self._closed = True
+
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
 
         def shut() -> None:
             if self._conn is not None:
