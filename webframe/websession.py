@@ -38,6 +38,36 @@ _UNSET: Any = object()
 _XSRF_RAW = 32
 
 
+_SID_CACHE_SIZE = 10_000
+
+
+def _raw_cookie(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in a Cookie header (the last one wins, as in
+    Tornado's parser); None if absent or escaped (then Tornado's parser decides)."""
+    if not header or name not in header:
+        return None
+    found = None
+    for part in header.split(";"):
+        key, eq, value = part.strip().partition("=")
+        if eq and key == name:
+            found = value
+    if found is not None and found.startswith('"'):
+        # Signed values are sent quoted (they hold '='); escapes are left to Tornado.
+        if len(found) < 2 or not found.endswith('"') or "\\" in found:
+            return None
+        return found[1:-1]
+    return found
+
+
+def _signed_timestamp(raw: str) -> float | None:
+    """The signing time in a Tornado v2 signed value (``2|1:0|10:<time>|...``)."""
+    fields = raw.split("|")
+    if len(fields) < 3 or fields[0] != "2":
+        return None
+    _length, _colon, stamp = fields[2].partition(":")
+    return float(stamp) if stamp.isdigit() else None
+
+
 class _StoreFailureLog:
     """Logs store failures at most once per ``interval`` seconds, counting the rest."""
 
@@ -113,16 +143,41 @@ class SessionMixin(CookieMixin):
         if self._cookie_sid_value is _UNSET:
             s = self._settings()
             sid: str | None = None
-            if s.session_cookie in self.request.cookies:
-                raw = self.get_signed_cookie(
-                    s.session_cookie, max_age_days=s.session_absolute_timeout / 86400 + 1
-                )
-                if raw is not None:
-                    text = raw.decode("ascii", "replace")
-                    sid = text if is_valid_session_id(text) else None
+            raw = _raw_cookie(self.request.headers.get("Cookie"), s.session_cookie)
+            if raw is None and s.session_cookie in self.request.cookies:
+                raw = self.request.cookies[s.session_cookie].value  # quoted or escaped
+            if raw:
+                sid = self._verified_sid(raw, s.session_absolute_timeout / 86400 + 1)
             self._cookie_sid_value = sid
         result: str | None = self._cookie_sid_value
         return result
+
+    def _verified_sid(self, raw: str, max_age_days: float) -> str | None:
+        """The session ID signed in ``raw``, or None; verified signatures are cached.
+
+        Checking the HMAC is a large part of a session read; the same cookie arrives on
+        every request of a session, so the result is kept per exact cookie text (and
+        the signature's age is still checked on every use).
+        """
+        cache: dict[str, tuple[str, float]] = self.application.__dict__.setdefault(
+            "_webframe_sid_cache", {}
+        )
+        hit = cache.get(raw)
+        now = time.time()
+        if hit is not None:
+            return hit[0] if now < hit[1] else None
+        value = self.get_signed_cookie(self._settings().session_cookie, raw, max_age_days)
+        if value is None:
+            return None
+        text = value.decode("ascii", "replace")
+        if not is_valid_session_id(text):
+            return None
+        signed_at = _signed_timestamp(raw)
+        if signed_at is not None:
+            if len(cache) >= _SID_CACHE_SIZE:
+                cache.clear()
+            cache[raw] = (text, signed_at + max_age_days * 86400)
+        return text
 
     async def load_session(self) -> Session:
         """Load the session once (a store call only if the client has a session cookie).
