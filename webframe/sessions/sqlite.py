@@ -177,8 +177,50 @@ class SQLiteStore(SessionStore):
         blob = row[0] if isinstance(row[0], (str, bytes)) else None
         return Record(self._decode_data(sid, blob), created, accessed)
 
+    def _update_in_place(
+        self, conn: sqlite3.Connection, sid: str, cs: Changeset, now: float
+    ) -> bool | None:
+        """Apply ``cs`` to a live stored session with one UPDATE (SQLite's JSON
+        functions merge the keys); None when this fast way does not apply."""
+        keys = [*cs.deleted, *cs.values]
+        if cs.new or not keys or any('"' in k or "\\" in k for k in keys):
+            return None
+        expr = "data"
+        params: list[Any] = []
+        if cs.deleted:
+            expr = f"json_remove({expr}{', ?' * len(cs.deleted)})"
+            params += [f'$."{k}"' for k in cs.deleted]
+        if cs.values:
+            expr = f"json_set({expr}{', ?, json(?)' * len(cs.values)})"
+            for key in cs.values:
+                params += [f'$."{key}"', cs.encoded[key]]
+        sql = (
+            f"UPDATE webframe_sessions SET data = {expr}, accessed = ? "
+            "WHERE sid = ? AND accessed >= ? AND created >= ? AND json_type(data) = 'object'"
+        )
+        params += [now, sid, now - self.idle_timeout, now - self.absolute_timeout]
+        if not cs.touch:
+            sql = sql.replace("accessed = ? ", "accessed = accessed + 0 * ? ")
+        try:
+            if getattr(self._local, "job", None) is None:
+                # On the loop's connection, no deadline: one autocommitted statement.
+                done = bool(conn.execute(sql, params).rowcount)
+            else:
+                # On the worker: inside a transaction, so a timed-out call rolls back.
+                done = self._transaction(conn, lambda: bool(conn.execute(sql, params).rowcount))
+        except sqlite3.OperationalError as exc:
+            if "JSON" in str(exc):
+                return None  # a corrupt record: the general path rewrites it
+            raise
+        # Nothing matched: gone, expired or corrupt; the general path tells which.
+        return True if done else None
+
     async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
+            fast = self._update_in_place(conn, sid, cs, now)
+            if fast is not None:
+                return fast
+
             def body() -> bool:
                 row = conn.execute(
                     "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?",
