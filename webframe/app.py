@@ -30,6 +30,9 @@ _UNLIMITED = 1 << 62
 _DIGITS = re.compile(r"[0-9]{1,19}")
 #: bytes of a refused body read and thrown away so the client can read the answer.
 _DRAIN = 32 * 1024 * 1024
+#: streamed bodies from this size on are read from the socket in _BIG_READ pieces.
+_BIG_BODY = 1024 * 1024
+_BIG_READ = 512 * 1024
 #: seconds between purges of expired sessions.
 _PURGE_INTERVAL = 600.0
 
@@ -193,6 +196,8 @@ class _Delegate(_HandlerDelegate):
                 self.request.connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
             self._limit = limit = app.body_limit(self.handler_class)
             error, declared = _check_framing(headers, limit)
+            if error is None and self.stream_request_body and declared >= _BIG_BODY:
+                _read_big(self.request)
         else:
             error = None
         if error is not None:
@@ -345,6 +350,14 @@ def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError
             f"{human_size(limit)}."
         ), size
     return None, size
+
+
+def _read_big(request: httputil.HTTPServerRequest) -> None:
+    """Read a large streamed body from the socket in big pieces (Tornado allocates a
+    fresh buffer of ``read_chunk_size`` per read, so small requests keep 64 KiB)."""
+    stream = getattr(request.connection, "stream", None)
+    if stream is not None and getattr(stream, "read_chunk_size", _BIG_READ) < _BIG_READ:
+        stream.read_chunk_size = _BIG_READ
 
 
 def human_size(n: int) -> str:

@@ -194,13 +194,13 @@ class SQLiteStore(SessionStore):
             expr = f"json_set({expr}{', ?, json(?)' * len(cs.values)})"
             for key in cs.values:
                 params += [f'$."{key}"', cs.encoded[key]]
+        # ``expr`` holds only fixed SQL and placeholders; every value is a parameter.
         sql = (
-            f"UPDATE webframe_sessions SET data = {expr}, accessed = ? "
+            f"UPDATE webframe_sessions SET data = {expr}, "  # noqa: S608
+            "accessed = CASE WHEN ? THEN ? ELSE accessed END "
             "WHERE sid = ? AND accessed >= ? AND created >= ? AND json_type(data) = 'object'"
         )
-        params += [now, sid, now - self.idle_timeout, now - self.absolute_timeout]
-        if not cs.touch:
-            sql = sql.replace("accessed = ? ", "accessed = accessed + 0 * ? ")
+        params += [cs.touch, now, sid, now - self.idle_timeout, now - self.absolute_timeout]
         try:
             if getattr(self._local, "job", None) is None:
                 # On the loop's connection, no deadline: one autocommitted statement.
