@@ -63,7 +63,9 @@ def test_unknown_default_is_refused() -> None:
 def test_rotation_secret_from_env() -> None:
     s = Settings.from_sources(
         env={
-            "WEBFRAME_COOKIE_SECRET": '{"1": "old-secret-old-secret", "2": "new-secret-new-secret"}',
+            "WEBFRAME_COOKIE_SECRET": (
+                '{"1": "old-secret-old-secret", "2": "new-secret-new-secret"}'
+            ),
             "WEBFRAME_COOKIE_SECRET_VERSION": "2",
         }
     )
