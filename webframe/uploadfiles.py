@@ -257,8 +257,9 @@ def check_name(filename: str, limits: UploadLimits, what: str) -> None:
         return
     guessed, _encoding = mimetypes.guess_type("name" + ext, strict=False)
     if guessed is None or not _type_allowed(_media_type(guessed), allowed):
+        kind = f" ({_media_type(guessed)})" if guessed else ""
         raise UploadTypeError(
-            f"{what}: files ending in {ext!r} are not accepted here "
+            f"{what}: files ending in {ext!r}{kind} are not accepted here "
             f"(allowed types: {', '.join(sorted(allowed))})."
         )
 
