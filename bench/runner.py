@@ -290,9 +290,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help=f"run only these scenarios (repeatable or comma-separated): {', '.join(names)}",
     )
-    p.add_argument("--duration", type=int, help="seconds per measurement (default 5)")
+    p.add_argument("--duration", type=int, help="seconds per measurement (default 3)")
     p.add_argument("--connections", type=int, help="wrk connections (default 64)")
-    p.add_argument("--rounds", type=int, help="A/B pairs per scenario (default 5)")
+    p.add_argument("--rounds", type=int, help="A/B pairs per scenario (default 4)")
     p.add_argument("--warmup", type=int, help="warm-up seconds per server (default 2)")
     p.add_argument(
         "--quick",
@@ -333,7 +333,7 @@ def config(args: argparse.Namespace) -> Config:
     base = (
         Config(duration=1, connections=8, rounds=1, warmup=0, quick=True)
         if args.quick
-        else Config(duration=5, connections=64, rounds=5, warmup=2, quick=False)
+        else Config(duration=3, connections=64, rounds=4, warmup=2, quick=False)
     )
     return Config(
         duration=args.duration or base.duration,
