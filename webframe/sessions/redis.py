@@ -135,6 +135,9 @@ return removed
 """
 
 
+_deadline: Any = getattr(asyncio, "timeout", None)
+
+
 def _import_redis() -> Any:
     try:
         import redis.asyncio as aioredis
@@ -169,20 +172,22 @@ class RedisStore(SessionStore):
 
         self.url = url
         self.key_prefix = key_prefix
-        # A blocking pool makes a burst beyond max_connections wait (up to
-        # `timeout`) for a free connection instead of failing at once.  One
-        # immediate retry replaces a pooled connection that died while Redis
-        # restarted; the overall deadline in _call still bounds everything.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        # A plain pool: the blocking one's wait machinery cost more per call than
+        # the command itself, and with up to `max_connections` (1000) per process a
+        # request never waits for a connection. One immediate retry replaces a pooled
+        # connection that died while Redis restarted; _call's deadline bounds all.
+        pool = aioredis.ConnectionPool.from_url(
             url,
             max_connections=max_connections,
-            timeout=self.timeout,
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
             retry=Retry(NoBackoff(), 1),
             decode_responses=False,
         )
         self._client: Redis = aioredis.Redis.from_pool(pool)
+        from redis.exceptions import RedisError
+
+        self._redis_error = RedisError
         self._save_script = self._client.register_script(_SAVE_LUA)
         self._purge_script = self._client.register_script(_PURGE_LUA)
         self._take_script = self._client.register_script(_TAKE_LUA)
@@ -191,12 +196,14 @@ class RedisStore(SessionStore):
         return self.key_prefix + sid
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
-        from redis.exceptions import RedisError
-
         try:
             # socket timeouts bound each read; this bounds the whole call, retries included
+            if _deadline is not None:
+                # Python 3.11+: a deadline without wrapping the call in a new Task.
+                async with _deadline(self.timeout):
+                    return await make()
             return await asyncio.wait_for(make(), self.timeout)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (self._redis_error, OSError, asyncio.TimeoutError) as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
             raise SessionStoreError(
                 f"Redis session store {self._safe_url()} {what}: {exc!r}"
