@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -89,15 +88,14 @@ class Application(tornado.web.Application):
                 absolute_timeout=s.session_absolute_timeout,
                 timeout=s.session_timeout,
             )
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                store.start_purger(_PURGE_INTERVAL)
             self._store = store
             self.add_close_callback(store.close)
         return self._store
+
+    def start_background_tasks(self) -> None:
+        """Start the periodic purge of expired sessions; called by the server (the CLI
+        does it in each worker) with the loop running. ``aclose()`` stops it."""
+        self.session_store.start_purger(_PURGE_INTERVAL)
 
     def add_close_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Register ``callback`` to be awaited by :meth:`aclose` (last registered, first run)."""

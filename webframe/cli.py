@@ -212,6 +212,7 @@ def _run_worker(make_app: AppFactory, settings: Settings, sockets: list[socket.s
 
 async def _serve(make_app: AppFactory, settings: Settings, sockets: list[socket.socket]) -> int:
     app = make_app(settings)
+    app.start_background_tasks()
     server = create_server(app, settings)
     server.add_sockets(sockets)
     if settings.debug:

@@ -132,8 +132,16 @@ class SQLiteStore(SessionStore):
                 conn = sqlite3.connect(
                     self.path, timeout=0, isolation_level=None, check_same_thread=False
                 )
-                conn.execute("PRAGMA busy_timeout = 0")
-                conn.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    conn.execute("PRAGMA busy_timeout = 0")
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                    # So that a burst of first requests does not queue on the worker.
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                except sqlite3.Error:
+                    conn.close()
+                    raise
                 self._inline = conn
             return fn(conn)
         except sqlite3.OperationalError:
