@@ -12,7 +12,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ import pytest
 import tornado.web
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
+from tests.store_doubles import CountingStore, FakeClock
 from webframe import Application, HTTPError, RequestHandler, websession
-from webframe.sessions import Record, SessionStore, open_store
-from webframe.sessions.base import Changeset
+from webframe.sessions import SessionStore, open_store
 from webframe.testing import TEST_SECRET, Client, CookieJar, test_settings
 
 from .redis_server import RedisServer
@@ -33,84 +33,6 @@ TOUCH = 10.0
 UNAVAILABLE = "session store is unavailable"
 
 # Helpers shared with test_account.py ------------------------------------------------
-
-
-class FakeClock:
-    """A clock moved by hand; the store and sessions read it instead of time.time."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class CountingStore(SessionStore):
-    """Wraps the app's store and records every call the HTTP layer makes."""
-
-    def __init__(self, inner: SessionStore) -> None:
-        super().__init__(
-            idle_timeout=inner.idle_timeout,
-            absolute_timeout=inner.absolute_timeout,
-            clock=inner.clock,
-            timeout=inner.timeout,
-        )
-        self.inner = inner
-        self.calls: list[tuple[str, str]] = []
-
-    def names(self) -> list[str]:
-        return [name for name, _sid in self.calls]
-
-    async def load(self, sid: str) -> Record | None:
-        self.calls.append(("load", sid))
-        return await self.inner.load(sid)
-
-    async def save(
-        self,
-        sid: str,
-        changes: Mapping[str, Any],
-        deleted_keys: Iterable[str] = frozenset(),
-        *,
-        new: bool,
-        touch: bool = True,
-    ) -> bool:
-        self.calls.append(("save", sid))
-        return await self.inner.save(sid, changes, deleted_keys, new=new, touch=touch)
-
-    async def touch(self, sid: str) -> bool:
-        self.calls.append(("touch", sid))
-        return await self.inner.touch(sid)
-
-    async def take(self, sid: str, keys: Collection[str]) -> dict[str, Any]:
-        self.calls.append(("take", sid))
-        return await self.inner.take(sid, keys)
-
-    async def delete(self, sid: str) -> None:
-        self.calls.append(("delete", sid))
-        await self.inner.delete(sid)
-
-    async def _load(self, sid: str, now: float) -> Record | None:  # pragma: no cover
-        raise AssertionError("not reached")
-
-    async def _save(self, sid: str, cs: Changeset, now: float) -> bool:  # pragma: no cover
-        raise AssertionError("not reached")
-
-    async def _take(
-        self, sid: str, keys: frozenset[str], now: float
-    ) -> dict[str, Any]:  # pragma: no cover
-        raise AssertionError("not reached")
-
-    async def _delete(self, sid: str) -> None:  # pragma: no cover
-        raise AssertionError("not reached")
-
-    async def _purge(self, now: float) -> int:
-        return await self.inner.purge_expired()
-
-    async def _close(self) -> None:
-        await self.inner.close()
 
 
 def install_store(app: Application, clock: Callable[[], float] | None = None) -> CountingStore:

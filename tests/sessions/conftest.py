@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,84 +14,15 @@ try:
     from tests.redis_server import RedisServer
 except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
     from redis_server import RedisServer  # type: ignore[no-redef,import-not-found,unused-ignore]
+from tests.store_doubles import CountingStore, FakeClock
 from webframe.sessions import MemoryStore, SQLiteStore
-from webframe.sessions.base import Changeset, Record, SessionStore
+from webframe.sessions.base import SessionStore
 
 START = 1_700_000_000.0
 
 
-class FakeClock:
-    """A clock the test moves by hand; stores and sessions read it instead of time.time."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class CountingStore(SessionStore):
-    """Wraps a store and counts the calls that could write."""
-
-    def __init__(self, inner: SessionStore) -> None:
-        super().__init__(
-            idle_timeout=inner.idle_timeout,
-            absolute_timeout=inner.absolute_timeout,
-            clock=inner.clock,
-            timeout=inner.timeout,
-        )
-        self.inner = inner
-        self.calls: list[str] = []
-
-    @property
-    def writes(self) -> list[str]:
-        return [c for c in self.calls if c != "load"]
-
-    async def load(self, sid: str) -> Record | None:
-        self.calls.append("load")
-        return await self.inner.load(sid)
-
-    async def save(
-        self,
-        sid: str,
-        changes: Mapping[str, Any],
-        deleted_keys: Iterable[str] = frozenset(),
-        *,
-        new: bool,
-        touch: bool = True,
-    ) -> bool:
-        self.calls.append("save")
-        return await self.inner.save(sid, changes, deleted_keys, new=new, touch=touch)
-
-    async def touch(self, sid: str) -> bool:
-        self.calls.append("touch")
-        return await self.inner.touch(sid)
-
-    async def take(self, sid: str, keys: Collection[str]) -> dict[str, Any]:
-        self.calls.append("take")
-        return await self.inner.take(sid, keys)
-
-    async def delete(self, sid: str) -> None:
-        self.calls.append("delete")
-        await self.inner.delete(sid)
-
-    async def _load(self, sid: str, now: float) -> Record | None:
-        raise AssertionError("not reached")
-
-    async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
-        raise AssertionError("not reached")
-
-    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
-        raise AssertionError("not reached")
-
-    async def _delete(self, sid: str) -> None:
-        raise AssertionError("not reached")
-
-    async def _purge(self, now: float) -> int:
-        return await self.inner.purge_expired()
+# Shared with the HTTP tests; re-exported here for the store suite.
+__all__ = ["CountingStore", "FakeClock"]
 
 
 class Backend:
@@ -108,7 +39,7 @@ class Backend:
     ) -> AsyncIterator[SessionStore]:
         kwargs.setdefault("idle_timeout", 600.0)
         kwargs.setdefault("absolute_timeout", 3600.0)
-        s = self.make(clock or FakeClock(), **kwargs)
+        s = self.make(clock or FakeClock(START), **kwargs)
         try:
             yield s
         finally:
@@ -218,7 +149,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 @pytest.fixture
 def clock() -> FakeClock:
     """A fake clock; advance it instead of sleeping."""
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture
