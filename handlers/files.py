@@ -7,7 +7,6 @@ sent) and every query is scoped to the logged-in owner: another user's file is a
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -46,8 +45,7 @@ class LockerMixin(PageHandler):
         return int(user["id"])
 
     def locker_dir(self, user_id: int) -> Path:
-        s = self.wf_settings
-        base = Path(s.upload_path or os.path.join(s.instance_path, "uploads"))
+        base = Path(self.wf_settings.upload_dir)
         folder = base / "users" / str(user_id)
         folder.mkdir(parents=True, exist_ok=True)
         return folder

@@ -65,7 +65,6 @@ class Application(tornado.web.Application):
             "cookie_secret": secret,
             "template_path": s.template_path,
             "xsrf_cookies": s.xsrf,
-            "webframe_secure_cookies": s.secure_cookies,
             "default_handler_class": NotFoundHandler,
             "autoescape": "xhtml_escape",
             "static_url_prefix": s.static_url_prefix,

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.web
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 # Control characters (CR, LF, NUL, ...) and ';' would end the value or add attributes.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f;]")
@@ -31,11 +34,15 @@ def check_cookie_part(part: str, value: object) -> None:
 class CookieMixin(tornado.web.RequestHandler):
     """``set_cookie`` with safe defaults; each can be overridden per call."""
 
+    @property
+    def wf_settings(self) -> Settings:
+        """The application's :class:`~webframe.Settings`."""
+        settings: Settings = self.application.wf_settings  # type: ignore[attr-defined]
+        return settings
+
     def cookies_secure(self) -> bool:
         """True when cookies get the ``Secure`` flag by default (HTTPS or the setting)."""
-        if self.request.protocol == "https":
-            return True
-        return bool(self.application.settings.get("webframe_secure_cookies", False))
+        return self.request.protocol == "https" or self.wf_settings.secure_cookies
 
     def set_cookie(
         self,

@@ -93,12 +93,6 @@ class RequestHandler(SessionMixin):
         cls._allowed_cache[cls] = allowed
         return allowed
 
-    @property
-    def wf_settings(self) -> Settings:
-        """The application's :class:`~webframe.Settings`."""
-        settings: Settings = self.application.wf_settings  # type: ignore[attr-defined]
-        return settings
-
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
         # Typed path parameters ({id:int}, {id:uuid}) arrive already converted.
         if not isinstance(value, bytes | str):

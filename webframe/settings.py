@@ -159,6 +159,11 @@ class Settings:
         except TypeError as exc:  # pragma: no cover - a wrongly typed default
             raise ConfigurationError("settings", str(exc)) from exc
 
+    @property
+    def upload_dir(self) -> str:
+        """Where uploads are stored: ``upload_path``, else ``<instance_path>/uploads``."""
+        return self.upload_path or os.path.join(self.instance_path, "uploads")
+
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)

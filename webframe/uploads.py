@@ -8,7 +8,6 @@ disconnect removes the request's temp files.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -100,8 +99,7 @@ class UploadHandler(RequestHandler):
     def upload_temp_dir(self) -> Path:
         """Where parts are written while they arrive: on the upload volume, so that
         ``UploadedFile.save()`` into the upload folder is a link, not a copy."""
-        s = self.wf_settings
-        base = Path(s.upload_path or os.path.join(s.instance_path, "uploads"))
+        base = Path(self.wf_settings.upload_dir)
         temp = base / ".tmp"
         temp.mkdir(parents=True, exist_ok=True)
         return temp

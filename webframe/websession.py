@@ -27,7 +27,6 @@ from .sessions import CookieAction, Session, SessionStoreError, is_valid_session
 
 if TYPE_CHECKING:
     from .sessions import SessionStore
-    from .settings import Settings
 
 log = logging.getLogger("webframe.sessions")
 
@@ -134,14 +133,11 @@ class SessionMixin(CookieMixin):
         store: SessionStore = self.application.session_store  # type: ignore[attr-defined]
         return store
 
-    def _settings(self) -> Settings:
-        settings: Settings = self.application.wf_settings  # type: ignore[attr-defined]
-        return settings
 
     def session_id_from_cookie(self) -> str | None:
         """The session ID in the verified, signed cookie, or None (never from the URL)."""
         if self._cookie_sid_value is _UNSET:
-            s = self._settings()
+            s = self.wf_settings
             sid: str | None = None
             raw = _raw_cookie(self.request.headers.get("Cookie"), s.session_cookie)
             if raw is None and s.session_cookie in self.request.cookies:
@@ -166,7 +162,7 @@ class SessionMixin(CookieMixin):
         now = time.time()
         if hit is not None:
             return hit[0] if now < hit[1] else None
-        value = self.get_signed_cookie(self._settings().session_cookie, raw, max_age_days)
+        value = self.get_signed_cookie(self.wf_settings.session_cookie, raw, max_age_days)
         if value is None:
             return None
         text = value.decode("ascii", "replace")
@@ -187,7 +183,7 @@ class SessionMixin(CookieMixin):
         if self._session is None:
             sid = self.session_id_from_cookie()
             store = self.session_store
-            interval = self._settings().session_touch_interval
+            interval = self.wf_settings.session_touch_interval
             if sid is None:
                 self._session = Session.fresh(store.clock(), touch_interval=interval)
             else:
@@ -213,7 +209,7 @@ class SessionMixin(CookieMixin):
                 )
             store = self.session_store
             self._session = Session.fresh(
-                store.clock(), touch_interval=self._settings().session_touch_interval
+                store.clock(), touch_interval=self.wf_settings.session_touch_interval
             )
         return self._session
 
@@ -259,7 +255,7 @@ class SessionMixin(CookieMixin):
         except SessionStoreError as exc:
             store_failures.report(exc)
             raise _unavailable() from None
-        s = self._settings()
+        s = self.wf_settings
         if action is CookieAction.SET:
             self.set_signed_cookie(
                 s.session_cookie, session.sid, expires_days=s.session_absolute_timeout / 86400
