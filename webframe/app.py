@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 import tornado.web
 from tornado import httputil
 from tornado.concurrent import future_set_exception_unless_cancelled
+from tornado.http1connection import HTTP1Connection
 from tornado.web import _HandlerDelegate
 
 from .errors import BadRequestError, ConfigurationError, HTTPError, PayloadTooLargeError
@@ -32,6 +35,9 @@ _DRAIN = 32 * 1024 * 1024
 #: streamed bodies from this size on are read from the socket in _BIG_READ pieces.
 _BIG_BODY = 1024 * 1024
 _BIG_READ = 512 * 1024
+#: the reused buffer large bodies of ``reuses_body_buffer`` handlers are read into
+#: (measured on 1 GiB uploads: 1 MiB and 2 MiB 4% less CPU than 512 KiB, 4 MiB more).
+_BODY_BUFFER = 1024 * 1024
 #: seconds between purges of expired sessions.
 _PURGE_INTERVAL = 600.0
 
@@ -194,7 +200,7 @@ class _Delegate(_HandlerDelegate):
             self._limit = limit = app.body_limit(self.handler_class)
             error, declared = _check_framing(headers, limit)
             if error is None and self.stream_request_body and declared >= _BIG_BODY:
-                _read_big(self.request)
+                _read_big(self.request, getattr(self.handler_class, "reuses_body_buffer", False))
         else:
             error = None
         if error is not None:
@@ -349,12 +355,56 @@ def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError
     return None, size
 
 
-def _read_big(request: httputil.HTTPServerRequest) -> None:
+def _read_big(request: httputil.HTTPServerRequest, reuse: bool) -> None:
     """Read a large streamed body from the socket in big pieces (Tornado allocates a
-    fresh buffer of ``read_chunk_size`` per read, so small requests keep 64 KiB)."""
-    stream = getattr(request.connection, "stream", None)
-    if stream is not None and getattr(stream, "read_chunk_size", _BIG_READ) < _BIG_READ:
+    fresh buffer of ``read_chunk_size`` per read, so small requests keep 64 KiB).
+
+    ``reuse``: the handler takes its body pieces as one reused ``bytearray``
+    (see ``RequestHandler.reuses_body_buffer``): the socket is read straight into
+    it, with none of Tornado's per-read allocation and two copies.
+    """
+    connection = request.connection
+    stream = getattr(connection, "stream", None)
+    if stream is None:
+        return
+    if reuse and isinstance(connection, HTTP1Connection) and _CAN_READ_INTO:
+        # For this request only: Tornado makes a connection object per request, and
+        # the override also removes itself once it runs.
+        connection._read_fixed_body = MethodType(  # type: ignore[method-assign]
+            _read_fixed_body_into, connection
+        )
+    elif getattr(stream, "read_chunk_size", _BIG_READ) < _BIG_READ:
         stream.read_chunk_size = _BIG_READ
+
+
+#: the HTTP1Connection internals the reused-buffer reader stands in for.
+_CAN_READ_INTO = all(
+    hasattr(HTTP1Connection, name) for name in ("_read_fixed_body", "_deliver_body")
+)
+
+
+async def _read_fixed_body_into(
+    self: HTTP1Connection, content_length: int, delegate: httputil.HTTPMessageDelegate
+) -> None:
+    """``HTTP1Connection._read_fixed_body`` reading into one reused buffer.
+
+    Each piece is a full ``_BODY_BUFFER`` bytearray (the last one an exact-size one),
+    so consumers that need ``bytes`` methods (the multipart parser's ``find``) get
+    them without a copy. Delivery goes through Tornado's own ``_deliver_body``.
+    """
+    del self._read_fixed_body  # back to the class's method for the next request
+    stream = self.stream
+    buffer = bytearray(min(_BODY_BUFFER, content_length))
+    while content_length > 0:
+        piece = buffer if content_length >= len(buffer) else bytearray(content_length)
+        read = stream.read_into(piece)
+        waited = not read.done()  # type: ignore[attr-defined]
+        await read
+        content_length -= len(piece)
+        await self._deliver_body(delegate, piece)  # type: ignore[arg-type]
+        if not waited:
+            # The piece was already buffered: let other connections run, as Tornado does.
+            await asyncio.sleep(0)
 
 
 def human_size(n: int) -> str:

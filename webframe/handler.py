@@ -66,6 +66,10 @@ class RequestHandler(SessionMixin):
     max_body_size: ClassVar[int | None] = None
     #: template rendered for error pages (falls back to a plain page if missing).
     error_template: ClassVar[str] = "error.html"
+    #: for ``stream_request_body`` handlers: ``data_received`` may be given one
+    #: reused ``bytearray`` for large bodies (read from the socket straight into it,
+    #: no copies). Its content is only valid during the call: copy what you keep.
+    reuses_body_buffer: ClassVar[bool] = False
 
     _allowed_cache: ClassVar[dict[type, tuple[str, ...]]] = {}
 

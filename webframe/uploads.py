@@ -68,6 +68,9 @@ class UploadHandler(RequestHandler):
     #: compute each file's SHA-256 while it streams (about a third of the CPU per
     #: byte); False computes it on first use of ``UploadedFile.sha256`` instead.
     checksum: ClassVar[bool] = True
+    #: the receivers copy or write out every piece at once (see RequestHandler);
+    #: a subclass overriding ``data_received`` to keep pieces must set this False.
+    reuses_body_buffer: ClassVar[bool] = True
     upload_methods: ClassVar[tuple[str, ...]] = ("POST", "PUT")
     raw_upload_methods: ClassVar[tuple[str, ...]] = ("PUT",)
 

@@ -1,0 +1,293 @@
+"""Large streamed bodies read into one reused buffer (``reuses_body_buffer``).
+
+UploadHandler takes its large bodies as one ``bytearray`` the socket is read
+straight into; these tests check that the pieces really are that buffer, that
+every byte still arrives (delimiters split across pieces, raw bodies, limits
+crossed mid-stream, disconnects), and that the override is per request only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import json
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+from unittest import mock
+
+from webframe import Application, RequestHandler, UploadHandler, UploadLimits, route
+from webframe import app as app_module
+from webframe.testing import WebTestCase, test_settings
+
+MiB = 1024 * 1024
+BUF = app_module._BODY_BUFFER
+BOUNDARY = "bufferBoundary42"
+LIMITS = UploadLimits(max_body_size=64 * MiB, max_file_size=64 * MiB)
+
+
+@route("/")
+class Home(RequestHandler):
+    def get(self) -> None:
+        self.write({"xsrf": self.xsrf_token.decode()})
+
+
+@route("/probe")
+class Probe(UploadHandler):
+    """Records the type, length and identity of every body piece it is given."""
+
+    upload_limits = LIMITS
+    upload_methods = ("POST", "PUT")
+
+    def prepare(self) -> Any:
+        self.pieces: list[tuple[str, int, int]] = []
+        return super().prepare()
+
+    def data_received(self, chunk: bytes) -> None:
+        self.pieces.append((type(chunk).__name__, len(chunk), id(chunk)))
+        super().data_received(chunk)
+
+    def post(self) -> None:
+        self.answer()
+
+    def put(self) -> None:
+        self.answer()
+
+    def answer(self) -> None:
+        self.json(
+            {
+                "pieces": self.pieces,
+                "files": [[u.filename, u.size, u.sha256] for u in self.uploads],
+                "fields": {k: self.get_body_arguments(k) for k in self.request.body_arguments},
+            }
+        )
+
+
+@route("/probe-bytes")
+class ProbeBytes(Probe):
+    reuses_body_buffer: ClassVar[bool] = False
+
+
+@route("/small-files")
+class SmallFiles(Probe):
+    upload_limits = LIMITS.replace(max_file_size=2 * MiB)
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]]) -> bytes:
+    out = b""
+    for name, filename, data in parts:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{BOUNDARY}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+def pattern(n: int, seed: int = 0) -> bytes:
+    """``n`` bytes that differ at every offset (a shifted piece shows up in the hash)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * 4096  # 128 KiB
+    reps = n // len(block) + 1
+    return (block * reps)[:n]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BodyBufferCase(WebTestCase):
+    def get_app(self) -> Application:
+        root = Path(tempfile.mkdtemp(prefix="wf-bodybuf-"))
+        self.addCleanup(shutil.rmtree, root, True)
+        self.temp_dir = root / ".tmp"
+        settings = test_settings(upload_path=str(root), instance_path=str(root / "inst"))
+        return Application([Home, Probe, ProbeBytes, SmallFiles], settings)
+
+    def send(self, path: str, body: bytes, method: str = "POST") -> tuple[int, Any]:
+        """``body`` as multipart (Content-Length declared) or, for PUT, as raw bytes."""
+        ctype = (
+            f"multipart/form-data; boundary={BOUNDARY}"
+            if method == "POST"
+            else "application/octet-stream"
+        )
+        r = self.fetch(
+            path,
+            method=method,
+            body=body,
+            headers={"Content-Type": ctype, "Accept": "application/json"},
+        )
+        return r.code, json.loads(r.body)
+
+    def temp_files(self) -> list[str]:
+        return sorted(p.name for p in self.temp_dir.iterdir()) if self.temp_dir.exists() else []
+
+    def wait_until(self, cond: Callable[[], bool], within: float) -> bool:
+        async def poll() -> bool:
+            deadline = time.monotonic() + within
+            while not cond():
+                if time.monotonic() > deadline:
+                    return False
+                await asyncio.sleep(0.01)
+            return True
+
+        return bool(self.io_loop.run_sync(poll))
+
+    def in_thread(self, fn: Callable[[], Any]) -> Any:
+        return self.io_loop.run_sync(lambda: self.io_loop.run_in_executor(None, fn))  # type: ignore[arg-type]
+
+    def auth_headers(self, path: str) -> dict[str, str]:
+        token = self.io_loop.run_sync(self.client.xsrf_token)
+        assert token
+        return {"Cookie": self.cookies.header_for(self.get_url(path)), "X-XSRFToken": token}
+
+
+class ReusedBufferTest(BodyBufferCase):
+    def test_pieces_are_one_reused_bytearray(self) -> None:
+        data = pattern(3 * BUF + 12345)
+        body = multipart([("note", None, b"hello"), ("f", "big.bin", data)])
+        code, out = self.send("/probe", body)
+        assert code == 200, out
+        assert out["files"] == [["big.bin", len(data), sha(data)]]
+        assert out["fields"]["note"] == ["hello"]
+        kinds = {kind for kind, _, _ in out["pieces"]}
+        assert kinds == {"bytearray"}, out["pieces"]
+        sizes = [n for _, n, _ in out["pieces"]]
+        assert sum(sizes) == len(body)
+        assert sizes[:-1] == [BUF] * (len(body) // BUF)
+        assert sizes[-1] == len(body) - BUF * (len(body) // BUF)
+        full_ids = {ident for _, n, ident in out["pieces"] if n == BUF}
+        assert len(full_ids) == 1, "full pieces should all be the same reused buffer"
+
+    def test_handler_without_opt_in_gets_bytes(self) -> None:
+        data = pattern(2 * BUF + 7, seed=1)
+        code, out = self.send("/probe-bytes", multipart([("f", "b.bin", data)]))
+        assert code == 200, out
+        assert out["files"] == [["b.bin", len(data), sha(data)]]
+        assert {kind for kind, _, _ in out["pieces"]} == {"bytes"}
+
+    def test_small_bodies_keep_tornados_path(self) -> None:
+        data = pattern(300_000, seed=2)
+        code, out = self.send("/probe", multipart([("f", "s.bin", data)]))
+        assert code == 200, out
+        assert out["files"] == [["s.bin", len(data), sha(data)]]
+        assert {kind for kind, _, _ in out["pieces"]} == {"bytes"}
+
+    def test_delimiters_split_across_pieces(self) -> None:
+        # The closing delimiter "\r\n--boundary--" starts a few bytes before, at, or
+        # after the end of the first piece; a second file's delimiter likewise at the
+        # end of the second piece.
+        head = multipart([("f", "a.bin", b"")]).split(b"\r\n--" + BOUNDARY.encode() + b"--")[0]
+        for shift in (-len(BOUNDARY) - 3, -5, -1, 0, 1, 3):
+            with self.subTest(shift=shift):
+                first = pattern(BUF + shift - len(head), seed=shift + 100)
+                second_head = (
+                    f"\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; "
+                    'name="g"; filename="b.bin"\r\n\r\n'
+                )
+                second = pattern(BUF - len(second_head), seed=shift + 200)
+                body = multipart([("f", "a.bin", first), ("g", "b.bin", second)])
+                delimiter = b"\r\n--" + BOUNDARY.encode()
+                assert body.index(delimiter) == BUF + shift
+                assert body.rindex(delimiter) == 2 * BUF + shift
+                code, out = self.send("/probe", body)
+                assert code == 200, out
+                assert out["files"] == [
+                    ["a.bin", len(first), sha(first)],
+                    ["b.bin", len(second), sha(second)],
+                ]
+                assert out["pieces"][0][:2] == ["bytearray", BUF]
+
+    def test_body_an_exact_multiple_of_the_buffer(self) -> None:
+        head_len = len(multipart([("f", "x.bin", b"")]))
+        data = pattern(2 * BUF - head_len, seed=3)
+        body = multipart([("f", "x.bin", data)])
+        assert len(body) == 2 * BUF
+        code, out = self.send("/probe", body)
+        assert code == 200, out
+        assert out["files"] == [["x.bin", len(data), sha(data)]]
+        assert [n for _, n, _ in out["pieces"]] == [BUF, BUF]
+
+    def test_raw_put_body(self) -> None:
+        data = pattern(int(2.5 * BUF), seed=4)
+        code, out = self.send("/probe", data, method="PUT")
+        assert code == 200, out
+        assert out["files"][0][1:] == [len(data), sha(data)]
+        assert {kind for kind, _, _ in out["pieces"]} == {"bytearray"}
+
+    def test_fallback_without_tornado_internals(self) -> None:
+        data = pattern(2 * BUF + 1, seed=5)
+        with mock.patch.object(app_module, "_CAN_READ_INTO", False):
+            code, out = self.send("/probe", multipart([("f", "fb.bin", data)]))
+        assert code == 200, out
+        assert out["files"] == [["fb.bin", len(data), sha(data)]]
+        assert {kind for kind, _, _ in out["pieces"]} == {"bytes"}
+
+
+class ReusedBufferConnectionTest(BodyBufferCase):
+    def test_override_lasts_one_request_on_a_kept_alive_connection(self) -> None:
+        headers = self.auth_headers("/probe")
+        port = self.get_http_port()
+        big = pattern(2 * BUF, seed=6)
+        body = multipart([("f", "k.bin", big)])
+        ctype = f"multipart/form-data; boundary={BOUNDARY}"
+
+        def run() -> list[tuple[int, Any, Any]]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            results = []
+            try:
+                for path, payload in (
+                    ("/probe", body),
+                    ("/probe-bytes", body),
+                    ("/probe", multipart([("f", "tiny.txt", b"tiny")])),
+                ):
+                    conn.request(
+                        "POST",
+                        path,
+                        body=payload,
+                        headers={**headers, "Content-Type": ctype, "Accept": "application/json"},
+                    )
+                    resp = conn.getresponse()
+                    results.append((resp.status, json.loads(resp.read()), conn.sock))
+            finally:
+                conn.close()
+            return results
+
+        results = self.in_thread(run)
+        assert [code for code, _, _ in results] == [200, 200, 200], results
+        assert len({id(sock) for _, _, sock in results}) == 1, "connection was not kept alive"
+        first, second, third = (out for _, out, _ in results)
+        assert {k for k, _, _ in first["pieces"]} == {"bytearray"}
+        assert {k for k, _, _ in second["pieces"]} == {"bytes"}
+        assert first["files"] == second["files"] == [["k.bin", len(big), sha(big)]]
+        assert third["files"] == [["tiny.txt", 4, sha(b"tiny")]]
+
+    def test_limit_crossed_mid_stream_is_413_and_leaves_nothing(self) -> None:
+        data = pattern(5 * MiB, seed=7)
+        code, out = self.send("/small-files", multipart([("f", "huge.bin", data)]))
+        assert code == 413, out
+        assert "max_file_size" in out["error"]["message"]
+        assert self.wait_until(lambda: not self.temp_files(), 2.0), self.temp_files()
+        code, out = self.send("/probe", multipart([("f", "after.txt", b"after")]))
+        assert code == 200, out
+
+    def test_disconnect_mid_body_removes_temp_files(self) -> None:
+        headers = self.auth_headers("/probe")
+        data = pattern(8 * MiB, seed=8)
+        body = multipart([("f", "cut.bin", data)])
+        head = (
+            f"POST /probe HTTP/1.1\r\nHost: x\r\nCookie: {headers['Cookie']}\r\n"
+            f"X-XSRFToken: {headers['X-XSRFToken']}\r\nAccept: application/json\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        sock = socket.create_connection(("127.0.0.1", self.get_http_port()))
+        try:
+            sock.sendall(head + body[: 3 * MiB + 17])
+            assert self.wait_until(lambda: bool(self.temp_files()), 3.0), "no temp file was made"
+        finally:
+            sock.close()
+        assert self.wait_until(lambda: not self.temp_files(), 2.0), self.temp_files()
+        code, out = self.send("/probe", multipart([("f", "after.txt", b"after")]))
+        assert code == 200, out
