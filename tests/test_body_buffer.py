@@ -49,7 +49,9 @@ class Probe(UploadHandler):
         return super().prepare()
 
     def data_received(self, chunk: bytes) -> None:
-        self.pieces.append((type(chunk).__name__, len(chunk), id(chunk)))
+        piece = (type(chunk).__name__, len(chunk), id(chunk))
+        self.pieces.append(piece)
+        self.settings["record"].append(piece)  # seen by tests before the body ends
         super().data_received(chunk)
 
     def post(self) -> None:
@@ -103,7 +105,8 @@ class BodyBufferCase(WebTestCase):
         self.addCleanup(shutil.rmtree, root, True)
         self.temp_dir = root / ".tmp"
         settings = test_settings(upload_path=str(root), instance_path=str(root / "inst"))
-        return Application([Home, Probe, ProbeBytes, SmallFiles], settings)
+        self.record: list[tuple[str, int, int]] = []
+        return Application([Home, Probe, ProbeBytes, SmallFiles], settings, record=self.record)
 
     def send(self, path: str, body: bytes, method: str = "POST") -> tuple[int, Any]:
         """``body`` as multipart (Content-Length declared) or, for PUT, as raw bytes."""
@@ -144,6 +147,14 @@ class BodyBufferCase(WebTestCase):
 
 
 class ReusedBufferTest(BodyBufferCase):
+    """Buffer growth switched off (it starts at full size): piece edges are known."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        patcher = mock.patch.object(app_module, "_BODY_BUFFER_MIN", BUF)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+
     def test_pieces_are_one_reused_bytearray(self) -> None:
         data = pattern(3 * BUF + 12345)
         body = multipart([("note", None, b"hello"), ("f", "big.bin", data)])
@@ -291,3 +302,65 @@ class ReusedBufferConnectionTest(BodyBufferCase):
         assert self.wait_until(lambda: not self.temp_files(), 2.0), self.temp_files()
         code, out = self.send("/probe", multipart([("f", "after.txt", b"after")]))
         assert code == 200, out
+
+    def test_buffer_doubles_up_to_its_size_for_a_fast_client(self) -> None:
+        data = pattern(6 * MiB, seed=9)
+        body = multipart([("f", "fast.bin", data)])
+        with mock.patch.object(app_module, "_FAST_FILL", 1e9):  # every fill counts as fast
+            code, out = self.send("/probe", body)
+        assert code == 200, out
+        assert out["files"] == [["fast.bin", len(data), sha(data)]]
+        sizes = [n for _, n, _ in out["pieces"]]
+        start = app_module._BODY_BUFFER_MIN
+        growth = [start << k for k in range((BUF // start).bit_length())]
+        assert sizes[: len(growth)] == growth, sizes
+        assert set(sizes[len(growth) : -1]) == {BUF}
+        assert sum(sizes) == len(body)
+        assert len({i for _, n, i in out["pieces"] if n == BUF}) == 1
+
+    def trickle(self, chunks: list[tuple[bytes, float]], declared: int) -> None:
+        """Send headers, then each chunk followed by its pause; then hang up."""
+        headers = self.auth_headers("/probe")
+        head = (
+            f"POST /probe HTTP/1.1\r\nHost: x\r\nCookie: {headers['Cookie']}\r\n"
+            f"X-XSRFToken: {headers['X-XSRFToken']}\r\nAccept: application/json\r\n"
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+            f"Content-Length: {declared}\r\n\r\n"
+        ).encode()
+
+        def run() -> None:
+            with socket.create_connection(("127.0.0.1", self.get_http_port())) as sock:
+                sock.sendall(head)
+                for data, pause in chunks:
+                    sock.sendall(data)
+                    time.sleep(pause)
+
+        self.in_thread(run)
+
+    def test_a_trickling_client_holds_the_small_buffer(self) -> None:
+        body = multipart([("f", "slow.bin", pattern(4 * MiB, seed=10))])
+        sent = body[: 160 * 1024]
+        # 8 KiB every 20 ms: a 64 KiB fill takes ~160 ms, far over _FAST_FILL.
+        self.trickle([(sent[i : i + 8192], 0.02) for i in range(0, len(sent), 8192)], len(body))
+        sizes = [n for _, n, _ in self.record]
+        assert sizes == [app_module._BODY_BUFFER_MIN] * 2, sizes
+        assert self.wait_until(lambda: not self.temp_files(), 2.0), self.temp_files()
+
+    def test_a_stall_takes_the_buffer_back_to_its_minimum(self) -> None:
+        body = multipart([("f", "stall.bin", pattern(8 * MiB, seed=11))])
+        first = 3 * MiB + 5000  # the buffer grows while this part arrives at once
+        second = first + 2 * MiB
+        with (
+            mock.patch.object(app_module, "_FAST_FILL", 0.3),
+            mock.patch.object(app_module, "_SLOW_FILL", 0.5),
+        ):
+            self.trickle([(body[:first], 1.0), (body[first:second], 0.3)], len(body))
+        sizes = [n for _, n, _ in self.record]
+        assert max(sizes) > app_module._BODY_BUFFER_MIN, sizes
+        # Piece k was being filled during the stall; the one after it starts small again.
+        total, k = 0, 0
+        while total + sizes[k] <= first:
+            total += sizes[k]
+            k += 1
+        assert sizes[k] > app_module._BODY_BUFFER_MIN, sizes
+        assert sizes[k + 1] == app_module._BODY_BUFFER_MIN, sizes
