@@ -358,10 +358,6 @@ class UploadLoad:
                 for i in range(self.concurrency)
             ]
             total = _sizes(sources)
-            # The fresh sources are dirty page cache: without this, the kernel writes
-            # them back during the first rounds, on the servers' CPU and disk, which
-            # slowed whichever server was measured then (A up to 2x in round 1).
-            os.sync()
             log(
                 f"  {scenario.name}: {self.concurrency} x {size / 2**20:.0f} MiB random "
                 f"source(s) in {time.monotonic() - t:.1f}s; {rounds} round(s)"
