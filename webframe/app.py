@@ -37,9 +37,10 @@ _BIG_BODY = 1024 * 1024
 _BIG_READ = 512 * 1024
 #: the reused buffer large bodies of ``reuses_body_buffer`` handlers are read into
 #: (measured on 1 GiB uploads: 1 MiB and 2 MiB 4% less CPU than 512 KiB, 4 MiB more).
-#: It starts at _BODY_BUFFER_MIN and doubles each time a fill took under _FAST_FILL
-#: seconds, so a client trickling its body (or stalling) holds 64 KiB, not 1 MiB;
-#: a fill slower than _SLOW_FILL takes it back to the minimum.
+#: It starts at _BODY_BUFFER_MIN and doubles each time a fill was already waiting in
+#: the socket or took under _FAST_FILL seconds, so a client trickling its body (or
+#: stalling) holds 64 KiB, not 1 MiB; a fill slower than _SLOW_FILL takes it back
+#: to the minimum.
 _BODY_BUFFER = 1024 * 1024
 _BODY_BUFFER_MIN = 64 * 1024
 _FAST_FILL = 0.01
@@ -417,7 +418,7 @@ async def _read_fixed_body_into(
             # The piece was already buffered: let other connections run, as Tornado does.
             await asyncio.sleep(0)
         size = len(buffer)
-        if took < _FAST_FILL and size < _BODY_BUFFER and content_length > size:
+        if (not waited or took < _FAST_FILL) and size < _BODY_BUFFER and content_length > size:
             buffer = bytearray(min(2 * size, _BODY_BUFFER))
         elif took > _SLOW_FILL and size > _BODY_BUFFER_MIN:
             buffer = bytearray(_BODY_BUFFER_MIN)
