@@ -364,3 +364,31 @@ class ReusedBufferConnectionTest(BodyBufferCase):
             k += 1
         assert sizes[k] > app_module._BODY_BUFFER_MIN, sizes
         assert sizes[k + 1] == app_module._BODY_BUFFER_MIN, sizes
+
+
+def test_large_pieces_reach_the_temp_file_in_slices(tmp_path: Path) -> None:
+    from webframe import uploadfiles
+
+    temp = uploadfiles._TempFile(tmp_path)
+    real = temp._file
+    assert real is not None
+    sizes: list[int] = []
+
+    class Recording:
+        def write(self, data: bytes) -> int:
+            sizes.append(len(data))
+            return real.write(data)
+
+        def close(self) -> None:
+            real.close()
+
+    temp._file = Recording()  # type: ignore[assignment]
+    data = pattern(3 * uploadfiles._WRITE_SLICE + 5, seed=12)
+    temp.write(memoryview(bytearray(data)))
+    temp.write(b"tail")
+    temp.close()
+    slice_ = uploadfiles._WRITE_SLICE
+    assert sizes == [slice_, slice_, slice_, 5, 4]
+    assert temp.path.read_bytes() == data + b"tail"
+    assert temp.hash is not None and temp.hash.hexdigest() == sha(data + b"tail")
+    assert temp.size == len(data) + 4
