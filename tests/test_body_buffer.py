@@ -8,7 +8,6 @@ crossed mid-stream, disconnects), and that the override is per request only.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import http.client
 import json
@@ -16,25 +15,20 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 from unittest import mock
 
-from webframe import Application, RequestHandler, UploadHandler, UploadLimits, route
+from webframe import Application, UploadHandler, UploadLimits, route
 from webframe import app as app_module
-from webframe.testing import WebTestCase, test_settings
+from webframe.testing import test_settings
+
+from .test_uploads import HomeHandler, UploadTestCase
 
 MiB = 1024 * 1024
 BUF = app_module._BODY_BUFFER
 BOUNDARY = "bufferBoundary42"
 LIMITS = UploadLimits(max_body_size=64 * MiB, max_file_size=64 * MiB)
-
-
-@route("/")
-class Home(RequestHandler):
-    def get(self) -> None:
-        self.write({"xsrf": self.xsrf_token.decode()})
 
 
 @route("/probe")
@@ -99,14 +93,17 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class BodyBufferCase(WebTestCase):
+class BodyBufferCase(UploadTestCase):
     def get_app(self) -> Application:
-        root = Path(tempfile.mkdtemp(prefix="wf-bodybuf-"))
-        self.addCleanup(shutil.rmtree, root, True)
-        self.temp_dir = root / ".tmp"
-        settings = test_settings(upload_path=str(root), instance_path=str(root / "inst"))
+        self.upload_root = Path(tempfile.mkdtemp(prefix="wf-bodybuf-"))
+        self.addCleanup(shutil.rmtree, self.upload_root, True)
+        settings = test_settings(
+            upload_path=str(self.upload_root), instance_path=str(self.upload_root / "inst")
+        )
         self.record: list[tuple[str, int, int]] = []
-        return Application([Home, Probe, ProbeBytes, SmallFiles], settings, record=self.record)
+        return Application(
+            [HomeHandler, Probe, ProbeBytes, SmallFiles], settings, record=self.record
+        )
 
     def send(self, path: str, body: bytes, method: str = "POST") -> tuple[int, Any]:
         """``body`` as multipart (Content-Length declared) or, for PUT, as raw bytes."""
@@ -123,26 +120,8 @@ class BodyBufferCase(WebTestCase):
         )
         return r.code, json.loads(r.body)
 
-    def temp_files(self) -> list[str]:
-        return sorted(p.name for p in self.temp_dir.iterdir()) if self.temp_dir.exists() else []
-
-    def wait_until(self, cond: Callable[[], bool], within: float) -> bool:
-        async def poll() -> bool:
-            deadline = time.monotonic() + within
-            while not cond():
-                if time.monotonic() > deadline:
-                    return False
-                await asyncio.sleep(0.01)
-            return True
-
-        return bool(self.io_loop.run_sync(poll))
-
-    def in_thread(self, fn: Callable[[], Any]) -> Any:
-        return self.io_loop.run_sync(lambda: self.io_loop.run_in_executor(None, fn))  # type: ignore[arg-type]
-
     def auth_headers(self, path: str) -> dict[str, str]:
-        token = self.io_loop.run_sync(self.client.xsrf_token)
-        assert token
+        token = self.token()  # first: it may start the session the cookie then carries
         return {"Cookie": self.cookies.header_for(self.get_url(path)), "X-XSRFToken": token}
 
 
