@@ -149,6 +149,8 @@ class MultipartReceiver:
     while streaming; any error removes the temp files before it propagates.
     ``checksum=False`` skips hashing while streaming (about a third of the
     CPU per byte); ``UploadedFile.sha256`` is then computed on first access.
+    ``body_size`` (the declared Content-Length) lets large files reserve their
+    disk space ahead of the writes; the body must not be longer.
     """
 
     def __init__(
@@ -158,9 +160,11 @@ class MultipartReceiver:
         temp_dir: str | os.PathLike[str],
         *,
         checksum: bool = True,
+        body_size: int | None = None,
     ) -> None:
         _validate_boundary(boundary)
         self._checksum = checksum
+        self._body_size = body_size
         self.limits = limits
         self.temp_dir = Path(temp_dir)
         self._boundary = boundary
@@ -181,6 +185,7 @@ class MultipartReceiver:
             max_header_size=limits.max_part_header_size,
         )
         self._received = 0
+        self._chunk_start = 0
         self._parts = 0
         self._field_count = 0
         self._file_count = 0
@@ -206,9 +211,16 @@ class MultipartReceiver:
         temp_dir: str | os.PathLike[str],
         *,
         checksum: bool = True,
+        body_size: int | None = None,
     ) -> MultipartReceiver:
         """Build a receiver from a request's Content-Type header value."""
-        return cls(boundary_from_content_type(content_type), limits, temp_dir, checksum=checksum)
+        return cls(
+            boundary_from_content_type(content_type),
+            limits,
+            temp_dir,
+            checksum=checksum,
+            body_size=body_size,
+        )
 
     # public API
 
@@ -217,6 +229,7 @@ class MultipartReceiver:
         if self._closed:
             raise RuntimeError("this MultipartReceiver is finished or aborted")
         try:
+            self._chunk_start = self._received
             self._received += len(chunk)
             if self._received > self.limits.max_body_size:
                 raise UploadTooLargeError(
@@ -368,7 +381,7 @@ class MultipartReceiver:
                 f"The form has more than {self.limits.max_files} files (max_files); "
                 f"refused at field {name!r}."
             )
-        temp = _TempFile(self.temp_dir, self._checksum)
+        temp = _TempFile(self.temp_dir, self._checksum, self._room())
         self._temps.append(temp)
         content_type = _header_text(self._headers.get("content-type", b""))
         part = _FilePart(name, _header_text(raw_filename), content_type, temp)
@@ -378,6 +391,12 @@ class MultipartReceiver:
         # wait for content, and a part with none is skipped (see _on_part_end).
         if part.raw_filename:
             self._check_extension(part)
+
+    def _room(self) -> int:
+        """The most a file part starting in the current chunk can hold (0: unknown)."""
+        if self._body_size is None:
+            return 0
+        return max(0, min(self.limits.max_file_size, self._body_size - self._chunk_start))
 
     def _check_extension(self, part: _FilePart) -> None:
         check_name(part.filename, self.limits, f"Field {part.field_name!r}")
@@ -466,7 +485,8 @@ class RawBodyReceiver:
     """Receive a raw request body (``PUT /files/{name}``) into one temp file.
 
     Size is capped by the smaller of ``max_body_size`` and ``max_file_size``;
-    extension and type rules are those of multipart file parts.
+    extension and type rules are those of multipart file parts. ``body_size``
+    (the declared Content-Length) lets a large file reserve its disk space.
     """
 
     def __init__(
@@ -478,6 +498,7 @@ class RawBodyReceiver:
         *,
         field_name: str = "",
         checksum: bool = True,
+        body_size: int | None = None,
     ) -> None:
         self.limits = limits
         self._raw_filename = filename or ""
@@ -486,7 +507,8 @@ class RawBodyReceiver:
         self._declared, self._check = _declared_type(content_type or "", self._filename)
         self._max = min(limits.max_body_size, limits.max_file_size)
         check_name(self._filename, limits, "Upload")
-        self._temp: _TempFile | None = _TempFile(Path(temp_dir), checksum)
+        room = min(body_size, self._max) if body_size is not None else 0
+        self._temp: _TempFile | None = _TempFile(Path(temp_dir), checksum, room)
         self._checked = False
 
     def feed(self, chunk: bytes) -> None:

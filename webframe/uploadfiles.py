@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
 import dataclasses
 import errno
 import hashlib
@@ -19,7 +20,9 @@ import mimetypes
 import os
 import secrets
 import shutil
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -51,6 +54,16 @@ _WRITE_BUFFER: Final = 16 * KiB
 #: slices a steady 1.11-1.17 (128 KiB 1.14-1.25, 512 KiB 1.34-1.55).
 _WRITE_SLICE: Final = 256 * KiB
 _COPY_BUFFER: Final = 1 * MiB
+#: a temp file that may grow past this (its ``room``) gets its disk space reserved
+#: ahead of the writes, _PREALLOC_STEP first, then doubling, never past the room;
+#: what was not used is given back when it closes. Writing into reserved space
+#: spares ext4 its per-block work in write(): 0.03-0.045 CPU s/GiB of 0.21 measured
+#: (1 GiB uploads, Linux 6.18, ext4); it also refuses an upload the disk cannot hold
+#: (507) after one window instead of after the disk fills.
+_PREALLOC_MIN: Final = 1 * MiB
+_PREALLOC_STEP: Final = 8 * MiB
+#: what fallocate() failing with these means: the space is not there (507).
+_NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 # --------------------------------------------------------------------- errors
@@ -104,6 +117,41 @@ def _size(n: int) -> str:
     if n >= KiB and n % KiB == 0:
         return f"{n // KiB} KiB"
     return f"{n} bytes"
+
+
+def _load_fallocate() -> Callable[[int, int, int], bool] | None:
+    """Linux ``fallocate(fd, 0, offset, length)`` through ctypes, or None elsewhere.
+
+    Not ``os.posix_fallocate``: where the filesystem cannot allocate, glibc's
+    version falls back to writing a byte into every block, which for a 1 GiB
+    upload is 262,144 writes. The system call just says it is not supported.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = getattr(libc, "fallocate64", None) or libc.fallocate
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    call.restype = ctypes.c_int
+
+    def fallocate(fd: int, offset: int, length: int) -> bool:
+        """Reserve ``length`` bytes at ``offset``; False if the filesystem cannot.
+
+        Raises ``OSError`` when the space is not there (ENOSPC, EDQUOT, EFBIG).
+        """
+        if call(fd, 0, offset, length) == 0:
+            return True
+        code = ctypes.get_errno()
+        if code in _NO_SPACE:
+            raise OSError(code, os.strerror(code))
+        return False  # EOPNOTSUPP, EINTR, ...: write without reserving
+
+    return fallocate
+
+
+_fallocate = _load_fallocate()
 
 
 # --------------------------------------------------------------------- limits
@@ -482,11 +530,16 @@ def _replace_unique(staged: Path, directory: Path, name: str) -> Path:
 
 
 class _TempFile:
-    """One file being received: a buffered temp file, running size and sha256."""
+    """One file being received: a buffered temp file, running size and sha256.
 
-    __slots__ = ("_file", "hash", "head", "path", "size")
+    ``room`` is the most bytes the file can still receive (the rest of the
+    declared body, capped by the file limit; 0 when unknown): from it, disk space
+    is reserved ahead of the writes (see _PREALLOC_MIN) and trimmed on ``close()``.
+    """
 
-    def __init__(self, temp_dir: Path, checksum: bool = True) -> None:
+    __slots__ = ("_allocated", "_file", "_room", "hash", "head", "path", "size")
+
+    def __init__(self, temp_dir: Path, checksum: bool = True, room: int = 0) -> None:
         try:
             fd, name = tempfile.mkstemp(dir=temp_dir, prefix="upload-", suffix=".part")
         except OSError as exc:
@@ -501,10 +554,14 @@ class _TempFile:
         self.hash = hashlib.sha256() if checksum else None
         self.head = bytearray()
         self.size = 0
+        self._room = room if room >= _PREALLOC_MIN and _fallocate is not None else 0
+        self._allocated = 0
 
     def write(self, data: bytes | memoryview) -> None:
         assert self._file is not None
         try:
+            if self._room and self.size + len(data) > self._allocated:
+                self._reserve(self.size + len(data))
             if len(data) > _WRITE_SLICE:
                 view = memoryview(data)
                 for start in range(0, len(view), _WRITE_SLICE):
@@ -519,12 +576,29 @@ class _TempFile:
         if len(self.head) < SNIFF_BYTES:
             self.head += data[: SNIFF_BYTES - len(self.head)]
 
+    def _reserve(self, end: int) -> None:
+        """Reserve space up to at least ``end`` (within the room); raises OSError."""
+        assert self._file is not None and _fallocate is not None
+        target = min(self._room, max(end, 2 * self._allocated, _PREALLOC_STEP))
+        if target <= self._allocated:  # past the room: the size limits will speak
+            self._room = 0
+        elif _fallocate(self._file.fileno(), self._allocated, target - self._allocated):
+            self._allocated = target
+        else:
+            self._room = 0  # this filesystem cannot: plain writes from now on
+
     def close(self) -> None:
-        """Flush and close; a full disk may only show up here."""
+        """Flush, give back unused reserved space, close; a full disk may show up here."""
         if self._file is not None:
             file, self._file = self._file, None
             try:
-                file.close()
+                try:
+                    if self._allocated > self.size:
+                        # The reserve extended the file: cut it back to what was written.
+                        file.flush()
+                        os.ftruncate(file.fileno(), self.size)
+                finally:
+                    file.close()
             except OSError as exc:
                 raise _storage_error(exc) from exc
 

@@ -50,6 +50,13 @@ def upload_error(exc: UploadError) -> HTTPError:
     return cls(exc.message) if cls is not None else HTTPError(exc.message, status=exc.status)
 
 
+def _declared_size(value: str | None) -> int | None:
+    """A Content-Length the application already checked, as an int (None: chunked)."""
+    if value is None or not value.isdigit() or not value.isascii():
+        return None
+    return int(value)
+
+
 @tornado.web.stream_request_body
 class UploadHandler(RequestHandler):
     """A handler whose request body streams to disk.
@@ -130,6 +137,7 @@ class UploadHandler(RequestHandler):
         method = self.request.method or ""
         if method in self.upload_methods:
             ctype = self.request.headers.get("Content-Type", "")
+            body_size = _declared_size(self.request.headers.get("Content-Length"))
             try:
                 if ctype.split(";", 1)[0].strip().lower() == "multipart/form-data":
                     self._receiver = MultipartReceiver.from_content_type(
@@ -137,6 +145,7 @@ class UploadHandler(RequestHandler):
                         self.limits_for(self.wf_settings),
                         self.upload_temp_dir(),
                         checksum=self.checksum,
+                        body_size=body_size,
                     )
                 elif method in self.raw_upload_methods:
                     self._receiver = RawBodyReceiver(
@@ -145,6 +154,7 @@ class UploadHandler(RequestHandler):
                         self.raw_upload_filename(),
                         ctype or None,
                         checksum=self.checksum,
+                        body_size=body_size,
                     )
                 else:
                     raise UnsupportedMediaTypeError(
