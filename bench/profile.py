@@ -21,6 +21,7 @@ import pstats
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench.procs import ServerProcess, pin_prefixes, snapshot
 from bench.runner import Config, measure
@@ -53,9 +54,19 @@ def _group(key: Key) -> str:
 
 
 def profile_side(
-    scenario: Scenario, server: Server, which: str, cfg: Config, workdir: Path, wrk: str
+    scenario: Scenario,
+    server: Server,
+    which: str,
+    cfg: Config,
+    workdir: Path,
+    wrk: str,
+    bound: list[Any],
 ) -> tuple[dict[Key, tuple[int, float, float]], int, float]:
-    """Run ``server`` under cProfile; (stats per function, requests, req/s)."""
+    """Run ``server`` under cProfile; (stats per function, requests, req/s).
+
+    A load that needs binding (session scenarios: a session started on A) is bound
+    to A once it answers; B then gets the same bound load, as in a bench run.
+    """
     server_pin, load_pin = pin_prefixes()
     out = workdir / f"{which}.prof"
     argv = ["-m", "bench.cpuprofile", str(out), *server.argv(workdir)[1:]]
@@ -66,9 +77,14 @@ def profile_side(
     try:
         proc.start()
         proc.wait_ready(scenario.load.path, timeout=60)
+        if not bound:
+            load = scenario.load
+            bound.append(load.bind(proc, proc) if hasattr(load, "bind") else load)
         if cfg.warmup:
-            warm = measure(scenario, proc, cfg.warmup, cfg, workdir, load_pin, wrk).wrk.requests
-        run = measure(scenario, proc, cfg.duration, cfg, workdir, load_pin, wrk)
+            warm = measure(
+                scenario, proc, cfg.warmup, cfg, workdir, load_pin, wrk, bound[0]
+            ).wrk.requests
+        run = measure(scenario, proc, cfg.duration, cfg, workdir, load_pin, wrk, bound[0])
     finally:
         proc.stop(timeout=30)
     stats = pstats.Stats(str(out))
@@ -155,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = dataclasses.replace(cfg, pythonpath=(str(src),), ref=args.ref)
         if scenario.prepare is not None:
             scenario.prepare(workdir)
-        a, na, rps_a = profile_side(scenario, scenario.a, "A", cfg, workdir, wrk)
-        b, nb, rps_b = profile_side(scenario, scenario.b, "B", cfg, workdir, wrk)
+        bound: list[Any] = []
+        a, na, rps_a = profile_side(scenario, scenario.a, "A", cfg, workdir, wrk, bound)
+        b, nb, rps_b = profile_side(scenario, scenario.b, "B", cfg, workdir, wrk, bound)
     print(
         f"{scenario.name}: A={scenario.a.label} {rps_a:.0f} req/s, "
         f"B={scenario.b.label} {rps_b:.0f} req/s under cProfile; {na} / {nb} requests"
