@@ -115,6 +115,8 @@ class SessionMixin(CookieMixin):
     _cookie_sid_value: Any = _UNSET
     _final: Future[None] | None = None
     _final_running = False
+    #: finish() found nothing to save: the flush it makes need not look again.
+    _session_settled = False
     _flashes: list[tuple[str, str]] | None = None
     _xsrf_sid: str | None = None
 
@@ -296,6 +298,7 @@ class SessionMixin(CookieMixin):
             # finish() in prepare, and late write()s fail as they would without a session.
             self._finished = True
             return self._final
+        self._session_settled = True
         return super().finish(chunk)
 
     async def _commit_then_finish(self) -> None:
@@ -333,7 +336,7 @@ class SessionMixin(CookieMixin):
 
     def flush(self, include_footers: bool = False) -> Future[None]:
         """Send what is buffered; before the first flush a changed session is saved."""
-        if self._session is not None and self._session_pending():
+        if self._session is not None and not self._session_settled and self._session_pending():
             return asyncio.ensure_future(self._commit_then_flush(include_footers))
         return super().flush(include_footers)
 

@@ -29,6 +29,13 @@ _SCHEMA = (
 )
 
 
+def _select_record(conn: sqlite3.Connection, sid: str) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn.execute(
+        "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?", (sid,)
+    ).fetchone()
+    return row
+
+
 class _Abandoned(Exception):
     """Raised on the worker thread for a call whose caller already timed out."""
 
@@ -169,17 +176,12 @@ class SQLiteStore(SessionStore):
     # -- hooks --------------------------------------------------------------
 
     async def _load(self, sid: str, now: float) -> Record | None:
-        def read(conn: sqlite3.Connection) -> tuple[Any, Any, Any] | None:
-            row = conn.execute(
-                "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?", (sid,)
-            ).fetchone()
-            return None if row is None else (row[0], row[1], row[2])
-
-        row = await self._fast(read)
+        row = await self._fast(lambda conn: _select_record(conn, sid))
         if row is None:
             return None
-        created = self._as_time(row[1], now)
-        accessed = self._as_time(row[2], now)
+        # Stored by this class as REAL; anything else is checked the slow way.
+        created = row[1] if type(row[1]) is float else self._as_time(row[1], now)
+        accessed = row[2] if type(row[2]) is float else self._as_time(row[2], now)
         if self.is_expired(created, accessed, now):
             return None
         blob = row[0] if isinstance(row[0], (str, bytes)) else None
