@@ -347,6 +347,48 @@ def test_touch_is_throttled_to_touch_interval(
     run(main())
 
 
+def test_writes_move_the_idle_expiry_only_once_per_touch_interval(
+    backend: Backend, clock: FakeClock
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            await store.save(sid, {"n": 0}, new=True)
+            saved_at = clock.now
+
+            for n in range(1, 6):  # five writes within the minute: "accessed" stays put
+                clock.advance(10)
+                session = await Session.open(store, sid, touch_interval=60)
+                session["n"] = n
+                assert await session.commit(store) is CookieAction.NONE
+                record = await store.load(sid)
+                assert record is not None
+                assert record.data == {"n": n}
+                assert record.accessed == saved_at
+
+            clock.advance(11)  # 61 s since the last refresh: this write moves it
+            session = await Session.open(store, sid, touch_interval=60)
+            session["n"] = 6
+            await session.commit(store)
+            record = await store.load(sid)
+            assert record is not None
+            assert record.data == {"n": 6} and record.accessed == clock.now
+
+            # The idle timeout (600 s here) runs from the last refresh, as for reads: a
+            # write 30 s later does not move it, so 601 s after the refresh it is over.
+            touched_at = clock.now
+            clock.advance(30)
+            session = await Session.open(store, sid, touch_interval=60)
+            session["n"] = 7
+            await session.commit(store)
+            record = await store.load(sid)
+            assert record is not None and record.accessed == touched_at
+            clock.advance(571)
+            assert await store.load(sid) is None
+
+    run(main())
+
+
 def test_touch_interval_is_capped_by_idle_timeout(backend: Backend, clock: FakeClock) -> None:
     async def main() -> None:
         async with backend.store(clock, idle_timeout=30) as store:

@@ -205,12 +205,15 @@ class SQLiteStore(SessionStore):
             for key in cs.values:
                 params += [f'$."{key}"', cs.encoded[key]]
         # ``expr`` holds only fixed SQL and placeholders; every value is a parameter.
+        if cs.touch:
+            expr += ", accessed = ?"
+            params.append(now)
+        # Without a touch "accessed" is not assigned at all, so its index is not rewritten.
         sql = (
-            f"UPDATE webframe_sessions SET data = {expr}, "  # noqa: S608
-            "accessed = CASE WHEN ? THEN ? ELSE accessed END "
+            f"UPDATE webframe_sessions SET data = {expr} "  # noqa: S608
             "WHERE sid = ? AND accessed >= ? AND created >= ? AND json_type(data) = 'object'"
         )
-        params += [cs.touch, now, sid, now - self.idle_timeout, now - self.absolute_timeout]
+        params += [sid, now - self.idle_timeout, now - self.absolute_timeout]
         try:
             if getattr(self._local, "job", None) is None:
                 # On the loop's connection, no deadline: one autocommitted statement.
