@@ -73,7 +73,7 @@ class Settings:
     session_idle_timeout: float = 2 * 3600.0
     #: seconds after which a session ends however active it is.
     session_absolute_timeout: float = 7 * 24 * 3600.0
-    #: refresh the idle expiry of an unchanged session at most this often (seconds).
+    #: move a session's idle expiry at most this often (seconds), on reads and on writes.
     session_touch_interval: float = 60.0
     #: seconds a session-store call may take before the request gets a 503.
     session_timeout: float = 2.0
