@@ -204,11 +204,10 @@ class SQLiteStore(SessionStore):
             expr = f"json_set({expr}{', ?, json(?)' * len(cs.values)})"
             for key in cs.values:
                 params += [f'$."{key}"', cs.encoded[key]]
-        # ``expr`` holds only fixed SQL and placeholders; every value is a parameter.
-        if cs.touch:
+        if cs.touch:  # otherwise "accessed" is not assigned, so its index is not rewritten
             expr += ", accessed = ?"
             params.append(now)
-        # Without a touch "accessed" is not assigned at all, so its index is not rewritten.
+        # ``expr`` holds only fixed SQL and placeholders; every value is a parameter.
         sql = (
             f"UPDATE webframe_sessions SET data = {expr} "  # noqa: S608
             "WHERE sid = ? AND accessed >= ? AND created >= ? AND json_type(data) = 'object'"
