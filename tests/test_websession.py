@@ -699,6 +699,41 @@ async def test_failing_page_answers_500_not_a_hang(
     assert r.code == 200
 
 
+@pytest.mark.gen_test(timeout=10)
+async def test_flash_of_a_failed_page_comes_back_on_the_next(
+    client: Client, store: CountingStore
+) -> None:
+    await client.get("/flash?msg=pending")
+    r = await client.get("/broken", request_timeout=5)
+    assert r.code == 500 and b"pending" not in r.body  # this error page shows no flashes
+    # It went back to the store after the failed page (in the background): the next
+    # page shows it, once.
+    for _ in range(100):
+        r = await client.get("/")
+        if b"pending" in r.body:
+            break
+        await asyncio.sleep(0.01)
+    assert r.body.count(b"pending") == 1
+    r = await client.get("/")
+    assert b"pending" not in r.body
+
+
+@pytest.mark.gen_test(timeout=10)
+async def test_flash_shown_by_the_error_page_is_not_shown_again(
+    client: Client, store: CountingStore, tmp_path: Path
+) -> None:
+    (tmp_path / "templates" / "error.html").write_text(
+        "<title>{{ status }}</title>{% for c, text in get_flashed_messages() %}"
+        "<p class=flash>{{ text }}</p>{% end %}"
+    )
+    await client.get("/flash?msg=pending")
+    r = await client.get("/broken", request_timeout=5)
+    assert r.code == 500 and r.body.count(b"pending") == 1
+    await asyncio.sleep(0.05)  # time for a put-back, were there one
+    r = await client.get("/")
+    assert b"pending" not in r.body
+
+
 # Session-bound XSRF -------------------------------------------------------------------------------
 
 

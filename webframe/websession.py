@@ -87,6 +87,8 @@ class _StoreFailureLog:
 
 
 store_failures = _StoreFailureLog()
+#: flash messages on their way back to the store after a failed page.
+_putting_back: set[Future[None]] = set()
 
 
 class SessionStoreUnavailableError(ServiceUnavailableError):
@@ -118,6 +120,10 @@ class SessionMixin(CookieMixin):
     #: finish() found nothing to save: the flush it makes need not look again.
     _session_settled = False
     _flashes: list[tuple[str, str]] | None = None
+    #: flashes this request took from the store, (session ID, {key: value}), while
+    #: they may still have to go back (the page failed before anything was sent).
+    _taken_flashes: tuple[str, dict[str, Any]] | None = None
+    _flashes_read = False
     _xsrf_sid: str | None = None
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
@@ -356,6 +362,7 @@ class SessionMixin(CookieMixin):
 
     def get_flashed_messages(self) -> list[tuple[str, str]]:
         """The ``(category, message)`` pairs this page shows (claimed when it rendered)."""
+        self._flashes_read = True
         return list(self._flashes or ())
 
     def render(self, template_name: str, **kwargs: Any) -> Future[None]:
@@ -379,7 +386,31 @@ class SessionMixin(CookieMixin):
             await super().render(template_name, **kwargs)
         except Exception as exc:
             self._final = None
+            if self._headers_written:
+                self._taken_flashes = None  # the page went out: they were shown
+            # Whether the error page shows them decides if they go back (on_finish).
+            self._flashes_read = False
             self._fail(exc)
+        else:
+            self._taken_flashes = None
+
+    def on_finish(self) -> None:
+        """After the response: flashes taken for a page that failed before anything was
+        sent, and that the error page did not show either, go back to the store."""
+        taken, self._taken_flashes = self._taken_flashes, None
+        if taken is not None and not self._flashes_read:
+            task = asyncio.ensure_future(self._put_back_flashes(*taken))
+            _putting_back.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(_putting_back.discard)
+        super().on_finish()
+
+    async def _put_back_flashes(self, sid: str, flashes: dict[str, Any]) -> None:
+        try:
+            # touch=False: showing nothing is not activity; a session gone meanwhile
+            # (logout in another tab) stays gone, save() does not recreate it.
+            await self.session_store.save(sid, flashes, (), new=False, touch=False)
+        except SessionStoreError as exc:
+            store_failures.report(exc)
 
     async def _claim_flashes(self) -> None:
         session = self._session
@@ -395,6 +426,8 @@ class SessionMixin(CookieMixin):
                 store_failures.report(exc)
                 self._flashes = []
                 return
+        if taken:
+            self._taken_flashes = (session.sid, taken)
         flashes: list[tuple[str, str]] = []
         for key in keys:
             value = session[key] if key not in stored else taken.get(key)
