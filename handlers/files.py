@@ -18,23 +18,12 @@ from webframe import (
     NotFoundError,
     UploadedFile,
     UploadHandler,
+    format_size,
     route,
 )
 from webframe.filenames import extension_of
 
 from .base import PageHandler
-
-
-def human_size(n: int) -> str:
-    """``n`` bytes as people read it: ``512 bytes``, ``64 KiB``, ``1.5 MiB``."""
-    if n < 1024:
-        return f"{n} bytes"
-    size = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        size /= 1024
-        if size < 1024 or unit == "GiB":
-            break
-    return f"{size:.0f} {unit}" if size >= 10 or size == int(size) else f"{size:.1f} {unit}"
 
 
 class LockerMixin(PageHandler):
@@ -104,7 +93,7 @@ class FilesHandler(LockerUpload):
         rows = self.db.files_of(self.user_id())
         limits = self.limits_for(self.wf_settings)
         self.render(
-            "files.html", files=rows, limits=limits, max_file_size=human_size(limits.max_file_size)
+            "files.html", files=rows, limits=limits, max_file_size=format_size(limits.max_file_size)
         )
 
     def post(self) -> None:

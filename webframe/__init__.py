@@ -20,6 +20,7 @@ from .handler import RequestHandler
 from .multipart import UploadedFile, UploadLimits
 from .routing import Route, RouteTable, route
 from .settings import Settings
+from .sizes import format_size
 from .uploads import UploadHandler
 
 __version__ = "0.1.0"
@@ -45,5 +46,6 @@ __all__ = [
     "UploadedFile",
     "XSRFError",
     "__version__",
+    "format_size",
     "route",
 ]

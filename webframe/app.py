@@ -23,6 +23,7 @@ from .handler import NotFoundHandler
 from .routing import RouteSpec, RouteTable
 from .sessions import SessionStore, open_store
 from .settings import Settings
+from .sizes import format_size
 
 log = logging.getLogger("webframe")
 access_log = logging.getLogger("webframe.access")
@@ -250,7 +251,7 @@ class _Delegate(_HandlerDelegate):
             self._reject(
                 PayloadTooLargeError(
                     f"The request body is larger than this address accepts "
-                    f"({human_size(self._limit)})."
+                    f"({format_size(self._limit)})."
                 )
             )
             if not self.stream_request_body:
@@ -357,8 +358,8 @@ def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError
     size = int(value)
     if size > limit:
         return PayloadTooLargeError(
-            f"The request body is {human_size(size)}; this address accepts at most "
-            f"{human_size(limit)}."
+            f"The request body is {format_size(size)}; this address accepts at most "
+            f"{format_size(limit)}."
         ), size
     return None, size
 
@@ -423,19 +424,6 @@ async def _read_fixed_body_into(
             buffer = bytearray(min(2 * size, _BODY_BUFFER))
         elif took > _SLOW_FILL and size > _BODY_BUFFER_MIN:
             buffer = bytearray(_BODY_BUFFER_MIN)
-
-
-def human_size(n: int) -> str:
-    """``n`` bytes for people: '512 bytes', '64.0 KiB', '2.0 MiB'."""
-    if n < 1024:
-        return f"{n} bytes"
-    value = float(n)
-    units = ["KiB", "MiB", "GiB", "TiB"]
-    value /= 1024
-    while value >= 1024 and len(units) > 1:
-        value /= 1024
-        units.pop(0)
-    return f"{value:.1f} {units[0]}"
 
 
 def _session_store_url(s: Settings) -> str:

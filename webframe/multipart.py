@@ -24,6 +24,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from webframe.filenames import clean_filename
+from webframe.sizes import format_size
 from webframe.uploadfiles import (
     SNIFF_BYTES,
     BadUploadError,
@@ -36,7 +37,6 @@ from webframe.uploadfiles import (
     UploadTypeError,
     _check_type,
     _declared_type,
-    _size,
     _TempFile,
     check_name,
     sniff_type,
@@ -233,7 +233,7 @@ class MultipartReceiver:
             self._received += len(chunk)
             if self._received > self.limits.max_body_size:
                 raise UploadTooLargeError(
-                    f"The request body is larger than {_size(self.limits.max_body_size)} "
+                    f"The request body is larger than {format_size(self.limits.max_body_size)} "
                     "(max_body_size)."
                 )
             was_ended = self._ended
@@ -294,7 +294,7 @@ class MultipartReceiver:
         text = str(exc)
         if text.startswith("Maximum header size"):
             return UploadTooLargeError(
-                f"A part's headers are larger than {_size(self.limits.max_part_header_size)} "
+                f"A part's headers are larger than {format_size(self.limits.max_part_header_size)} "
                 "(max_part_header_size)."
             )
         if text.startswith("Maximum header count"):
@@ -329,7 +329,7 @@ class MultipartReceiver:
         self._header_bytes += n
         if self._header_bytes > self.limits.max_part_header_size:
             raise UploadTooLargeError(
-                f"A part's headers are larger than {_size(self.limits.max_part_header_size)} "
+                f"A part's headers are larger than {format_size(self.limits.max_part_header_size)} "
                 "(max_part_header_size)."
             )
 
@@ -421,7 +421,7 @@ class MultipartReceiver:
         assert isinstance(part, _FieldPart)
         if len(part.value) + (end - start) > self.limits.max_field_size:
             raise UploadTooLargeError(
-                f"Field {part.name!r} is larger than {_size(self.limits.max_field_size)} "
+                f"Field {part.name!r} is larger than {format_size(self.limits.max_field_size)} "
                 "(max_field_size)."
             )
         part.value += data[start:end]
@@ -435,7 +435,7 @@ class MultipartReceiver:
         if temp.size + (end - start) > self.limits.max_file_size:
             raise UploadTooLargeError(
                 f"File field {part.field_name!r} is larger than "
-                f"{_size(self.limits.max_file_size)} (max_file_size)."
+                f"{format_size(self.limits.max_file_size)} (max_file_size)."
             )
         temp.write(memoryview(data)[start:end])
         if not part.checked and len(temp.head) >= SNIFF_BYTES:
@@ -519,7 +519,7 @@ class RawBodyReceiver:
         try:
             if temp.size + len(chunk) > self._max:
                 raise UploadTooLargeError(
-                    f"The uploaded file is larger than {_size(self._max)} "
+                    f"The uploaded file is larger than {format_size(self._max)} "
                     "(max_file_size / max_body_size)."
                 )
             temp.write(chunk)

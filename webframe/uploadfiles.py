@@ -111,14 +111,6 @@ def _storage_error(exc: OSError) -> UploadStorageError:
     return UploadStorageError(f"The upload could not be stored: {exc.strerror or exc}.")
 
 
-def _size(n: int) -> str:
-    if n >= MiB and n % MiB == 0:
-        return f"{n // MiB} MiB"
-    if n >= KiB and n % KiB == 0:
-        return f"{n // KiB} KiB"
-    return f"{n} bytes"
-
-
 def _load_fallocate() -> Callable[[int, int, int], bool] | None:
     """Linux ``fallocate(fd, 0, offset, length)`` through ctypes, or None elsewhere.
 
