@@ -94,6 +94,9 @@ def sha(data: bytes) -> str:
 
 
 class BodyBufferCase(UploadTestCase):
+    #: the routes of the app under test (subclasses testing other handlers replace it).
+    app_handlers: ClassVar[list[type]] = [HomeHandler, Probe, ProbeBytes, SmallFiles]
+
     def get_app(self) -> Application:
         self.upload_root = Path(tempfile.mkdtemp(prefix="wf-bodybuf-"))
         self.addCleanup(shutil.rmtree, self.upload_root, True)
@@ -101,9 +104,7 @@ class BodyBufferCase(UploadTestCase):
             upload_path=str(self.upload_root), instance_path=str(self.upload_root / "inst")
         )
         self.record: list[tuple[str, int, int]] = []
-        return Application(
-            [HomeHandler, Probe, ProbeBytes, SmallFiles], settings, record=self.record
-        )
+        return Application(self.app_handlers, settings, record=self.record)
 
     def send(self, path: str, body: bytes, method: str = "POST") -> tuple[int, Any]:
         """``body`` as multipart (Content-Length declared) or, for PUT, as raw bytes."""

@@ -13,16 +13,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 from unittest import mock
 
 import pytest
 
-from webframe import Application, UploadHandler, route, uploadfiles
-from webframe.testing import test_settings
+from webframe import UploadHandler, route, uploadfiles
 from webframe.uploadfiles import UploadStorageError, _TempFile
 
 from .test_body_buffer import LIMITS, BodyBufferCase, multipart, pattern, sha
@@ -164,13 +163,7 @@ class DiskProbe(UploadHandler):
 
 
 class PreallocOverHTTP(BodyBufferCase):
-    def get_app(self) -> Application:
-        self.upload_root = Path(tempfile.mkdtemp(prefix="wf-prealloc-"))
-        self.addCleanup(shutil.rmtree, self.upload_root, True)
-        settings = test_settings(
-            upload_path=str(self.upload_root), instance_path=str(self.upload_root / "inst")
-        )
-        return Application([HomeHandler, DiskProbe], settings)
+    app_handlers: ClassVar[list[type]] = [HomeHandler, DiskProbe]
 
     def setUp(self) -> None:
         super().setUp()
