@@ -141,6 +141,8 @@ class Application(tornado.web.Application):
         path_args: list[bytes] | None = None,
         path_kwargs: dict[str, bytes] | None = None,
     ) -> _HandlerDelegate:
+        """Called by Tornado for each routed request; returns webframe's delegate, which
+        answers body-limit and framing errors before the handler reads any body."""
         return _Delegate(self, request, target_class, target_kwargs, path_args, path_kwargs)
 
     def body_limit(self, handler_class: type) -> int:

@@ -98,6 +98,7 @@ class RequestHandler(SessionMixin):
         return allowed
 
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Called for each path and query argument; typed path values pass unchanged."""
         # Typed path parameters ({id:int}, {id:uuid}) arrive already converted.
         if not isinstance(value, bytes | str):
             return value

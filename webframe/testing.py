@@ -44,6 +44,8 @@ test_settings.__test__ = False  # type: ignore[attr-defined]
 
 @dataclass
 class Cookie:
+    """One cookie in a :class:`CookieJar`, with the attributes its ``Set-Cookie`` gave."""
+
     name: str
     value: str
     path: str
@@ -53,6 +55,7 @@ class Cookie:
     samesite: str | None = None
 
     def expired(self, now: float) -> bool:
+        """True if the cookie's ``Max-Age``/``Expires`` is at or before ``now`` (epoch s)."""
         return self.expires is not None and self.expires <= now
 
 
@@ -173,6 +176,7 @@ class CookieJar:
             del self._cookies[key]
 
     def clear(self) -> None:
+        """Forget every cookie (a browser whose cookies were wiped)."""
         self._cookies.clear()
 
     def __contains__(self, name: object) -> bool:
@@ -244,10 +248,12 @@ class MultipartEncoder:
 
     @property
     def content_type(self) -> str:
+        """The ``Content-Type`` header value, boundary included."""
         return f"multipart/form-data; boundary={self.boundary}"
 
     @property
     def length(self) -> int:
+        """The body's size in bytes (for ``Content-Length``), without reading any file."""
         return sum(len(p) if isinstance(p, bytes) else p[1] for p in self._parts)
 
     def chunks(self) -> Iterable[bytes]:
@@ -266,6 +272,7 @@ class MultipartEncoder:
                     yield chunk
 
     def to_bytes(self) -> bytes:
+        """The whole body in memory; for small bodies (use :meth:`body_producer` for big ones)."""
         return b"".join(self.chunks())
 
     async def body_producer(self, write: Callable[[bytes], Awaitable[None]]) -> None:
@@ -312,6 +319,7 @@ class Client:
         self.cookies = jar if jar is not None else CookieJar()
 
     def url(self, path: str) -> str:
+        """``path`` made absolute against ``base_url`` (a full URL is returned unchanged)."""
         return path if "://" in path else self.base_url + path
 
     async def fetch(
@@ -329,7 +337,18 @@ class Client:
         xsrf: bool = True,
         **kwargs: Any,
     ) -> HTTPResponse:
-        """Send one request (and follow redirects if asked); returns the last response."""
+        """Send one request (and follow redirects if asked); returns the last response.
+
+        The body is at most one of: ``body`` (bytes or text, sent as given), ``form``
+        (urlencoded; a value may be a list for repeated fields), ``json`` (encoded, with
+        ``Content-Type: application/json``) or ``files`` (``multipart/form-data``
+        streamed by :class:`MultipartEncoder`; ``form`` then gives its other fields).
+        ``params`` is added to the query string. With ``follow_redirects=True`` the
+        client follows up to 10 redirects itself, keeping cookies set on each hop
+        (301/302/303 after a POST turn into GET); by default the redirect is returned.
+        ``xsrf=False`` sends no XSRF token. Other keyword arguments go to Tornado's
+        ``HTTPRequest`` (e.g. ``request_timeout``). Errors are returned, never raised.
+        """
         method = method.upper()
         hdrs: dict[str, str] = dict(headers or {})
         producer = None
@@ -405,24 +424,31 @@ class Client:
         return token
 
     async def get(self, path: str, **kw: Any) -> HTTPResponse:
+        """Send a GET request; ``kw`` as for :meth:`fetch`."""
         return await self.fetch(path, "GET", **kw)
 
     async def head(self, path: str, **kw: Any) -> HTTPResponse:
+        """Send a HEAD request; ``kw`` as for :meth:`fetch`."""
         return await self.fetch(path, "HEAD", **kw)
 
     async def options(self, path: str, **kw: Any) -> HTTPResponse:
+        """Send a OPTIONS request; ``kw`` as for :meth:`fetch`."""
         return await self.fetch(path, "OPTIONS", **kw)
 
     async def post(self, path: str, **kw: Any) -> HTTPResponse:
+        """Send a POST request; ``kw`` as for :meth:`fetch`."""
         return await self.fetch(path, "POST", **kw)
 
     async def put(self, path: str, **kw: Any) -> HTTPResponse:
+        """Send a PUT request; ``kw`` as for :meth:`fetch`."""
         return await self.fetch(path, "PUT", **kw)
 
     async def patch(self, path: str, **kw: Any) -> HTTPResponse:
+        """Send a PATCH request; ``kw`` as for :meth:`fetch`."""
         return await self.fetch(path, "PATCH", **kw)
 
     async def delete(self, path: str, **kw: Any) -> HTTPResponse:
+        """Send a DELETE request; ``kw`` as for :meth:`fetch`."""
         return await self.fetch(path, "DELETE", **kw)
 
 
@@ -437,17 +463,31 @@ class WebTestCase(tornado.testing.AsyncHTTPTestCase):
     xsrf_path: str | None = "/"
 
     def setUp(self) -> None:
+        """Called before each test: starts the app and makes ``self.client``."""
         super().setUp()
         self.client = self.new_client()
 
     def new_client(self) -> Client:
+        """A second, independent browser (its own cookies); pass it as ``fetch(client=)``."""
         return Client(self.http_client, self.get_url(""), xsrf_path=self.xsrf_path)
 
     @property
     def cookies(self) -> CookieJar:
+        """The cookie jar of the default client (``self.client``)."""
         return self.client.cookies
 
     def fetch(self, path: str, raise_error: bool = False, **kwargs: Any) -> HTTPResponse:
+        """Send one request with the default client and wait for the response.
+
+        Takes the keyword arguments of :meth:`Client.fetch`: ``method``, ``body``,
+        ``headers``, ``form=`` (a dict of fields, urlencoded), ``json=`` (any
+        JSON-encodable value), ``files=`` (``{field: (filename, content[, type])}``,
+        sent as multipart with ``form`` as its other fields), ``params``,
+        ``follow_redirects=`` (False by default: the redirect itself is returned;
+        True follows it, keeping the cookies it sets) and ``xsrf``. ``client=``
+        sends it from another :class:`Client` (see :meth:`new_client`).
+        ``raise_error=True`` raises for a 4xx/5xx instead of returning it.
+        """
         client: Client = kwargs.pop("client", None) or self.client
         response: HTTPResponse = self.io_loop.run_sync(
             lambda: client.fetch(path, **kwargs),
@@ -458,16 +498,21 @@ class WebTestCase(tornado.testing.AsyncHTTPTestCase):
         return response
 
     def get(self, path: str, **kw: Any) -> HTTPResponse:
+        """``fetch(path, method="GET", **kw)``."""
         return self.fetch(path, method="GET", **kw)
 
     def post(self, path: str, **kw: Any) -> HTTPResponse:
+        """``fetch(path, method="POST", **kw)``."""
         return self.fetch(path, method="POST", **kw)
 
     def put(self, path: str, **kw: Any) -> HTTPResponse:
+        """``fetch(path, method="PUT", **kw)``."""
         return self.fetch(path, method="PUT", **kw)
 
     def patch(self, path: str, **kw: Any) -> HTTPResponse:
+        """``fetch(path, method="PATCH", **kw)``."""
         return self.fetch(path, method="PATCH", **kw)
 
     def delete(self, path: str, **kw: Any) -> HTTPResponse:
+        """``fetch(path, method="DELETE", **kw)``."""
         return self.fetch(path, method="DELETE", **kw)

@@ -97,6 +97,7 @@ class UploadHandler(RequestHandler):
 
     @classmethod
     def body_size_limit(cls, settings: Settings) -> int:
+        """The largest request body this route accepts: ``max_body_size`` of its limits."""
         return cls.limits_for(settings).max_body_size
 
     @property
@@ -248,6 +249,7 @@ class UploadHandler(RequestHandler):
         super().on_finish()
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Answer with an error page; removes the temp files of a half-read upload first."""
         # An error before or during the body (limits, XSRF, a bug) drops the temp files.
         self._discard_uploads()
         super().send_error(status_code, **kwargs)
