@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,19 +148,114 @@ class ClientTest(WebTestCase):
         assert self.fetch("/show", client=other).body == b"none"
 
 
-# The same app, pytest style, with pytest-tornado's fixtures and webframe's ``client``.
+# The same app, pytest style, with pytest-tornado's fixtures and webframe's ``webframe_client``.
 
 
 @pytest.fixture
-def app() -> Application:
+def webframe_app() -> Application:
     return Application([SetHandler, ShowHandler, ForgetHandler, FormHandler], test_settings())
 
 
+@pytest.fixture
+def app(webframe_app: Application) -> Application:
+    # tests/conftest.py serves the demo as ``app``; this module serves its own app.
+    return webframe_app
+
+
 @pytest.mark.gen_test
-async def test_pytest_client_keeps_cookies(client, second_client) -> None:  # type: ignore[no-untyped-def]
-    client.xsrf_path = "/form"
-    r = await client.get("/set?v=lemon", follow_redirects=True)
+async def test_pytest_client_keeps_cookies(webframe_client, webframe_second_client) -> None:  # type: ignore[no-untyped-def]
+    webframe_client.xsrf_path = "/form"
+    r = await webframe_client.get("/set?v=lemon", follow_redirects=True)
     assert r.body == b"lemon"
-    assert (await second_client.get("/show")).body == b"none"
-    r = await client.post("/form", form={"x": "2"})
+    assert (await webframe_second_client.get("/show")).body == b"none"
+    r = await webframe_client.post("/form", form={"x": "2"})
     assert r.body == b"posted 2"
+
+
+def test_redirects_are_returned_unless_asked_to_follow() -> None:
+    # The README's promise: following (with cookies) is opt-in, follow_redirects=True.
+    import inspect
+
+    from webframe.testing import Client
+
+    assert inspect.signature(Client.fetch).parameters["follow_redirects"].default is False
+
+
+# The plugin as a user's project sees it: a project folder of its own, run by pytest.
+
+USER_TEST = """
+import pytest
+from webframe import Application, RequestHandler, route
+from webframe.testing import test_settings
+
+HITS = []
+
+@route("/")
+class Home(RequestHandler):
+    def get(self):
+        HITS.append(1)
+        self.set_cookie("seen", "yes")
+        self.redirect("/again")
+
+@route("/again")
+class Again(RequestHandler):
+    def get(self):
+        self.write("seen=" + self.get_cookie("seen", "no"))
+
+@pytest.fixture
+def webframe_app():
+    return Application([Home, Again], test_settings())
+
+@pytest.mark.gen_test
+async def test_home({fixture}):
+    r = await {fixture}.get("/", follow_redirects=True)
+    assert r.body == b"seen=yes"
+    assert HITS == [1]
+"""
+
+
+def run_user_project(tmp_path: Path, fixture: str, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_user.py").write_text(USER_TEST.replace("{fixture}", fixture))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_plugin_namespaced_fixtures_and_no_pytest_tornado_warnings(tmp_path: Path) -> None:
+    done = run_user_project(tmp_path, "webframe_client")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert "warning" not in done.stdout.lower(), done.stdout  # pytest-tornado's are filtered
+
+
+def test_plugin_old_fixture_name_still_works_and_warns(tmp_path: Path) -> None:
+    done = run_user_project(tmp_path, "client")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WebframeFixtureDeprecationWarning" in done.stdout
+    assert "use 'webframe_client'" in done.stdout
+
+
+def test_plugin_without_pytest_tornado_says_what_to_install(tmp_path: Path) -> None:
+    done = run_user_project(tmp_path, "webframe_client", "-p", "no:tornado")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "webframe_client needs pytest-tornado" in done.stdout
+    assert "pip install 'webframe[testing]'" in done.stdout
+    assert "1 error" in done.stdout
+
+
+def test_plugin_without_an_app_fixture_says_what_to_define(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text(
+        "import pytest\n@pytest.mark.gen_test\nasync def test_x(webframe_client):\n    pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1
+    assert "define a webframe_app fixture" in done.stdout
