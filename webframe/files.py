@@ -21,6 +21,8 @@ from urllib.parse import quote
 import tornado.web
 from tornado.iostream import StreamClosedError
 
+from webframe.mediatypes import valid_media_type
+
 __all__ = ["content_disposition", "send_file"]
 
 # RFC 5987 attr-char minus ALPHA / DIGIT (which quote() never escapes).
@@ -42,7 +44,8 @@ def content_disposition(filename: str, *, as_attachment: bool = False) -> str:
     """
     kind = "attachment" if as_attachment else "inline"
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf"))
+    # Cs: a lone surrogate (from a surrogateescape'd path) has no UTF-8 form.
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
     name = name.strip()
     if not name.strip(". "):
         name = "download"
@@ -157,6 +160,18 @@ def _guess_type(*names: str) -> str:
     return "application/octet-stream"
 
 
+def _content_type(given: str | None, filename: str | None, real: str) -> str:
+    """``given`` if it is a well-formed media type, else the type the names suggest.
+
+    The given type often comes from a client (an upload's declared type): a
+    value that is not ``type/subtype`` (``text/日本``) could not be sent as a
+    header at all, so it is replaced rather than failing every download.
+    """
+    if given and valid_media_type(given):
+        return given.strip()
+    return _guess_type(*(n for n in (filename, real) if n))
+
+
 async def send_file(
     handler: tornado.web.RequestHandler,
     path: str | Path,
@@ -196,7 +211,7 @@ async def send_file(
             etag=f'"{info.st_size:x}-{info.st_mtime_ns:x}"',
             name=filename or os.path.basename(real),
             as_attachment=as_attachment,
-            content_type=content_type or _guess_type(*(n for n in (filename, real) if n)),
+            content_type=_content_type(content_type, filename, real),
             chunk_size=chunk_size,
         )
 

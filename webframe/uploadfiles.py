@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from webframe.filenames import clean_filename, extension_of
+from webframe.mediatypes import media_type_of
 
 __all__ = [
     "BadUploadError",
@@ -109,6 +110,17 @@ def _storage_error(exc: OSError) -> UploadStorageError:
             "The server's disk is full, so the upload could not be stored; try again later."
         )
     return UploadStorageError(f"The upload could not be stored: {exc.strerror or exc}.")
+
+
+def _folder_error(folder: Path, what: str, exc: OSError) -> UploadStorageError:
+    """The error for a folder an upload cannot be saved into, naming the folder."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = "the disk is full"
+    elif isinstance(exc, FileExistsError) and exc.errno is None:
+        reason = str(exc)  # _link_unique ran out of free names
+    else:
+        reason = exc.strerror or str(exc)
+    return UploadStorageError(f"The upload folder {str(folder)!r} {what}: {reason}.")
 
 
 def _load_fallocate() -> Callable[[int, int, int], bool] | None:
@@ -347,8 +359,16 @@ def _check_type(
 
 
 def _declared_type(header_value: str, filename: str) -> tuple[str, str]:
-    """Return (declared type as sent, type to check) for a file part."""
-    declared = _media_type(header_value) or "application/octet-stream"
+    """Return (declared type, type to check) for a file part or raw body.
+
+    The declared type is the value's ``type/subtype``, lowercased and without
+    parameters; a value that is not a well-formed media type (RFC 6838 names,
+    RFC 9110 parameters: ``text/日本``, ``a/b/c``, ``text/ plain``) counts as
+    ``application/octet-stream``, as if none were sent: it could not be sent
+    back in a header, so it is not kept.
+    """
+    media = media_type_of(header_value)
+    declared = _ALIASES.get(media, media) if media else "application/octet-stream"
     check = declared
     if declared in _GENERIC:
         # Clients that do not know the type (requests, some scripts) send none:
@@ -436,10 +456,27 @@ class UploadedFile:
         is added before the extension. An existing file is never overwritten
         and the final name appears only once the content is complete: it is a
         hard link to the temp file, or (across filesystems) a link to a
-        complete copy staged in ``folder``.
+        complete copy staged in ``folder``. A missing ``folder`` is created (with
+        its parents). Raises ``UploadStorageError`` naming the folder when it
+        cannot be created or written to.
         """
         directory = Path(folder)
         wanted = clean_filename(name) if name is not None else self.filename
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _folder_error(directory, "could not be created", exc) from exc
+        try:
+            return self._save_into(directory, wanted)
+        except OSError as exc:
+            if not self.path.exists():
+                raise UploadStorageError(
+                    f"The upload {self.filename!r} was already discarded; save it before "
+                    "the request ends."
+                ) from exc
+            raise _folder_error(directory, f"could not take {wanted!r}", exc) from exc
+
+    def _save_into(self, directory: Path, wanted: str) -> Path:
         try:
             return _link_unique(self.path, directory, wanted)
         except _LinkUnsupportedError:
@@ -501,7 +538,7 @@ def _link_unique(source: Path, directory: Path, name: str) -> Path:
                 raise _LinkUnsupportedError from exc
             raise
         return target
-    raise FileExistsError(f"no free name for {name!r} in {directory}")
+    raise FileExistsError(f"every name like {name!r} is taken")
 
 
 def _replace_unique(staged: Path, directory: Path, name: str) -> Path:
@@ -515,7 +552,7 @@ def _replace_unique(staged: Path, directory: Path, name: str) -> Path:
             continue
         os.replace(staged, target)
         return target
-    raise FileExistsError(f"no free name for {name!r} in {directory}")
+    raise FileExistsError(f"every name like {name!r} is taken")
 
 
 # ----------------------------------------------------------------- temp files
