@@ -7,6 +7,7 @@ sent) and every query is scoped to the logged-in owner: another user's file is a
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import urlencode
 from webframe import (
     BadRequestError,
     ForbiddenError,
+    InsufficientStorageError,
     NotFoundError,
     UploadedFile,
     UploadHandler,
@@ -22,8 +24,11 @@ from webframe import (
     route,
 )
 from webframe.filenames import extension_of
+from webframe.multipart import UploadStorageError
 
 from .base import PageHandler
+
+log = logging.getLogger(__name__)
 
 
 class LockerMixin(PageHandler):
@@ -71,15 +76,43 @@ class LockerUpload(UploadHandler, LockerMixin):
     def store(self, owner: int, upload: UploadedFile) -> int:
         # Stored under a random name with the cleaned extension; the shown name is data.
         stored_name = secrets.token_hex(16) + extension_of(upload.filename)
-        path = upload.save(self.locker_dir(owner), stored_name)
-        return self.db.add_file(
-            owner,
-            upload.filename,
-            path.name,
-            upload.size,
-            upload.sniffed_type or upload.content_type,
-            upload.sha256,
-        )
+        try:
+            path = upload.save(self.locker_dir(owner), stored_name)
+        except UploadStorageError as exc:
+            # The message names a server folder: it goes to the log, not to the client.
+            log.error("file locker: %s", exc.message)
+            raise InsufficientStorageError(
+                "Your file could not be stored right now; try again later."
+            ) from None
+        try:
+            return self.db.add_file(
+                owner,
+                upload.filename,
+                path.name,
+                upload.size,
+                upload.sniffed_type or upload.content_type,
+                upload.sha256,
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def store_all(self, owner: int, uploads: list[UploadedFile]) -> list[int]:
+        """Store every upload, or none: a failure removes those already stored."""
+        ids: list[int] = []
+        try:
+            for upload in uploads:
+                ids.append(self.store(owner, upload))
+        except BaseException:
+            for file_id in ids:
+                self.remove(owner, file_id)
+            raise
+        return ids
+
+    def remove(self, owner: int, file_id: int) -> None:
+        row = self.db.file_of(owner, file_id)
+        if row is not None and self.db.delete_file(owner, file_id):
+            (self.locker_dir(owner) / row["stored_name"]).unlink(missing_ok=True)
 
 
 @route("/files", name="files")
@@ -98,7 +131,12 @@ class FilesHandler(LockerUpload):
 
     def post(self) -> None:
         owner = self.user_id()
-        saved = [self.db.file_of(owner, self.store(owner, upload)) for upload in self.uploads]
+        if not self.uploads and self.wants_json():
+            raise BadRequestError(
+                "The form has no file: send at least one file part with a file name "
+                "(an empty file input sends none)."
+            )
+        saved = [self.db.file_of(owner, file_id) for file_id in self.store_all(owner, self.uploads)]
         rows = [r for r in saved if r is not None]
         if self.wants_json():
             self.json({"files": [self.file_json(r) for r in rows]}, status=201)
@@ -119,7 +157,20 @@ class RawUploadHandler(LockerUpload):
 
     def put(self, name: str) -> None:
         owner = self.user_id()
-        file_id = self.store(owner, self.uploads[0])
+        uploads = self.uploads
+        # A multipart body is accepted when it carries exactly one file: refuse the
+        # others before anything is stored (the temp files go when the request ends).
+        if not uploads:
+            raise BadRequestError(
+                "The body has no file: send the file itself as the body "
+                "(curl -T FILE URL), or exactly one multipart file part with a file name."
+            )
+        if len(uploads) > 1:
+            raise BadRequestError(
+                f"The body has {len(uploads)} files; PUT takes exactly one. "
+                f"To upload several at once, POST them to {self.reverse_url('files')}."
+            )
+        file_id = self.store(owner, uploads[0])
         self.set_header("Location", self.reverse_url("file", file_id=file_id))
         self.json(self.file_json(self.db.file_of(owner, file_id)), status=201)
 
