@@ -51,7 +51,9 @@ async def register(client: Client, name: str) -> None:
     assert name.encode() in r.body
 
 
-async def upload(client: Client, *files: tuple[str, bytes]) -> list[dict[str, Any]]:
+async def upload(
+    client: Client, *files: tuple[str, bytes] | tuple[str, bytes, str]
+) -> list[dict[str, Any]]:
     r = await client.post("/files", files={"files": list(files)}, headers=JSON)
     assert r.code == 201, r.body[:300]
     saved: list[dict[str, Any]] = json.loads(r.body)["files"]
@@ -287,3 +289,182 @@ async def test_upload_without_xsrf_is_403(client: Client, instance: Path) -> Non
     assert r.code == 403
     assert temp_files(instance) == []
     assert "No files yet" in (await client.get("/files")).body.decode()
+
+
+# ------------------------------------------- defects found by probing the demo
+
+
+def locker_files(instance: Path, owner: int = 1) -> list[str]:
+    folder = instance / "uploads" / "users" / str(owner)
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+def records(app: Any, owner: int = 1) -> list[Any]:
+    return list(app.settings["demo_db"].files_of(owner))
+
+
+def multipart(parts: list[bytes], boundary: str = "probe-b0undary") -> tuple[bytes, dict[str, str]]:
+    """A hand-made multipart body (each part: its header lines, a blank line, the data)."""
+    body = b"".join(f"--{boundary}\r\n".encode() + p + b"\r\n" for p in parts)
+    body += f"--{boundary}--\r\n".encode()
+    return body, {**JSON, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+FIELD = b'Content-Disposition: form-data; name="note"\r\n\r\nhello'
+EMPTY_INPUT = (  # what a browser sends for a file input left empty
+    b'Content-Disposition: form-data; name="file"; filename=""\r\n'
+    b"Content-Type: application/octet-stream\r\n\r\n"
+)
+
+
+def file_part(name: str, data: bytes, ctype: str = "text/plain") -> bytes:
+    return (
+        f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        f"Content-Type: {ctype}\r\n\r\n"
+    ).encode() + data
+
+
+NO_FILE_BODIES = {
+    "fields only": [FIELD],
+    "empty message": [],
+    "empty file input": [EMPTY_INPUT],
+    "empty file input and a field": [EMPTY_INPUT, FIELD],
+}
+
+
+@pytest.mark.parametrize("parts", list(NO_FILE_BODIES.values()), ids=list(NO_FILE_BODIES))
+@pytest.mark.gen_test(timeout=20)
+async def test_raw_put_of_multipart_without_a_file_is_400(
+    client: Client, instance: Path, app: Any, parts: list[bytes]
+) -> None:
+    await register(client, "ivan")
+    body, headers = multipart(parts)
+    r = await client.put("/files/raw/report.txt", body=body, headers=headers)
+    assert r.code == 400, r.body[:300]
+    assert error_of(r).startswith("The body has no file:")
+    assert "curl -T" in error_of(r)
+    assert temp_files(instance) == []
+    assert locker_files(instance) == [] and records(app) == []
+    # The connection and the locker still work.
+    r = await client.put("/files/raw/report.txt", body=b"fine", headers=JSON)
+    assert r.code == 201, r.body[:300]
+    assert [row["name"] for row in records(app)] == ["report.txt"]
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_raw_put_of_several_files_is_400_and_stores_none(
+    client: Client, instance: Path, app: Any
+) -> None:
+    await register(client, "judy")
+    body, headers = multipart([file_part("one.txt", b"1" * 3000), file_part("two.txt", b"2")])
+    r = await client.put("/files/raw/one.txt", body=body, headers=headers)
+    assert r.code == 400, r.body[:300]
+    assert error_of(r) == (
+        "The body has 2 files; PUT takes exactly one. "
+        "To upload several at once, POST them to /files."
+    )
+    assert temp_files(instance) == []
+    assert locker_files(instance) == [] and records(app) == []
+    # Exactly one file part is still accepted.
+    body, headers = multipart([FIELD, file_part("one.txt", b"1" * 3000)])
+    r = await client.put("/files/raw/one.txt", body=body, headers=headers)
+    assert r.code == 201, r.body[:300]
+    assert json.loads(r.body)["size"] == 3000
+    assert len(locker_files(instance)) == 1 and len(records(app)) == 1
+    assert temp_files(instance) == []
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_json_post_without_a_file_is_400(client: Client, instance: Path, app: Any) -> None:
+    await register(client, "kate")
+    for parts in NO_FILE_BODIES.values():
+        body, headers = multipart(parts)
+        r = await client.post("/files", body=body, headers=headers)
+        assert r.code == 400, r.body[:300]
+        assert error_of(r).startswith("The form has no file")
+    assert temp_files(instance) == [] and records(app) == []
+
+
+# Declared types no response header could carry, or that are not type/subtype.
+BAD_TYPES = ["text/日本", "text/ plain", "a/b/c", "/", "text", "text/*", "image/png, text/html"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_invalid_declared_type_is_recorded_as_octet_stream(
+    client: Client, instance: Path
+) -> None:
+    await register(client, "liam")
+    for ctype in BAD_TYPES:
+        # Empty files: nothing to sniff, so the declared type is what would be kept.
+        [saved] = await upload(client, ("empty.dat", b"", ctype))
+        assert saved["content_type"] == "application/octet-stream", ctype
+        r = await client.get(saved["url"])
+        assert r.code == 200, (ctype, r.code)
+        assert r.headers["Content-Type"] == "application/octet-stream"
+    # A well-formed type is kept (lowercased, without its parameters).
+    [saved] = await upload(client, ("rows.dat", b"", "Text/CSV; charset=utf-8"))
+    assert saved["content_type"] == "text/csv"
+    assert (await client.get(saved["url"])).headers["Content-Type"] == "text/csv"
+    # The raw PUT's own Content-Type header (UTF-8 bytes, read by the server as Latin-1).
+    mojibake = "text/日本".encode().decode("latin-1")
+    r = await client.put(
+        "/files/raw/empty.dat", body=b"", headers={**JSON, "Content-Type": mojibake}
+    )
+    assert r.code == 201, r.body[:300]
+    info = json.loads(r.body)
+    assert info["content_type"] == "application/octet-stream"
+    r = await client.get(info["url"])
+    assert r.code == 200 and r.headers["Content-Type"] == "application/octet-stream"
+    assert temp_files(instance) == []
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_record_with_an_unsendable_type_still_downloads(
+    client: Client, instance: Path, app: Any
+) -> None:
+    # Stored before declared types were checked: the download must not fail on it.
+    await register(client, "mia")
+    folder = instance / "uploads" / "users" / "1"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "0123abcd.txt").write_bytes(b"old file")
+    file_id = app.settings["demo_db"].add_file(
+        1, "日本 notes.txt", "0123abcd.txt", 8, "text/日本", "0" * 64
+    )
+    r = await client.get(f"/files/{file_id}")
+    assert r.code == 200, r.body[:300]
+    assert r.body == b"old file"
+    assert r.headers["Content-Type"].startswith("text/plain")  # from the name
+    assert r.headers["Content-Disposition"] == (
+        "attachment; filename=\"notes.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC%20notes.txt"
+    )
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_failed_save_is_507_and_keeps_nothing(
+    client: Client, instance: Path, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from webframe import UploadedFile
+
+    await register(client, "noah")
+    real_save = UploadedFile._save_into
+    calls: list[str] = []
+
+    def second_fails(self: UploadedFile, directory: Path, wanted: str) -> Path:
+        calls.append(wanted)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(self, directory, wanted)
+
+    monkeypatch.setattr(UploadedFile, "_save_into", second_fails)
+    r = await client.post(
+        "/files", files={"files": [("a.txt", b"first"), ("b.txt", b"second")]}, headers=JSON
+    )
+    assert r.code == 507, r.body[:300]
+    assert error_of(r) == "Your file could not be stored right now; try again later."
+    assert str(instance) not in r.body.decode()  # the folder goes to the log only
+    assert len(calls) == 2
+    # The first file, saved before the second failed, was taken back.
+    assert locker_files(instance) == [] and records(app) == []
+    assert temp_files(instance) == []
