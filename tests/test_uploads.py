@@ -21,7 +21,9 @@ import requests
 from tornado.httpclient import HTTPResponse
 
 from webframe import Application, ForbiddenError, RequestHandler, UploadHandler, UploadLimits, route
+from webframe.multipart import UploadError
 from webframe.testing import MultipartEncoder, WebTestCase, test_settings
+from webframe.uploads import upload_error
 
 from .conftest import need_program
 
@@ -147,6 +149,21 @@ class BigUpload(UploadHandler):
         self.json({"files": [[u.size, u.sha256] for u in self.uploads]})
 
 
+@route("/save/{folder:path}")
+class SaveUpload(UploadHandler):
+    """Saves every upload under ``save_dir/<folder>``, as the README shows."""
+
+    upload_limits = LIMITS
+
+    def post(self, folder: str) -> None:
+        base = Path(self.settings["save_dir"])
+        try:
+            saved = [u.save(base / folder) for u in self.uploads]
+        except UploadError as exc:  # the storage error names the folder
+            raise upload_error(exc) from None
+        self.json({"saved": [str(p.relative_to(base)) for p in saved]})
+
+
 def encode(parts: list[tuple[str, str | None, bytes]], boundary: str = "XyZ") -> bytes:
     """A multipart body with parts in the given order: (name, filename or None, data)."""
     out = b""
@@ -178,7 +195,16 @@ class UploadTestCase(WebTestCase):
             upload_path=str(self.upload_root), instance_path=str(self.upload_root / "inst")
         )
         return Application(
-            [HomeHandler, EchoUpload, RawEcho, ImageUpload, RawImage, MembersOnly, BigUpload],
+            [
+                HomeHandler,
+                EchoUpload,
+                RawEcho,
+                ImageUpload,
+                RawImage,
+                MembersOnly,
+                BigUpload,
+                SaveUpload,
+            ],
             settings,
             save_dir=str(self.save_dir),
         )
@@ -342,6 +368,72 @@ class FieldsAndFilesTest(UploadTestCase):
         r = self.post("/up", form={"a": "1"}, headers=JSON)
         assert r.code == 415
         assert "multipart/form-data" in error_of(r)
+
+
+# ------------------------------------------- found by probing the demo (issue 12)
+
+
+class ProbedDefectsTest(UploadTestCase):
+    def test_save_creates_a_missing_folder_with_its_parents(self) -> None:
+        assert not (self.save_dir / "media").exists()
+        r = self.post("/save/media/avatars/2026", files={"f": ("me.txt", b"hello")}, headers=JSON)
+        assert r.code == 200, r.body
+        assert json.loads(r.body)["saved"] == ["media/avatars/2026/me.txt"]
+        assert (self.save_dir / "media" / "avatars" / "2026" / "me.txt").read_bytes() == b"hello"
+        self.assert_no_temp_files()
+
+    def test_save_into_a_folder_that_cannot_be_made_names_the_folder(self) -> None:
+        (self.save_dir / "blocked").write_bytes(b"a file where a folder should be")
+        r = self.post("/save/blocked/sub", files={"f": ("me.txt", b"hello")}, headers=JSON)
+        assert r.code == 507, r.body
+        folder = str(self.save_dir / "blocked" / "sub")
+        assert error_of(r).startswith(f"The upload folder {folder!r} could not be created: ")
+        assert "upload-" not in error_of(r) and ".part" not in error_of(r)  # not the temp file
+        assert sorted(os.listdir(self.save_dir)) == ["blocked"]
+        self.assert_no_temp_files()
+
+    def test_declared_types_are_checked_as_media_types(self) -> None:
+        declared = {
+            "a.dat": "text/日本",
+            "b.dat": "text/ plain",
+            "c.dat": "a/b/c",
+            "d.dat": "image/png, text/html",
+            "e.dat": 'Text/CSV; charset="utf-8"',
+            "f.dat": "image/jpg",
+        }
+        got = []
+        for name, ctype in declared.items():
+            r = self.post("/up", files={"f": (name, b"", ctype)}, headers=JSON)
+            assert r.code == 200, r.body
+            got.append(json.loads(r.body)["files"][0]["content_type"])
+        octet = "application/octet-stream"
+        assert got == [octet, octet, octet, octet, "text/csv", "image/jpeg"]
+        # A raw body's Content-Type header too (UTF-8 bytes, read as Latin-1 by the server).
+        mojibake = "text/日本".encode().decode("latin-1")
+        r = self.put("/raw/x.dat", body=b"", headers={**JSON, "Content-Type": mojibake})
+        assert r.code == 200, r.body
+        assert json.loads(r.body)["files"][0]["content_type"] == octet
+        self.assert_no_temp_files()
+
+    def test_invalid_declared_type_on_an_image_route_is_judged_by_name_and_bytes(self) -> None:
+        r = self.post("/img", files={"f": ("a.png", PNG, "image/日本")}, headers=JSON)
+        assert r.code == 200, r.body
+        [f] = json.loads(r.body)["files"]
+        assert (f["content_type"], f["sniffed_type"]) == ("application/octet-stream", "image/png")
+        r = self.post("/img", files={"f": ("a.png", HTML, "image/日本")}, headers=JSON)
+        assert r.code == 415 and "HTML" in error_of(r)
+        self.assert_no_temp_files()
+
+    def test_multipart_without_a_file_reaches_the_method_with_no_uploads(self) -> None:
+        # The framework does not fail on it; the handler decides (the demo answers 400).
+        enc = MultipartEncoder({"note": "hi"}, {"f": ("", b"")})
+        r = self.put(
+            "/raw/x.txt", body=enc.to_bytes(), headers={**JSON, "Content-Type": enc.content_type}
+        )
+        assert r.code == 200, r.body
+        got = json.loads(r.body)
+        assert (got["files"], got["fields"]) == ([], {"note": ["hi"]})
+        self.assert_no_temp_files()
 
 
 # --------------------------------------------------------------------- limits
