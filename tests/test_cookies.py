@@ -3,6 +3,7 @@ with key rotation, and the demo's /preferences page that keeps a theme in a cook
 
 from __future__ import annotations
 
+import http.cookies
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from webframe import Application, RequestHandler, Settings
+from webframe.cookies import CookieAttributeError
 from webframe.testing import TEST_SECRET, Client, CookieJar, WebTestCase, test_settings
 
 OLD = "old-secret-" + "o" * 24
@@ -140,6 +142,51 @@ def test_injection_refused_naming_the_attribute(char: str, attribute: str) -> No
         h.set_cookie(**args)
     assert f"cookie {attribute} " in str(info.value)
     assert "c" not in getattr(h, "_new_cookie", {})
+
+
+@pytest.mark.parametrize("name", ["a b", "a=b", "a,b", "a\"b", "", "x;y", "x\r\ny", "x\x7f"])
+def test_bad_cookie_name_is_both_value_error_and_cookie_error(name: str) -> None:
+    # Tornado raises http.cookies.CookieError for a bad name; webframe used ValueError.
+    h = handler_for(make_app())
+    with pytest.raises(http.cookies.CookieError) as info:
+        h.set_cookie(name, "v")
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, CookieAttributeError)
+    assert "Invalid cookie attribute name" in str(info.value)
+    assert name not in getattr(h, "_new_cookie", {})
+
+
+@pytest.mark.parametrize("attribute", ["domain", "path"])
+def test_bad_cookie_attribute_is_a_cookie_error_too(attribute: str) -> None:
+    h = handler_for(make_app())
+    with pytest.raises(http.cookies.CookieError, match=f"Invalid cookie attribute {attribute}"):
+        h.set_cookie("c", "v", **{attribute: "a b"})
+
+
+class CatchingHandler(RequestHandler):
+    """GET /catch?name=...: sets a cookie, answering 400 on Tornado's CookieError."""
+
+    def get(self) -> None:
+        try:
+            self.set_cookie(self.get_argument("name"), "v")
+        except http.cookies.CookieError as exc:
+            self.set_status(400)
+            self.write(f"refused: {exc}")
+            return
+        self.write("set")
+
+
+class CookieErrorOverHTTPTest(WebTestCase):
+    xsrf_path = None
+
+    def get_app(self) -> Application:
+        return Application([("/catch", CatchingHandler)], test_settings())
+
+    def test_handler_catching_cookie_error_answers_itself(self) -> None:
+        r = self.get("/catch?name=a%3Bb")
+        assert r.code == 400 and r.body.startswith(b"refused: Invalid cookie attribute name")
+        assert "Set-Cookie" not in r.headers
+        assert self.get("/catch?name=ok").body == b"set"
 
 
 @pytest.mark.parametrize("attribute", ["value", "path"])

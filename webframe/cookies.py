@@ -5,6 +5,7 @@ keep verifying across a key rotation."""
 from __future__ import annotations
 
 import datetime
+import http.cookies
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -13,21 +14,34 @@ import tornado.web
 if TYPE_CHECKING:
     from .settings import Settings
 
-# Control characters (CR, LF, NUL, ...) and ';' would end the value or add attributes.
+# Control characters (CR, LF, NUL, ...) and ';' would end the value or add attributes;
+# a space is not allowed in a name or attribute either (as in Tornado).
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f;]")
+_UNSAFE_ATTR = re.compile(r"[\x00-\x20\x7f;]")
+# The characters http.cookies accepts in a name (RFC 6265 token characters and ':').
+_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~:]+")
 _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
 
+class CookieAttributeError(ValueError, http.cookies.CookieError):
+    """A cookie name, value or attribute that could break the Set-Cookie header.
+
+    Both a ``ValueError`` (webframe's earlier contract) and an
+    ``http.cookies.CookieError`` (what Tornado raises for a bad name or attribute).
+    """
+
+
 def check_cookie_part(part: str, value: object) -> None:
-    """Raise ValueError naming ``part`` if ``value`` could break the Set-Cookie header."""
+    """Raise CookieAttributeError naming ``part`` if ``value`` could break the header."""
     if value is None:
         return
     text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-    bad = _UNSAFE.search(text)
+    bad = (_UNSAFE if part == "value" else _UNSAFE_ATTR).search(text)
     if bad is not None:
-        raise ValueError(
-            f"cookie {part} contains {bad.group()!r} (control characters and ';' are not "
-            "allowed: they would inject headers or attributes)"
+        what = "value" if part == "value" else f"attribute {part}={text!r}"
+        raise CookieAttributeError(
+            f"Invalid cookie {what}: cookie {part} contains {bad.group()!r} (control "
+            "characters and ';' are not allowed: they would inject headers or attributes)"
         )
 
 
@@ -60,10 +74,16 @@ class CookieMixin(tornado.web.RequestHandler):
     ) -> None:
         """Set a cookie: HttpOnly, SameSite=Lax, Path=/ and Secure (on HTTPS) by default.
 
-        Raises ValueError, naming the attribute, for a name, value or attribute holding
-        ';' or a control character.
+        Raises :class:`CookieAttributeError` (a ``ValueError`` and an
+        ``http.cookies.CookieError``), naming the attribute, for a name, value or
+        attribute holding ';' or a control character (or a space, outside the value).
         """
         check_cookie_part("name", name)
+        if not _NAME.fullmatch(name.decode("latin-1") if isinstance(name, bytes) else name):
+            raise CookieAttributeError(
+                f"Invalid cookie attribute name={name!r}: a cookie name is letters, digits "
+                "and !#$%&'*+-.^_`|~: only"
+            )
         check_cookie_part("value", value)
         check_cookie_part("domain", domain)
         check_cookie_part("path", path)
@@ -72,12 +92,16 @@ class CookieMixin(tornado.web.RequestHandler):
         if samesite is not None:
             normal = _SAMESITE.get(str(samesite).lower())
             if normal is None:
-                raise ValueError(f"cookie samesite must be Strict, Lax or None, not {samesite!r}")
+                raise CookieAttributeError(
+                    f"cookie samesite must be Strict, Lax or None, not {samesite!r}"
+                )
             samesite = normal
         if secure is None:
             secure = self.cookies_secure()
         if samesite == "None" and not secure:
-            raise ValueError("cookie samesite=None requires secure=True (browsers drop it)")
+            raise CookieAttributeError(
+                "cookie samesite=None requires secure=True (browsers drop it)"
+            )
         options: dict[str, Any] = dict(kwargs)
         if httponly:
             options["httponly"] = True
