@@ -633,6 +633,91 @@ def test_save_without_hard_links(
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".saving-")]
 
 
+def test_save_creates_the_folder_and_its_parents(temp_dir: Path, tmp_path: Path) -> None:
+    upload = make_upload(temp_dir)
+    saved = upload.save(tmp_path / "media" / "avatars")
+    assert saved == tmp_path / "media" / "avatars" / "report.txt"
+    assert saved.read_bytes() == b"content"
+    assert upload.save(str(tmp_path / "media" / "avatars")).name == "report-1.txt"
+
+
+def test_save_names_the_folder_that_cannot_be_made(temp_dir: Path, tmp_path: Path) -> None:
+    upload = make_upload(temp_dir)
+    (tmp_path / "taken").write_bytes(b"a file, not a folder")
+    folder = tmp_path / "taken" / "sub"
+    with pytest.raises(UploadStorageError) as caught:
+        upload.save(folder)
+    assert caught.value.status == 507
+    assert caught.value.message.startswith(f"The upload folder {str(folder)!r} could not be ")
+    assert str(upload.path) not in caught.value.message
+    assert sorted(os.listdir(tmp_path)) == ["taken", "tmp"]
+    assert upload.path.exists()  # the temp file is still the caller's to save or discard
+
+
+def test_save_into_a_full_disk_names_the_folder(
+    temp_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = make_upload(temp_dir)
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(os, "link", full)
+    with pytest.raises(UploadStorageError) as caught:
+        upload.save(tmp_path / "dest")
+    folder = str(tmp_path / "dest")
+    assert caught.value.message == (
+        f"The upload folder {folder!r} could not take 'report.txt': the disk is full."
+    )
+    assert os.listdir(tmp_path / "dest") == []
+
+
+def test_save_after_discard_says_so(temp_dir: Path, tmp_path: Path) -> None:
+    upload = make_upload(temp_dir)
+    upload.discard()
+    with pytest.raises(UploadStorageError, match="already discarded"):
+        upload.save(tmp_path)
+
+
+DECLARED_TYPES = [
+    ("text/plain", "text/plain"),
+    ("TEXT/Plain; charset=UTF-8", "text/plain"),
+    ('text/plain;charset="utf-8";;', "text/plain"),
+    ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+     "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ("image/jpg", "image/jpeg"),  # the usual alias
+    ("text/日本", "application/octet-stream"),
+    ("text/\xe6\x97\xa5", "application/octet-stream"),  # the same bytes read as Latin-1
+    ("text/ plain", "application/octet-stream"),
+    ("a/b/c", "application/octet-stream"),
+    ("text", "application/octet-stream"),
+    ("text/*", "application/octet-stream"),
+    ("text/plain; charset", "application/octet-stream"),
+    ("text/plain; charset=é", "application/octet-stream"),
+    ("text/plain, text/html", "application/octet-stream"),
+    ("x/" + "y" * 200, "application/octet-stream"),  # RFC 6838: 127 characters at most
+    ("", "application/octet-stream"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 65536])
+def test_declared_types_are_checked(temp_dir: Path, chunk: int) -> None:
+    parts: list[Part] = [
+        ("f", f"{i}.dat", ctype or None, b"") for i, (ctype, _) in enumerate(DECLARED_TYPES)
+    ]
+    limits = UploadLimits(max_files=len(parts))
+    body = encode(parts)  # header values as UTF-8, as browsers send them
+    _, files = receive(body, temp_dir, limits, chunk=chunk)
+    assert [f.content_type for f in files] == [want for _, want in DECLARED_TYPES]
+
+
+@pytest.mark.parametrize(("ctype", "want"), DECLARED_TYPES)
+def test_raw_body_declared_types_are_checked(temp_dir: Path, ctype: str, want: str) -> None:
+    receiver = RawBodyReceiver(UploadLimits(), temp_dir, "a.dat", ctype or None)
+    receiver.feed(b"\x00\x01")
+    assert receiver.finish().content_type == want
+
+
 # ---------------------------------------------------------------- raw body
 
 
