@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tests.store_doubles import CountingStore, FakeClock
 from webframe import Application, HTTPError, RequestHandler, websession
 from webframe.sessions import SessionStore, open_store
-from webframe.testing import TEST_SECRET, Client, CookieJar, test_settings
+from webframe.testing import TEST_SECRET, Client, CookieJar, WebTestCase, test_settings
 
 from .redis_server import RedisServer
 
@@ -792,6 +794,63 @@ async def test_xsrf_token_changes_with_session_id(client: Client, store: Countin
     assert "_xsrf" not in client.cookies
     r = await client.post("/form", form={"_xsrf": logged_in_token or ""}, xsrf=False)
     assert r.code == 403
+
+
+class TestXsrfCookieSettings:
+    """Tornado's ``xsrf_cookie_name`` and ``xsrf_cookie_kwargs`` settings are honoured."""
+
+    @pytest.fixture
+    def app(self, tmp_path: Path, io_loop: Any) -> Iterator[Application]:
+        base = build_app(tmp_path, "memory://")
+        application = Application(
+            ROUTES,
+            base.wf_settings,
+            gate=Gate(),
+            xsrf_cookie_name="my_xsrf",
+            xsrf_cookie_kwargs={"expires_days": 2, "samesite": "Lax"},
+        )
+        yield application
+        io_loop.run_sync(application.aclose)
+
+    @pytest.mark.gen_test
+    async def test_cookie_named_and_shaped_by_the_settings(
+        self, http_client: AsyncHTTPClient, base_url: str
+    ) -> None:
+        client = Client(http_client, base_url, xsrf_cookie="my_xsrf")
+        r = await client.get("/")
+        headers = set_cookie_headers(r, "my_xsrf")
+        assert len(headers) == 1, r.headers.get_list("Set-Cookie")
+        attrs = headers[0].lower()
+        assert "samesite=lax" in attrs and "expires=" in attrs and "httponly" in attrs
+        assert not set_cookie_headers(r, "_xsrf")
+        token = client.cookies.get("my_xsrf")
+        assert token is not None
+        # The form field keeps its name (as in Tornado); the header works as well.
+        r = await client.post("/form", form={"_xsrf": token}, xsrf=False)
+        assert r.code == 200 and r.body == b"posted"
+        assert (await client.post("/form")).code == 200
+        # Login replaces the renamed cookie, logout clears it.
+        r = await client.get("/login?user=alice")
+        assert set_cookie_headers(r, "my_xsrf") and not set_cookie_headers(r, "_xsrf")
+        assert client.cookies.get("my_xsrf") != token
+        assert (await client.post("/form")).code == 200
+        r = await client.get("/logout")
+        assert [h for h in set_cookie_headers(r, "my_xsrf") if cookie_expired(h)]
+        assert "my_xsrf" not in client.cookies
+
+
+class XsrfCookieNameWebTestCase(WebTestCase):
+    """WebTestCase reads the token from the cookie the app names."""
+
+    def get_app(self) -> Application:
+        folder = Path(tempfile.mkdtemp(prefix="webframe-xsrf-"))
+        self.addCleanup(shutil.rmtree, folder, True)
+        base = build_app(folder, "memory://")
+        return Application(ROUTES, base.wf_settings, gate=Gate(), xsrf_cookie_name="csrftoken")
+
+    def test_unsafe_methods_carry_the_token_of_the_renamed_cookie(self) -> None:
+        assert self.post("/form").code == 200
+        assert "csrftoken" in self.cookies and "_xsrf" not in self.cookies
 
 
 # The store going away -----------------------------------------------------------------------

@@ -301,8 +301,9 @@ class Client:
 
     It keeps cookies in a :class:`CookieJar`, follows redirects itself (so cookies
     set on a redirect are kept), and on POST/PUT/PATCH/DELETE sends the XSRF token
-    from the ``_xsrf`` cookie in ``X-XSRFToken`` (fetching ``xsrf_path`` first when it
-    has no token yet). Responses are never raised: check ``response.code``.
+    from the ``_xsrf`` cookie (or the one named ``xsrf_cookie``) in ``X-XSRFToken``
+    (fetching ``xsrf_path`` first when it has no token yet). Responses are never
+    raised: check ``response.code``.
     """
 
     def __init__(
@@ -312,10 +313,13 @@ class Client:
         *,
         xsrf_path: str | None = "/",
         jar: CookieJar | None = None,
+        xsrf_cookie: str = "_xsrf",
     ) -> None:
         self.http_client = http_client
         self.base_url = base_url.rstrip("/")
         self.xsrf_path = xsrf_path
+        #: the cookie the token is read from (the app's ``xsrf_cookie_name`` setting).
+        self.xsrf_cookie = xsrf_cookie
         self.cookies = jar if jar is not None else CookieJar()
 
     def url(self, path: str) -> str:
@@ -417,10 +421,10 @@ class Client:
 
     async def xsrf_token(self) -> str | None:
         """The current XSRF token, fetching ``xsrf_path`` once to get one if needed."""
-        token = self.cookies.get("_xsrf")
+        token = self.cookies.get(self.xsrf_cookie)
         if token is None and self.xsrf_path is not None:
             await self._send(self.url(self.xsrf_path), "GET", {}, None, None, {})
-            token = self.cookies.get("_xsrf")
+            token = self.cookies.get(self.xsrf_cookie)
         return token
 
     async def get(self, path: str, **kw: Any) -> HTTPResponse:
@@ -469,7 +473,12 @@ class WebTestCase(tornado.testing.AsyncHTTPTestCase):
 
     def new_client(self) -> Client:
         """A second, independent browser (its own cookies); pass it as ``fetch(client=)``."""
-        return Client(self.http_client, self.get_url(""), xsrf_path=self.xsrf_path)
+        return Client(
+            self.http_client,
+            self.get_url(""),
+            xsrf_path=self.xsrf_path,
+            xsrf_cookie=self._app.settings.get("xsrf_cookie_name", "_xsrf"),
+        )
 
     @property
     def cookies(self) -> CookieJar:

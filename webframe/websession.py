@@ -273,20 +273,27 @@ class SessionMixin(CookieMixin):
         self._refresh_xsrf_cookie(action)
 
     def _refresh_xsrf_cookie(self, action: CookieAction) -> None:
-        """After the session ID changed (login, logout, expiry), replace the ``_xsrf``
+        """After the session ID changed (login, logout, expiry), replace the XSRF
         cookie: the token it holds belonged to the old ID and would be refused."""
         session = self._session
         if session is None or action is CookieAction.NONE:
             return
-        if "_xsrf" not in self.request.cookies and self._xsrf_sid is None:
+        name = self._xsrf_cookie_name()
+        if name not in self.request.cookies and self._xsrf_sid is None:
             return
         if self._xsrf_sid == session.sid:
             return  # the token of this response already belongs to the new ID
         if action is CookieAction.SET:
             self._xsrf_sid = session.sid
-            self.set_cookie("_xsrf", self._masked_xsrf_token(session.sid), samesite="Strict")
+            self._set_xsrf_cookie(self._masked_xsrf_token(session.sid))
         else:
-            self.clear_cookie("_xsrf")
+            # Same attributes as when set (a __Host- cookie is only cleared with Secure).
+            kwargs = {
+                k: v
+                for k, v in self._xsrf_cookie_kwargs().items()
+                if k.lower() not in ("expires", "max_age", "expires_days")
+            }
+            self.clear_cookie(name, **{"samesite": "Strict", **kwargs})
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Finish the response; a changed session is saved first (asynchronously)."""
@@ -454,7 +461,8 @@ class SessionMixin(CookieMixin):
     def xsrf_token(self) -> bytes:
         """The anti-forgery token of this session (masked afresh on each page).
 
-        It is also set in the (HttpOnly) ``_xsrf`` cookie, which HTTP clients such as
+        It is also set in the (HttpOnly) ``_xsrf`` cookie (named by Tornado's
+        ``xsrf_cookie_name`` setting, with ``xsrf_cookie_kwargs``), which HTTP clients such as
         :class:`webframe.testing.Client` echo in ``X-XSRFToken``; page scripts read the
         ``xsrf-token`` meta tag instead. A visitor with no session gets one, stored, so the
         token stays valid across tabs.
@@ -470,10 +478,25 @@ class SessionMixin(CookieMixin):
             token = self._masked_xsrf_token(sid)
             self._xsrf_token = token
             self._xsrf_sid = sid
-            current = self.request.cookies.get("_xsrf")
+            current = self.request.cookies.get(self._xsrf_cookie_name())
             if current is None or not self._xsrf_valid(current.value, sid):
-                self.set_cookie("_xsrf", token, samesite="Strict")
+                self._set_xsrf_cookie(token)
         return self._xsrf_token
+
+    def _xsrf_cookie_name(self) -> str:
+        # Tornado's setting; the form field stays ``_xsrf`` whatever the cookie's name.
+        name: str = self.application.settings.get("xsrf_cookie_name", "_xsrf")
+        return name
+
+    def _xsrf_cookie_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = self.application.settings.get("xsrf_cookie_kwargs") or {}
+        return kwargs
+
+    def _set_xsrf_cookie(self, token: bytes) -> None:
+        """Set the XSRF cookie: SameSite=Strict, HttpOnly, then Tornado's
+        ``xsrf_cookie_kwargs`` setting on top (it may override both)."""
+        options: dict[str, Any] = {"samesite": "Strict", **self._xsrf_cookie_kwargs()}
+        self.set_cookie(self._xsrf_cookie_name(), token, **options)
 
     def _masked_xsrf_token(self, sid: str) -> bytes:
         raw = self._xsrf_raw(sid, self._xsrf_keys()[0])
