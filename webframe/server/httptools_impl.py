@@ -1,0 +1,762 @@
+"""HTTP/1.1 on httptools (llhttp) and an ``asyncio.Protocol``, driving Tornado's delegates.
+
+One :class:`HTTPToolsProtocol` per socket parses with ``httptools`` and hands each
+request to the server's ``HTTPServerConnectionDelegate`` (a
+``tornado.web.Application``) through the same calls Tornado's ``HTTP1Connection``
+makes: ``start_request``, then ``headers_received`` / ``data_received`` /
+``finish`` / ``on_connection_close`` on the message delegate. Each request gets an
+:class:`HTTPToolsConnection` (Tornado's ``HTTPConnection`` interface) to answer on.
+
+Requests are served one at a time, in order. Everything the parser produces while
+a delegate is busy (an awaitable from ``headers_received``/``data_received``, or a
+pipelined request whose predecessor is not answered yet) waits in a queue and the
+socket stops being read until the queue is empty, so the queue never holds more
+than one socket read.
+
+A refusal found by the parser or by :func:`~webframe.server.framing.check_request_head`
+is answered with 400 and ``Connection: close`` and the parser is not fed again:
+no byte after a refused head is ever read as a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import httptools
+from tornado import httputil, iostream
+from tornado.log import app_log, gen_log
+
+from . import tornado_impl
+from .context import RequestContext
+from .framing import FramingError, can_keep_alive, check_request_head
+
+if TYPE_CHECKING:
+    from .httptools_server import HTTPToolsServer
+
+log = logging.getLogger("webframe.server")
+
+_HEAD, _BODY, _END, _FAIL = 0, 1, 2, 3
+_CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class _Message:
+    """One request as parsed: head fields, framing, and whether its body has ended."""
+
+    __slots__ = (
+        "chunked",
+        "expect",
+        "headers",
+        "keep_alive",
+        "length",
+        "raw",
+        "start_line",
+        "upgrade",
+        "url",
+    )
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.start_line: httputil.RequestStartLine | None = None
+        self.headers: httputil.HTTPHeaders | None = None
+        self.length: int | None = None
+        self.chunked = False
+        self.keep_alive = False
+        self.upgrade = False
+        self.expect = False
+
+
+class HTTPToolsConnection(httputil.HTTPConnection):
+    """Tornado's ``HTTPConnection`` for one request on an :class:`HTTPToolsProtocol`."""
+
+    __slots__ = (
+        "_body_timeout",
+        "_chunking",
+        "_close_after",
+        "_close_callback",
+        "_continue_sent",
+        "_delegate",
+        "_headers_written",
+        "_max_body_size",
+        "_msg",
+        "_proto",
+        "_read_done",
+        "_received",
+        "_remaining",
+        "_started",
+        "_status",
+        "_waiting",
+        "_write_done",
+        "context",
+        "params",
+        "stream",
+    )
+
+    def __init__(self, proto: HTTPToolsProtocol, msg: _Message) -> None:
+        self._proto = proto
+        self._msg = msg
+        self.context = proto.context
+        self.params = proto.server.params
+        self._delegate: httputil.HTTPMessageDelegate | None = None
+        self._close_callback: Callable[[], None] | None = None
+        self._max_body_size: int = proto.server.max_body_size
+        self._body_timeout: float | None = proto.server.body_timeout
+        self._received = 0
+        self._waiting = False
+        self._read_done = False
+        self._headers_written = False
+        self._write_done = False
+        self._chunking = False
+        self._remaining: int | None = None
+        self._close_after = not msg.keep_alive
+        self._continue_sent = False
+        self._status = 0
+        self._started = False
+        self.stream: Any = None
+
+    # -- HTTPConnection -------------------------------------------------------
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        """Called (once) if the client goes away before the answer is finished."""
+        self._close_callback = callback
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        """Body limit for this request (overrides the server's ``max_body_size``)."""
+        self._max_body_size = max_body_size
+
+    def set_body_timeout(self, timeout: float) -> None:
+        """Seconds the client gets to send this request's body."""
+        self._body_timeout = timeout
+        self._proto._refresh_deadline()
+
+    def write_headers(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+        chunk: bytes | None = None,
+    ) -> asyncio.Future[None]:
+        """Send the status line and headers (and a first body piece)."""
+        assert isinstance(start_line, httputil.ResponseStartLine)
+        proto = self._proto
+        msg = self._msg
+        req = msg.start_line
+        assert req is not None
+        code = start_line.code
+        self._status = code
+        self._headers_written = True
+        version = req.version
+        method = req.method
+        self._chunking = (
+            version == "HTTP/1.1"
+            and method != "HEAD"
+            and code != 204
+            and code != 304
+            and not 100 <= code < 200
+            and "Content-Length" not in headers
+        )
+        close = self._close_after or proto._draining
+        if not close:
+            connection = headers.get("Connection")
+            if connection is not None and connection.lower() == "close":
+                close = True
+            elif msg.upgrade and code != 101:
+                # The parser stops after an upgrade request's head; whatever follows
+                # (a body, more requests) is not parsed, so the connection ends here.
+                close = True
+            elif not self._read_done and not proto._can_drain(self):
+                close = True
+        self._close_after = close
+        if close:
+            if version == "HTTP/1.1":
+                headers["Connection"] = "close"
+        elif version == "HTTP/1.0":
+            headers["Connection"] = "Keep-Alive"
+        if self._chunking:
+            headers["Transfer-Encoding"] = "chunked"
+        if method == "HEAD" or code == 304:
+            self._remaining = 0
+        elif "Content-Length" in headers:
+            self._remaining = int(headers["Content-Length"])
+        else:
+            self._remaining = None
+        lines = [f"HTTP/1.1 {code} {start_line.reason}"]
+        lines.extend([f"{n}: {v}" for n, v in headers.get_all()])
+        text = "\r\n".join(lines)
+        breaks = len(lines) - 1
+        if text.count("\n") != breaks or text.count("\r") != breaks:
+            bad = next(line for line in lines if "\r" in line or "\n" in line)
+            raise ValueError(f"Illegal characters (CR or LF) in header: {bad!r}")
+        data = text.encode("latin1") + b"\r\n\r\n"
+        if chunk:
+            data += self._format(chunk)
+        return proto._send(data)
+
+    def write(self, chunk: bytes) -> asyncio.Future[None]:
+        """Send a body piece; the future waits while the socket's buffer is full."""
+        return self._proto._send(self._format(chunk))
+
+    def finish(self) -> None:
+        """The answer is complete."""
+        proto = self._proto
+        if self._remaining and not proto._closed:
+            proto._abort()
+            raise httputil.HTTPOutputError(
+                f"Tried to write {self._remaining} bytes less than Content-Length"
+            )
+        if self._chunking and not proto._closed:
+            proto._write(_LAST_CHUNK)
+        self._write_done = True
+        self._close_callback = None
+        proto._response_done(self)
+
+    def detach(self) -> iostream.IOStream:
+        """Hand the socket over (WebSocket): an ``IOStream`` that owns it from now on."""
+        return self._proto._detach(self)
+
+    def close(self) -> None:
+        """Close the connection (what ``HTTP1Connection.close`` does)."""
+        self._proto._abort()
+
+    # -- helpers --------------------------------------------------------------
+    def _format(self, chunk: bytes) -> bytes:
+        remaining = self._remaining
+        if remaining is not None:
+            remaining -= len(chunk)
+            self._remaining = remaining
+            if remaining < 0:
+                self._proto._abort()
+                raise httputil.HTTPOutputError("Tried to write more data than Content-Length")
+        if self._chunking and chunk:
+            return b"%x\r\n%b\r\n" % (len(chunk), chunk)
+        return chunk
+
+
+class HTTPToolsProtocol(asyncio.Protocol):
+    """One client connection: bytes in → requests to the delegate, answers out."""
+
+    def __init__(self, server: HTTPToolsServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.context: RequestContext = None  # type: ignore[assignment]
+        self.parser = httptools.HttpRequestParser(self)
+        self._msg: _Message | None = None
+        self._in_head = False
+        self._head_size = 0
+        self._head_bytes = 0
+        self._refusal: str | None = None
+        self._dead = False
+        self._current: HTTPToolsConnection | None = None
+        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
+        self._paused = False
+        self._write_paused = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+        self._draining = False
+        self._eof = False
+        self._leftover: bytes | None = None
+        self._detached = False
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._scheduled = False
+        self._done: asyncio.Future[None] = self.loop.create_future()
+        self._done.set_result(None)
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+
+    # -- asyncio.Protocol -----------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        address = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        family = sock.family if sock is not None else None
+        tls = transport.get_extra_info("sslcontext") is not None
+        protocol = server.protocol or ("https" if tls else "http")
+        self.context = RequestContext(address, family, protocol, server.trusted_downstream)
+        server._connections.add(self)
+        self._set_deadline(server.idle_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.server._connections.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(iostream.StreamClosedError())
+                waiter.exception()
+        self._waiters.clear()
+        self._queue.clear()
+        conn = self._current
+        if conn is not None and not self._detached:
+            self._current = None
+            self._lost(conn)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        conn = self._current
+        if conn is not None and conn._write_done and conn._read_done:
+            self._advance(conn, from_handler=False)
+
+    def data_received(self, data: bytes) -> None:
+        if self._dead:
+            return
+        if self._in_head:
+            # Bytes read while a head is incomplete: bound what the parser buffers.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.server.max_header_size + 65536:
+                self._parse_failed("the request head is too large")
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._leftover = data[exc.args[0] :] if exc.args else b""
+            self._dead = True
+            self._pause()
+        except httptools.HttpParserError as exc:
+            self._parse_failed(self._refusal or str(exc) or type(exc).__name__)
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client still gets its answers; we close after them.
+        if self._current is None and not self._queue:
+            return False
+        self._eof = True
+        return True
+
+    # -- parser callbacks -----------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._msg = _Message()
+        self._in_head = True
+        self._head_size = 0
+        self._head_bytes = 0
+        if self._current is None:
+            self._set_deadline(self.server.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        msg = self._msg
+        assert msg is not None
+        msg.url += url
+        self._head_size += len(url)
+        if self._head_size > self.server.max_header_size:
+            self._refusal = "the request line is too long"
+            raise _HeadTooLarge
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.server.max_header_size:
+            self._refusal = "the request head is too large"
+            raise _HeadTooLarge
+        if self._in_head:
+            msg = self._msg
+            assert msg is not None
+            msg.raw.append((name, value))
+            if len(msg.raw) > self.server.max_headers:
+                self._refusal = "the request has too many header fields"
+                raise _HeadTooLarge
+        # else: a chunked body's trailer fields, bounded above and ignored as Tornado does
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        msg = self._msg
+        assert msg is not None
+        parser = self.parser
+        version = parser.get_http_version()
+        try:
+            msg.length, msg.chunked = check_request_head(version, msg.raw)
+            headers = httputil.HTTPHeaders()
+            add = headers.add
+            for name, value in msg.raw:
+                add(name.decode("latin1"), value.decode("latin1"))
+        except (FramingError, httputil.HTTPInputError) as exc:
+            self._refusal = str(exc)
+            raise
+        method = parser.get_method().decode("ascii")
+        http_version = "HTTP/1.1" if version == "1.1" else "HTTP/1.0"
+        msg.start_line = httputil.RequestStartLine(method, msg.url.decode("latin1"), http_version)
+        msg.headers = headers
+        framed = msg.chunked or msg.length is not None
+        msg.keep_alive = not self.server.no_keep_alive and can_keep_alive(
+            version, headers.get("Connection"), framed, method
+        )
+        msg.upgrade = parser.should_upgrade()
+        expect = headers.get("Expect")
+        msg.expect = expect is not None and expect.lower() == "100-continue" and version == "1.1"
+        self._raw_reset()
+        if self._current is None and (msg.chunked or msg.length):
+            self._set_deadline(self.server.body_timeout)
+        self._event(_HEAD, msg)
+
+    def on_body(self, body: bytes) -> None:
+        self._event(_BODY, body)
+
+    def on_message_complete(self) -> None:
+        self._msg = None
+        self._event(_END, None)
+
+    def _raw_reset(self) -> None:
+        self._head_bytes = 0
+
+    # -- event dispatch -------------------------------------------------------
+    def _event(self, kind: int, payload: Any) -> None:
+        if self._queue or self._blocked():
+            self._queue.append((kind, payload))
+            self._pause()
+            return
+        self._handle(kind, payload)
+
+    def _blocked(self) -> bool:
+        conn = self._current
+        if conn is None:
+            return False
+        return conn._waiting or conn._read_done
+
+    def _run_queue(self) -> None:
+        self._scheduled = False
+        queue = self._queue
+        while queue and not self._closed and not self._blocked():
+            kind, payload = queue.popleft()
+            self._handle(kind, payload)
+        if not queue and not self._closed and not self._blocked() and not self._dead:
+            self._resume()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._run_queue)
+
+    def _handle(self, kind: int, payload: Any) -> None:
+        if self._closed:
+            return
+        if kind == _HEAD:
+            self._start(payload)
+        elif kind == _BODY:
+            conn = self._current
+            if conn is not None:
+                self._body(conn, payload)
+        elif kind == _END:
+            conn = self._current
+            if conn is not None:
+                self._end(conn)
+        else:
+            self._refuse(payload)
+
+    def _start(self, msg: _Message) -> None:
+        server = self.server
+        conn = HTTPToolsConnection(self, msg)
+        self._current = conn
+        headers = msg.headers
+        assert headers is not None and msg.start_line is not None
+        try:
+            delegate = server.start_request(self, conn)
+            conn._delegate = delegate
+            if server.xheaders:
+                self.context.apply_xheaders(headers)
+            conn._started = True
+            result = delegate.headers_received(msg.start_line, headers)
+        except httputil.HTTPInputError as exc:
+            self._refuse(str(exc), conn)
+            return
+        except Exception:
+            self._delegate_failed(conn)
+            return
+        if result is not None:
+            self._wait(conn, result, self._after_head)
+        else:
+            self._after_head(conn)
+
+    def _after_head(self, conn: HTTPToolsConnection) -> None:
+        msg = conn._msg
+        if msg.length is not None and msg.length > conn._max_body_size:
+            self._refuse("Content-Length too long", conn)
+            return
+        if msg.expect and not conn._headers_written and not conn._read_done:
+            self._write(_CONTINUE)
+            conn._continue_sent = True
+
+    def _body(self, conn: HTTPToolsConnection, data: bytes) -> None:
+        if conn._write_done:
+            return  # answered already: the rest of the body is read and dropped
+        conn._received += len(data)
+        if conn._received > conn._max_body_size:
+            self._refuse("the request body is too large", conn)
+            return
+        try:
+            result = conn._delegate.data_received(data)  # type: ignore[union-attr]
+        except Exception:
+            self._delegate_failed(conn)
+            return
+        if result is not None:
+            self._wait(conn, result, None)
+
+    def _end(self, conn: HTTPToolsConnection) -> None:
+        conn._read_done = True
+        self._deadline = None  # the handler works now; no read is pending
+        if conn._write_done:
+            self._advance(conn, from_handler=False)
+            return
+        try:
+            conn._delegate.finish()  # type: ignore[union-attr]
+        except Exception:
+            self._delegate_failed(conn)
+
+    def _wait(
+        self,
+        conn: HTTPToolsConnection,
+        result: Awaitable[None],
+        then: Callable[[HTTPToolsConnection], None] | None,
+    ) -> None:
+        future = asyncio.ensure_future(result)
+        if future.done() and not future.cancelled() and future.exception() is None:
+            if then is not None:
+                then(conn)
+            return
+        conn._waiting = True
+        self._pause()
+
+        def done(f: asyncio.Future[None]) -> None:
+            conn._waiting = False
+            if self._closed or self._current is not conn:
+                return
+            exc = None if f.cancelled() else f.exception()
+            if exc is not None:
+                self._delegate_failed(conn, exc)
+                return
+            if then is not None:
+                then(conn)
+            self._run_queue()
+
+        future.add_done_callback(done)
+
+    # -- answers and the next request ----------------------------------------
+    def _response_done(self, conn: HTTPToolsConnection) -> None:
+        if self._current is not conn:
+            return
+        if conn._status == 101 and conn._msg.upgrade:
+            return  # detach() follows
+        if conn._close_after:
+            self._current = None
+            self._close()
+            return
+        if conn._read_done:
+            self._advance(conn, from_handler=True)
+        elif not self._can_drain(conn):
+            self._current = None
+            self._close()
+        else:
+            self._resume()
+
+    def _advance(self, conn: HTTPToolsConnection, from_handler: bool) -> None:
+        """``conn`` is answered and read: go on to the next request, if any."""
+        if self._write_paused:
+            return  # resume_writing() comes back here
+        self._current = None
+        if self.server.xheaders:
+            self.context.unapply_xheaders()
+        if self._draining or (self._eof and not self._queue):
+            self._close()
+            return
+        if self._queue:
+            if from_handler:
+                self._schedule()
+            return
+        self._set_deadline(self.server.idle_timeout)
+        if not self._dead:
+            self._resume()
+
+    def _can_drain(self, conn: HTTPToolsConnection) -> bool:
+        """Whether an answered request's unread body may be read and dropped."""
+        msg = conn._msg
+        if msg.chunked or msg.upgrade or (msg.expect and not conn._continue_sent):
+            return False
+        left = (msg.length or 0) - conn._received
+        return left <= self.server.max_drain_size
+
+    # -- refusals and failures ------------------------------------------------
+    def _parse_failed(self, reason: str) -> None:
+        self._dead = True
+        self._pause()
+        if self._queue or self._blocked():
+            self._queue.append((_FAIL, reason))
+        else:
+            self._refuse(reason)
+
+    def _refuse(self, reason: str, conn: HTTPToolsConnection | None = None) -> None:
+        """400 + ``Connection: close`` (unless an answer has begun), then close."""
+        self._dead = True
+        gen_log.info("Malformed HTTP message from %s: %s", self.context, reason)
+        if conn is None:
+            conn = self._current
+        if conn is None or not conn._headers_written:
+            body = f"Bad request: {reason}.\n".encode("latin1", "replace")
+            self._write(
+                b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                b"Content-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+            )
+        self._close()
+
+    def _delegate_failed(self, conn: HTTPToolsConnection, exc: BaseException | None = None) -> None:
+        if exc is None:
+            app_log.error("Uncaught exception in the request delegate", exc_info=True)
+        elif isinstance(exc, httputil.HTTPInputError):
+            self._refuse(str(exc), conn)
+            return
+        else:
+            app_log.error("Uncaught exception in the request delegate", exc_info=exc)
+        self._abort()
+
+    def _lost(self, conn: HTTPToolsConnection) -> None:
+        """The client went away before ``conn`` was finished."""
+        if conn._write_done:
+            return
+        callback = conn._close_callback
+        conn._close_callback = None
+        try:
+            if conn._started and not conn._read_done and conn._delegate is not None:
+                conn._delegate.on_connection_close()
+            if callback is not None:
+                callback()
+        except Exception:
+            app_log.error("Uncaught exception in a close callback", exc_info=True)
+
+    # -- transport ------------------------------------------------------------
+    def _send(self, data: bytes) -> asyncio.Future[None]:
+        if self._closed or self.transport is None or self.transport.is_closing():
+            future: asyncio.Future[None] = self.loop.create_future()
+            future.set_exception(iostream.StreamClosedError())
+            future.exception()
+            return future
+        if data:
+            self.transport.write(data)
+        if not self._write_paused:
+            return self._done
+        future = self.loop.create_future()
+        self._waiters.append(future)
+        return future
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _pause(self) -> None:
+        if not self._paused and self.transport is not None and not self._closed:
+            self._paused = True
+            self._deadline = None
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._paused and self.transport is not None and not self._closed:
+            self._paused = False
+            self.transport.resume_reading()
+            self._refresh_deadline()
+
+    def _close(self) -> None:
+        """Close after what is written has been sent."""
+        self._dead = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _abort(self) -> None:
+        self._dead = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def close_when_idle(self) -> bool:
+        """Graceful stop: close now if idle, else after the answer in progress.
+        Returns whether the connection was idle."""
+        self._draining = True
+        if self._current is None and not self._queue and self._msg is None:
+            self._close()
+            return True
+        return False
+
+    # -- timeouts -------------------------------------------------------------
+    def _set_deadline(self, timeout: float | None) -> None:
+        if timeout is None:
+            self._deadline = None
+            return
+        deadline = self.loop.time() + timeout
+        self._deadline = deadline
+        if self._timer is None and not self._closed:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _refresh_deadline(self) -> None:
+        """After reading resumes: restart the clock of the phase the parser is in."""
+        server = self.server
+        if self._in_head:
+            self._set_deadline(server.header_timeout)
+        elif self._msg is not None:
+            conn = self._current
+            timeout = conn._body_timeout if conn is not None else server.body_timeout
+            self._set_deadline(timeout)
+        elif self._current is None:
+            self._set_deadline(server.idle_timeout)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self._closed or self._paused:
+            return
+        now = self.loop.time()
+        if now < deadline:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        if self._msg is not None and not self._in_head:
+            gen_log.info("Timeout reading body from %s", self.context)
+        conn = self._current
+        if conn is not None and conn._write_done is False and conn._read_done:
+            return  # the handler is working; no read is pending
+        self._abort()
+
+    # -- detach ---------------------------------------------------------------
+    def _detach(self, conn: HTTPToolsConnection) -> iostream.IOStream:
+        transport = self.transport
+        if transport is None or self._closed:
+            raise iostream.StreamClosedError()
+        if transport.get_extra_info("sslcontext") is not None:
+            raise NotImplementedError(
+                "detach() of a TLS connection is not supported by the httptools layer; "
+                "serve with http_impl='tornado' or terminate TLS in a proxy"
+            )
+        sock = transport.get_extra_info("socket")
+        transport.pause_reading()
+        pending = transport.get_write_buffer_size()
+        if pending:
+            raise RuntimeError("detach() with unsent bytes in the transport buffer")
+        dup = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        self._detached = True
+        self._current = None
+        self._dead = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        # The transport lets go of its own descriptor; the duplicate keeps the
+        # connection open for the stream.
+        transport.abort()
+        stream = iostream.IOStream(dup)
+        tornado_impl.feed_stream(stream, self._leftover or b"")
+        self._leftover = None
+        conn.stream = stream
+        return stream
