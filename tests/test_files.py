@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import tempfile
+import unicodedata
 from pathlib import Path
+from urllib.parse import unquote, urlencode
 
 import pytest
 import tornado.web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tornado.httpclient import HTTPResponse
 from tornado.testing import AsyncHTTPTestCase
 
@@ -35,6 +40,7 @@ class SendHandler(tornado.web.RequestHandler):
             root=self.root,
             filename=self.get_query_argument("name", None),
             as_attachment=bool(self.get_query_argument("dl", "")),
+            content_type=self.get_query_argument("type", None),
             chunk_size=int(self.get_query_argument("chunk", str(64 * 1024))),
         )
         self.state["done"] = True
@@ -243,6 +249,21 @@ class SendFileTest(AsyncHTTPTestCase):
             "attachment; filename=\"resume 2024.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9%202024.txt"
         )
 
+    def test_content_type_given_is_sent_when_well_formed(self) -> None:
+        r = self.get("hello.txt", query="&type=text/csv;+charset%3Dutf-8")
+        assert r.code == 200
+        assert r.headers["Content-Type"] == "text/csv; charset=utf-8"
+
+    def test_content_type_that_cannot_be_sent_falls_back_to_the_name(self) -> None:
+        # A declared type stored from an upload: no header can carry it.
+        for bad in ("text/日本", "text/plain, text/html", "a/b/c", "text/ plain", "/"):
+            r = self.get("hello.txt", query="&" + urlencode({"type": bad, "name": "r.pdf"}))
+            assert r.code == 200, (bad, r.code)
+            assert r.headers["Content-Type"] == "application/pdf", bad
+            assert r.body == CONTENT
+            r = self.get("sub/data.bin", query="&" + urlencode({"type": bad}))
+            assert r.code == 200 and r.headers["Content-Type"] == "application/octet-stream"
+
     # ------------------------------------------------------------ disconnect
 
     def test_client_disconnect_is_quiet(self) -> None:
@@ -275,8 +296,48 @@ class SendFileTest(AsyncHTTPTestCase):
         ("报告.pdf", True,
          "attachment; filename=\"download.pdf\"; filename*=UTF-8''%E6%8A%A5%E5%91%8A.pdf"),
         ("...", True, 'attachment; filename="download"'),
+        ("a\udc80b.txt", False, 'inline; filename="ab.txt"'),  # a lone surrogate is dropped
+        ("100%.txt", False, "inline; filename=\"100.txt\"; filename*=UTF-8''100%25.txt"),
         ("", True, 'attachment; filename="download"'),
     ],
 )  # fmt: skip
 def test_content_disposition(name: str, attachment: bool, expected: str) -> None:
     assert content_disposition(name, as_attachment=attachment) == expected
+
+
+_QUOTED_FALLBACK = re.compile(r'(inline|attachment); filename="([^"\\\x00-\x1f\x7f]*)"(.*)')
+
+
+# Any text, with the awkward characters made frequent: controls, format characters,
+# lone surrogates, and the ASCII that quoting and paths care about.
+_NAME_CHARS = st.one_of(
+    st.characters(exclude_categories=()),
+    st.characters(categories=["Cc", "Cf", "Cs", "Zs"]),
+    st.sampled_from("\"\\/%;.' *é日"),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.text(_NAME_CHARS), attachment=st.booleans())
+def test_content_disposition_is_sendable_and_round_trips(name: str, attachment: bool) -> None:
+    value = content_disposition(name, as_attachment=attachment)
+    assert value.isascii() and value.isprintable(), value
+    match = _QUOTED_FALLBACK.fullmatch(value)
+    assert match is not None, value
+    assert match[1] == ("attachment" if attachment else "inline")
+    assert match[2].strip(". ") and match[2] == match[2].strip()
+    shown = "".join(
+        ch
+        for ch in name.replace("\\", "/").rsplit("/", 1)[-1]
+        if unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+    ).strip()
+    rest = match[3]
+    if rest:
+        prefix = "; filename*=UTF-8''"
+        assert rest.startswith(prefix), value
+        encoded = rest[len(prefix) :]
+        # RFC 5987 value-chars: attr-char or a percent-encoded octet, nothing else.
+        assert re.fullmatch(r"(?:[A-Za-z0-9!#$&+\-.^_`|~]|%[0-9A-F]{2})+", encoded), value
+        assert unquote(encoded, errors="strict") == shown
+    else:
+        assert match[2] == shown or not shown.strip(". ")
