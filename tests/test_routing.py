@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 import pytest
+import tornado.routing
+import tornado.web
 from tornado.testing import AsyncHTTPTestCase
 
 from webframe import Application, ConfigurationError, RequestHandler, Route, RouteTable, route
@@ -149,3 +153,155 @@ class TypedArgumentsTest(AsyncHTTPTestCase):
         assert app.reverse_url("file", file_id=3) == "/files/3"
         with pytest.raises(TypeError):
             app.reverse_url("file", file_id="3")
+
+
+# Tornado's route forms keep their Tornado meaning ------------------------------------
+
+
+class Args(RequestHandler):
+    """Echoes the positional and keyword path arguments and its initialize() kwargs."""
+
+    def initialize(self, tag: str = "") -> None:
+        self.tag = tag
+
+    def get(self, *args: object, **kwargs: object) -> None:
+        self.json(
+            {
+                "args": [[type(a).__name__, a] for a in args],
+                "kwargs": {k: [type(v).__name__, str(v)] for k, v in kwargs.items()},
+                "tag": self.tag,
+            }
+        )
+
+
+class PlainTornado(tornado.web.RequestHandler):
+    def get(self, *args: str) -> None:
+        self.write("plain " + ",".join(args))
+
+
+class TornadoFormsTest(AsyncHTTPTestCase):
+    def get_app(self) -> Application:
+        return Application(
+            [
+                (r"/user/(\d+)", Args, {"tag": "t"}, "user"),
+                (r"/pair/([a-z]+)/([0-9]+)", Args),
+                (r"/slug/(?P<slug>[a-z-]+)", Args, None, "slug"),
+                tornado.web.url(r"/url/([0-9]+)", Args, {"tag": "url"}, name="by-url"),
+                tornado.routing.Rule(tornado.routing.PathMatches(r"/rule/(\w+)"), PlainTornado),
+                tornado.web.url("/typed/{n:int}", Args, name="typed"),
+                ("/about", Args, {}, "about"),
+                ("/sitemap.xml", Args),
+                (r"/exact\.json", Args),
+                ("/plain/([a-z]+)", PlainTornado),
+                ("/users/{user_id:int}", Args, {}, "webframe-user"),
+                (r"/catch/.*", Args),
+            ],
+            test_settings(),
+        )
+
+    def get_json(self, path: str) -> Any:
+        r = self.fetch(path)
+        assert r.code == 200, (path, r.code)
+        return json.loads(r.body)
+
+    def test_positional_groups_and_kwargs(self) -> None:
+        assert self.get_json("/user/42") == {"args": [["str", "42"]], "kwargs": {}, "tag": "t"}
+        assert self.get_json("/pair/ab/7")["args"] == [["str", "ab"], ["str", "7"]]
+        assert self.fetch("/user/x").code == 404
+        assert self.fetch("/user/42/more").code == 404  # anchored at the end, as in Tornado
+
+    def test_named_groups_are_keyword_arguments(self) -> None:
+        assert self.get_json("/slug/a-b")["kwargs"] == {"slug": ["str", "a-b"]}
+
+    def test_url_and_rule_objects(self) -> None:
+        assert self.get_json("/url/5") == {"args": [["str", "5"]], "kwargs": {}, "tag": "url"}
+        r = self.fetch("/rule/abc")
+        assert r.code == 200 and r.body == b"plain abc"
+        r = self.fetch("/plain/xyz")
+        assert r.code == 200 and r.body == b"plain xyz"
+
+    def test_braces_mark_a_webframe_pattern_even_in_url(self) -> None:
+        assert self.get_json("/typed/3")["kwargs"] == {"n": ["int", "3"]}
+        assert self.get_json("/users/8")["kwargs"] == {"user_id": ["int", "8"]}
+
+    def test_literals(self) -> None:
+        assert self.fetch("/about").code == 200
+        assert self.fetch("/about/x").code == 404
+        # A literal with regex characters keeps its Tornado (regex) meaning...
+        assert self.fetch("/sitemap.xml").code == 200
+        assert self.fetch("/sitemap.xml").code == 200
+        # ...and an escaped one matches only itself.
+        assert self.fetch("/exact.json").code == 200
+        assert self.fetch("/exactXjson").code == 404
+        assert self.fetch("/catch/any/thing").code == 200
+
+    def test_reverse_url_for_every_form(self) -> None:
+        app = self._app
+        assert app.reverse_url("user", 42) == "/user/42"
+        assert app.reverse_url("slug", "a-b") == "/slug/a-b"
+        assert app.reverse_url("by-url", 9) == "/url/9"
+        assert app.reverse_url("about") == "/about"
+        assert app.reverse_url("typed", n=4) == "/typed/4"
+        assert app.reverse_url("webframe-user", user_id=1) == "/users/1"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shown"),
+    [
+        ("/user/<int:id>", "'/user/{id:int}'"),
+        ("/user/<id>", "'/user/{id}'"),
+        ("/f/<path:rest>", "'/f/{rest:path}'"),
+        ("/s/<string:name>/<uuid:u>", "'/s/{name}/{u:uuid}'"),
+    ],
+)
+def test_flask_syntax_stops_startup_showing_the_spelling(pattern: str, shown: str) -> None:
+    for make in (lambda: RouteTable([(pattern, Echo)]), lambda: route(pattern)(Echo)):
+        with pytest.raises(ConfigurationError, match="Flask") as info:
+            make()
+        assert shown in str(info.value)
+
+
+def test_placeholders_mixed_with_regex_stop_startup() -> None:
+    with pytest.raises(ConfigurationError, match="mixes") as info:
+        RouteTable([(r"/a/{id:int}/(\d+)", Echo)])
+    assert "(?P<id>[0-9]{1,18})" in str(info.value)
+    with pytest.raises(ConfigurationError, match="mixes"):
+        RouteTable([tornado.web.url(r"/b/{name}/[a-z]+", Echo)])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shown"),
+    [
+        (r"/user/(\d+)", "'/user/{arg1}'"),
+        (r"/post/(?P<slug>[a-z]+)/(\d+)", "'/post/{slug}/{arg2}'"),
+        (r"^/exact\.json$", "'/exact.json'"),
+    ],
+)
+def test_regex_given_to_route_decorator_stops_startup(pattern: str, shown: str) -> None:
+    with pytest.raises(ConfigurationError, match="is a regular expression") as info:
+        route(pattern)(Echo)
+    assert shown in str(info.value)
+    assert "tuple" in str(info.value)
+
+
+@pytest.mark.parametrize("pattern", ["/a/{x", "/a/x}", "/a/{}", "/a/{1x}"])
+def test_stray_braces_in_tuples_stop_startup(pattern: str) -> None:
+    with pytest.raises(ConfigurationError, match="brace"):
+        RouteTable([(pattern, Echo)])
+
+
+def test_regex_quantifier_braces_are_fine() -> None:
+    table = RouteTable([(r"/year/([0-9]{4})", Echo), (r"/code/([A-Z]{2,3})", Echo)])
+    assert len(table.rules()) == 2
+
+
+def test_invalid_regex_stops_startup() -> None:
+    with pytest.raises(ConfigurationError, match="not a valid regular expression"):
+        RouteTable([(r"/a/(unclosed", Echo)])
+
+
+def test_names_are_unique_across_both_syntaxes() -> None:
+    with pytest.raises(ConfigurationError, match="two routes are named 'x'"):
+        RouteTable([("/a/{n:int}", Echo, {}, "x"), (r"/b/(\d+)", Echo, {}, "x")])
+    with pytest.raises(ConfigurationError, match="two routes are named 'y'"):
+        RouteTable([tornado.web.url("/c", Echo, name="y"), ("/d", Echo, {}, "y")])

@@ -13,6 +13,7 @@ from urllib.parse import quote, unquote_to_bytes
 import tornado.routing
 import tornado.web
 from tornado.httputil import HTTPServerRequest
+from tornado.util import import_object
 
 from .errors import ConfigurationError
 
@@ -94,10 +95,91 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
+#: Flask/Werkzeug's ``<name>`` / ``<conv:name>`` (not a regex's ``(?P<name>``).
+_FLASK = re.compile(r"(?<!\(\?P)<(?:([A-Za-z_][A-Za-z0-9_]*):)?([A-Za-z_][A-Za-z0-9_]*)>")
+#: what only a regular expression means: groups, classes, escapes, anchors, alternation.
+_REGEX_SYNTAX = re.compile(r"[()\[\]\\^$|]")
+#: a regex repetition such as ``{4}`` or ``{1,3}`` (the only braces a Tornado regex has).
+_QUANTIFIER = re.compile(r"(?<!\\)\{(?:[0-9]+(?:,[0-9]*)?|,[0-9]+)\}")
+_FLASK_CONVERTERS = {"string": "str", "int": "int", "path": "path", "uuid": "uuid"}
+
+
+def _placeholder(param: str, conv: str | None) -> str:
+    return f"{{{param}}}" if conv in (None, "str") else f"{{{param}:{conv}}}"
+
+
+def _refuse_flask(pattern: str) -> None:
+    """Stop start-up for Flask's ``<id>`` syntax, showing webframe's spelling."""
+    if _FLASK.search(pattern) is None:
+        return
+
+    def spell(m: re.Match[str]) -> str:
+        conv = m.group(1)
+        return _placeholder(m.group(2), _FLASK_CONVERTERS.get(conv, conv) if conv else None)
+
+    raise ConfigurationError(
+        "routes",
+        f"pattern {pattern!r} uses Flask's <name> syntax, which webframe does not read; "
+        f"write {_FLASK.sub(spell, pattern)!r} (converters: {', '.join(sorted(CONVERTERS))})",
+    )
+
+
+def _as_placeholders(pattern: str) -> str | None:
+    """A regex route spelt with webframe placeholders (each group becomes ``{argN}``),
+    or None when the regex does more than capture path segments."""
+    out: list[str] = []
+    depth = count = 0
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            if depth == 0:
+                if pattern[i + 1] not in "./-_~":
+                    return None
+                out.append(pattern[i + 1])
+            i += 2
+            continue
+        if c == "(":
+            if depth == 0:
+                count += 1
+                named = re.match(r"\(\?P<([A-Za-z_][A-Za-z0-9_]*)>", pattern[i:])
+                out.append(f"{{{named.group(1)}}}" if named else f"{{arg{count}}}")
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+        i += 1
+    text = "".join(out)
+    if text.startswith("^"):
+        text = text[1:]
+    if text.endswith("$"):
+        text = text[:-1]
+    if depth != 0 or not text.startswith("/") or _REGEX_SYNTAX.search(text):
+        return None
+    if any(c in text for c in "*+?") or _QUANTIFIER.search(text):
+        return None
+    return text
+
+
+def _as_regex(pattern: str) -> str:
+    """A webframe pattern spelt as a Tornado regex (each placeholder a named group)."""
+
+    def group(m: re.Match[str]) -> str:
+        conv = CONVERTERS.get(m.group(2) or "str", CONVERTERS["str"])
+        return f"(?P<{m.group(1)}>{conv.regex})"
+
+    return _PARAM.sub(group, pattern)
+
+
+def is_webframe_pattern(pattern: str) -> bool:
+    """True when ``pattern`` holds a ``{name}`` or ``{name:conv}`` placeholder."""
+    return _PARAM.search(pattern) is not None
 
 
 class Route:
-    """One pattern bound to one handler class, with an optional name for reversing."""
+    """One webframe pattern bound to one handler class, with an optional name for
+    reversing; regex syntax or Flask's ``<id>`` stops start-up with a ConfigurationError."""
 
     def __init__(
         self,
@@ -106,6 +188,9 @@ class Route:
         kwargs: dict[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
+        _refuse_flask(pattern)
+        if _REGEX_SYNTAX.search(_PARAM.sub("", pattern)):
+            raise ConfigurationError("routes", _regex_in_route(pattern))
         if not pattern.startswith("/"):
             raise ConfigurationError("routes", f"pattern {pattern!r} must start with '/'")
         self.pattern = pattern
@@ -171,6 +256,27 @@ class Route:
         return f"Route({self.pattern!r}, {self.handler.__name__}, name={self.name!r})"
 
 
+def _regex_in_route(pattern: str) -> str:
+    """The start-up message for regex syntax where a webframe pattern is expected."""
+    spelt = _as_placeholders(pattern)
+    if is_webframe_pattern(pattern):
+        example = repr(spelt) if spelt else "'/users/{user_id:int}'"
+        return (
+            f"pattern {pattern!r} mixes {{name}} placeholders with regular-expression "
+            f"syntax, so it cannot be read one way. Write it with placeholders only "
+            f"(e.g. {example}), or as a Tornado regex in a (pattern, Handler) tuple: "
+            f"r'{_as_regex(pattern)}' (name every group: when any group has a name, "
+            "Tornado passes only the named ones)"
+        )
+    hint = f"write {spelt!r} (or with a converter, e.g. '{{arg1:int}}')" if spelt else ""
+    return (
+        f"pattern {pattern!r} is a regular expression, but Route and @route take "
+        "webframe patterns; "
+        + (hint + ", or " if hint else "")
+        + "give the regex as a (pattern, Handler) tuple or tornado.web.url(pattern, Handler)"
+    )
+
+
 class _RouteMatcher(tornado.routing.PathMatches):
     """Matches like Tornado's PathMatches, then converts parameters to their types."""
 
@@ -203,6 +309,10 @@ class _RouteMatcher(tornado.routing.PathMatches):
 def route(pattern: str, name: str | None = None, **kwargs: Any) -> Callable[[T], T]:
     """Class decorator: serve the decorated handler at ``pattern``.
 
+    ``pattern`` is a webframe pattern: ``{name}`` / ``{name:conv}`` placeholders,
+    all other text literal. A regular expression is refused at import time with
+    the spelling to use (give regexes as Tornado tuples or ``tornado.web.url``).
+
     Can be stacked to serve one handler at several patterns. ``kwargs`` go to the
     handler's ``initialize``. The application collects decorated classes when it is
     given the class itself or the module that defines it.
@@ -226,14 +336,31 @@ class RouteTable:
     """The application's ordered list of routes, built from any mix of forms.
 
     Accepted items: a :class:`Route`; a handler class decorated with :func:`route`;
-    a module (its decorated classes, in definition order); a tuple
-    ``(pattern, handler[, kwargs[, name]])`` whose pattern uses ``{param}`` syntax;
-    a Tornado ``URLSpec``/``Rule`` (used as given).
+    a module (its decorated classes, in definition order); a Tornado tuple
+    ``(pattern, handler[, kwargs[, name]])``; a Tornado ``URLSpec``
+    (``tornado.web.url(...)``) or ``Rule``.
+
+    How a pattern is read: one with a ``{name}`` or ``{name:conv}`` placeholder is a
+    webframe pattern (literal text matched exactly, typed parameters, keyword
+    ``reverse_url``). Any other pattern in a tuple, ``url()`` or ``Rule`` keeps its
+    Tornado meaning: a regular expression whose groups become positional (or, when
+    named, keyword) arguments, reversed by Tornado's ``reverse_url(name, *args)``.
+    A plain literal such as ``/about`` reads the same both ways; a literal with
+    regex characters does not (``/sitemap.xml`` also matches ``/sitemapXxml``, as
+    in Tornado): escape them (``/sitemap\\.xml``) or use ``@route``, where text is
+    always literal. :class:`Route` and ``@route`` take webframe patterns only.
+
+    Patterns that cannot be read one way stop start-up with a
+    :class:`~webframe.ConfigurationError` showing the right spelling: Flask's
+    ``<id>``, placeholders mixed with regex groups, a regex given to ``@route``,
+    braces that are neither a placeholder nor a regex repetition, an invalid regex.
+    Two routes with the same name are refused too.
     """
 
     def __init__(self, items: Iterable[RouteSpec] = ()) -> None:
         self.routes: list[Route | tornado.routing.Rule] = []
         self.by_name: dict[str, Route] = {}
+        self._names: set[str] = set()
         for item in items:
             self.add(item)
 
@@ -242,7 +369,7 @@ class RouteTable:
         if isinstance(item, Route):
             self._add_route(item)
         elif isinstance(item, tornado.routing.Rule):
-            self.routes.append(item)
+            self._add_rule(item)
         elif isinstance(item, ModuleType):
             classes = [
                 obj
@@ -262,24 +389,85 @@ class RouteTable:
                 )
             for r in found:
                 self._add_route(r)
-        elif isinstance(item, tuple) and 2 <= len(item) <= 4:
-            self._add_route(Route(*item))
+        elif isinstance(item, tuple | list) and 2 <= len(item) <= 4:
+            self._add_tuple(*item)
         else:
             raise ConfigurationError("routes", f"cannot make a route of {item!r}")
 
+    def _add_tuple(
+        self,
+        pattern: Any,
+        handler: Any,
+        kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(handler, str):
+            handler = import_object(handler)  # Tornado accepts "module.Class" too
+        if not isinstance(pattern, str):
+            # (Matcher, target, ...): Tornado's own form, used as given.
+            self._add_rule(tornado.routing.Rule(pattern, handler, kwargs, name))
+            return
+        _refuse_flask(pattern)
+        if is_webframe_pattern(pattern):
+            self._add_route(Route(pattern, handler, kwargs, name))
+            return
+        if "{" in _QUANTIFIER.sub("", pattern.replace("\\{", "")) or "}" in _QUANTIFIER.sub(
+            "", pattern.replace("\\}", "")
+        ):
+            raise ConfigurationError(
+                "routes",
+                f"pattern {pattern!r} has a brace that is neither a {{name}} / {{name:conv}} "
+                "placeholder nor a regex repetition such as {4}; a placeholder is "
+                "'{user_id}' or '{user_id:int}' (converters: "
+                f"{', '.join(sorted(CONVERTERS))}); a literal brace in a regex is '\\{{'",
+            )
+        try:
+            spec = tornado.web.url(pattern, handler, kwargs, name)
+        except re.error as exc:
+            raise ConfigurationError(
+                "routes", f"pattern {pattern!r} is not a valid regular expression: {exc}"
+            ) from None
+        self._add_rule(spec)
+
+    def _add_rule(self, rule: tornado.routing.Rule) -> None:
+        matcher = rule.matcher
+        target = rule.target
+        if type(matcher) is tornado.routing.PathMatches:
+            pattern = matcher.regex.pattern
+            _refuse_flask(pattern)
+            core = pattern[1:] if pattern.startswith("^") else pattern
+            core = core[:-1] if core.endswith("$") else core
+            if (
+                is_webframe_pattern(core)
+                and inspect.isclass(target)
+                and issubclass(target, tornado.web.RequestHandler)
+            ):
+                # url("/u/{id:int}", H): braces mark a webframe pattern here too.
+                self._add_route(Route(core, target, rule.target_kwargs, rule.name))
+                return
+        self._claim_name(rule.name)
+        self.routes.append(rule)
+
     def _add_route(self, r: Route) -> None:
+        self._claim_name(r.name)
         if r.name is not None:
-            if r.name in self.by_name:
-                raise ConfigurationError("routes", f"two routes are named {r.name!r}")
             self.by_name[r.name] = r
         self.routes.append(r)
+
+    def _claim_name(self, name: str | None) -> None:
+        if name is None:
+            return
+        if name in self._names:
+            raise ConfigurationError("routes", f"two routes are named {name!r}")
+        self._names.add(name)
 
     def rules(self) -> list[tornado.routing.Rule]:
         """Tornado rules, in order."""
         return [r.rule() if isinstance(r, Route) else r for r in self.routes]
 
     def reverse(self, name: str, /, **params: Any) -> str:
-        """Path of the route called ``name``; KeyError if none, TypeError for bad params."""
+        """Path of the webframe route called ``name``; KeyError if none, TypeError for
+        bad params (Tornado regex routes are reversed by ``Application.reverse_url``)."""
         try:
             r = self.by_name[name]
         except KeyError:
