@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from typing import Any
 
+import pytest
+import tornado.web
 from tornado.httpclient import HTTPResponse
 
 from webframe import Application, BadRequestError, RequestHandler, route
+from webframe.handler import _bodyless
 from webframe.testing import WebTestCase, test_settings
 
 
@@ -354,3 +358,118 @@ class BodyLimitTest(WebTestCase):
         )
         assert out.startswith(b"HTTP/1.1 501")
         assert b"not supported" in out
+
+
+# Tornado behaviour kept (issue 12, section 2) -------------------------------------
+
+
+class BodylessErrorHandler(RequestHandler):
+    """GET /bodyless/<code>: raises Tornado's HTTPError with that status."""
+
+    def get(self, code: str) -> None:
+        raise tornado.web.HTTPError(int(code))
+
+
+class BodylessErrorTest(WebTestCase):
+    xsrf_path = None
+
+    def get_app(self) -> Application:
+        return Application(
+            [(r"/bodyless/([0-9]+)", BodylessErrorHandler)],
+            test_settings(template_path="/nonexistent-templates"),
+        )
+
+    def test_204_and_304_from_httperror_finish_without_a_body(self) -> None:
+        for code in (204, 304):
+            for accept in ("text/html", "application/json"):
+                r = self.fetch(f"/bodyless/{code}", headers={"Accept": accept}, request_timeout=5)
+                assert r.code == code, (code, accept, r.code, r.error)
+                assert r.body == b""
+                assert "Content-Type" not in r.headers
+
+    def test_statuses_without_a_body(self) -> None:
+        assert [c for c in range(100, 600) if _bodyless(c)] == [*range(100, 200), 204, 304]
+
+
+class NotFoundOriginTest(WebTestCase):
+    xsrf_path = None
+
+    def get_app(self) -> Application:
+        settings = test_settings(template_path="/nonexistent-templates")
+        return Application([EchoJSONHandler], settings, cross_origin_protection=True)
+
+    def test_cross_site_post_to_unknown_url_is_404(self) -> None:
+        cross = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+        assert self.fetch("/nope", method="POST", body="", headers=cross).code == 404
+        # The protection is on: a real route refuses the same request.
+        r = self.fetch("/echo-json", method="POST", json={"a": 1}, headers=cross)
+        assert r.code == 403
+
+
+class LoggingTest(WebTestCase):
+    xsrf_path = "/page"
+
+    def get_app(self) -> Application:
+        return make_app(access_log=True)
+
+    def records(self, caplog: Any, path: str, **kwargs: Any) -> tuple[int, list[Any]]:
+        caplog.clear()
+        code = self.fetch(path, **kwargs).code
+        return code, [r for r in caplog.records if r.name.startswith(("tornado", "webframe"))]
+
+    def test_one_access_line_per_request_and_no_warning_for_404_405(self) -> None:
+        caplog = self.caplog
+        with caplog.at_level(logging.DEBUG):
+            self.fetch("/page")  # the XSRF token, fetched before the log is read
+            cases = [
+                ("/items", {}, 200, logging.INFO),
+                ("/nope", {}, 404, logging.WARNING),
+                ("/nope", {"method": "POST", "body": ""}, 404, logging.WARNING),
+                ("/readonly", {"method": "DELETE"}, 405, logging.WARNING),
+                ("/readonly", {"method": "PROPFIND"}, 405, logging.WARNING),
+                ("/items", {"method": "PATCH", "body": ""}, 405, logging.WARNING),
+                ("/boom", {}, 500, logging.ERROR),
+            ]
+            for path, kwargs, code, level in cases:
+                got, recs = self.records(caplog, path, **kwargs)
+                assert got == code, (path, got)
+                access = [r for r in recs if r.name == "tornado.access"]
+                assert len(access) == 1, (path, [r.getMessage() for r in recs])
+                assert access[0].levelno == level
+                assert access[0].getMessage().startswith(f"{code} ")
+                if code in (404, 405):
+                    # Nothing but the access line, as with Tornado.
+                    assert len(recs) == 1, (path, [(r.name, r.getMessage()) for r in recs])
+            # A 400 raised by a handler still explains itself on tornado.general.
+            _, recs = self.records(caplog, "/bad")
+            assert any(
+                r.name == "tornado.general" and "must be a number" in r.getMessage() for r in recs
+            )
+
+    @pytest.fixture(autouse=True)
+    def _caplog(self, caplog: pytest.LogCaptureFixture) -> None:
+        self.caplog = caplog
+
+
+class LogFunctionTest(WebTestCase):
+    xsrf_path = None
+
+    def get_app(self) -> Application:
+        self.logged: list[tuple[str, int]] = []
+
+        def log_function(handler: tornado.web.RequestHandler) -> None:
+            self.logged.append((handler.request.path, handler.get_status()))
+
+        settings = test_settings(template_path="/nonexistent-templates", access_log=True)
+        return Application([ItemsHandler], settings, log_function=log_function)
+
+    def test_log_function_replaces_the_access_line(self) -> None:
+        with self._caplog.at_level(logging.DEBUG, logger="tornado.access"):
+            assert self.fetch("/items").code == 200
+            assert self.fetch("/nope").code == 404
+        assert self.logged == [("/items", 200), ("/nope", 404)]
+        assert not [r for r in self._caplog.records if r.name == "tornado.access"]
+
+    @pytest.fixture(autouse=True)
+    def _fixture(self, caplog: pytest.LogCaptureFixture) -> None:
+        self._caplog = caplog

@@ -26,7 +26,8 @@ from .settings import Settings
 from .sizes import format_size
 
 log = logging.getLogger("webframe")
-access_log = logging.getLogger("webframe.access")
+#: Tornado's own access logger, so existing log configuration keeps working.
+access_log = logging.getLogger("tornado.access")
 
 #: Tornado's own per-connection cap is lifted; webframe enforces each route's limit.
 _UNLIMITED = 1 << 62
@@ -156,8 +157,15 @@ class Application(tornado.web.Application):
             return limit
 
     def log_request(self, handler: tornado.web.RequestHandler) -> None:
-        """Called once per finished request; one access-log line and in-flight bookkeeping."""
+        """Called once per finished request: in-flight bookkeeping, then the Tornado
+        setting ``log_function(handler)`` if given, else (unless ``access_log`` is off)
+        one line on Tornado's ``tornado.access`` logger, in Tornado's format: INFO
+        below 400, WARNING below 500, ERROR otherwise."""
         self.inflight.discard(handler.request)
+        log_function = self.settings.get("log_function")
+        if log_function is not None:
+            log_function(handler)
+            return
         if not self.wf_settings.access_log:
             return
         status = handler.get_status()
@@ -166,12 +174,12 @@ class Application(tornado.web.Application):
             req = handler.request
             access_log.log(
                 level,
-                "%s %s %d %.2fms %s",
+                "%d %s %s (%s) %.2fms",
+                status,
                 req.method,
                 req.uri,
-                status,
-                1000.0 * req.request_time(),
                 req.remote_ip,
+                1000.0 * req.request_time(),
             )
 
 

@@ -12,7 +12,9 @@ class HTTPError(tornado.web.HTTPError):
 
     Unlike Tornado's ``log_message`` (which is for the log), ``message`` is written
     for the client: it says what was wrong and, where possible, how to fix it.
-    Subclasses fix the status; raise them from handlers or hooks.
+    Subclasses fix the status; raise them from handlers or hooks. Like Tornado's,
+    an error is logged as a warning on ``tornado.general`` when raised from a
+    handler; ``quiet=True`` skips that (the access log still has the request).
     """
 
     status: int = 500
@@ -24,13 +26,16 @@ class HTTPError(tornado.web.HTTPError):
         *,
         status: int | None = None,
         headers: dict[str, str] | None = None,
+        quiet: bool = False,
         **kwargs: Any,
     ) -> None:
         code = status if status is not None else self.status
         self.message = message if message is not None else self.default_message
         self.headers = dict(headers or {})
         # Tornado formats log_message with %-args; escape stray percent signs.
-        super().__init__(code, self.message.replace("%", "%%"), **kwargs)
+        # quiet: no log_message, so Tornado logs no warning (as for its own 404/405).
+        log_message = None if quiet else self.message.replace("%", "%%")
+        super().__init__(code, log_message, **kwargs)
 
 
 class BadRequestError(HTTPError):

@@ -125,7 +125,8 @@ class RequestHandler(SessionMixin):
         if method not in self.allowed_methods() and method in _METHOD_ORDER:
             raise MethodNotAllowedError(
                 f"The {self.request.method} method is not allowed here; "
-                f"use {', '.join(self.allowed_methods())}."
+                f"use {', '.join(self.allowed_methods())}.",
+                quiet=True,
             )
         super().check_xsrf_cookie()
 
@@ -144,7 +145,7 @@ class RequestHandler(SessionMixin):
     async def head(self, *args: Any, **kwargs: Any) -> None:
         """HEAD from GET: same status and headers, Tornado drops the body."""
         if "GET" not in self.allowed_methods():
-            raise MethodNotAllowedError()
+            raise MethodNotAllowedError(quiet=True)
         result = self.get(*args, **kwargs)
         if result is not None:
             await result
@@ -255,6 +256,10 @@ class RequestHandler(SessionMixin):
                 message = f"The {self.request.method} method is not allowed here; use {allow}."
         for name, value in headers.items():
             self.set_header(name, value)
+        if _bodyless(status_code):
+            # 1xx, 204 and 304 must not have a body (Tornado refuses to send one).
+            self.finish()
+            return
         tb = None
         if exc_info and status_code >= 500 and self.settings.get("serve_traceback"):
             tb = "".join(traceback.format_exception(*exc_info))
@@ -315,8 +320,14 @@ class NotFoundHandler(RequestHandler):
         # An unknown URL is a 404 whatever the method; there is nothing to protect.
         return None
 
+    def check_trusted_origin(self, origin: str) -> bool:
+        # As Tornado's ErrorHandler: nothing runs here, so a cross-site POST to an
+        # unknown URL is a 404, not a 403 from cross_origin_protection.
+        return True
+
     def prepare(self) -> None:
-        raise NotFoundError()
+        # Quiet like Tornado's own 404: the access log already has the request.
+        raise NotFoundError(quiet=True)
 
 
 def is_local_url(url: str) -> bool:
@@ -334,6 +345,11 @@ class _NoTemplate(Exception):
 
 
 _TEMPLATE_EXISTS: dict[tuple[str | None, str], bool] = {}
+
+
+def _bodyless(status_code: int) -> bool:
+    """True for the statuses whose response must not have a body (as Tornado decides)."""
+    return status_code in (204, 304) or 100 <= status_code < 200
 
 
 def _no_constants(name: str) -> Any:
