@@ -429,6 +429,8 @@ class LoggingTest(WebTestCase):
                 ("/readonly", {"method": "PROPFIND"}, 405, logging.WARNING),
                 ("/items", {"method": "PATCH", "body": ""}, 405, logging.WARNING),
                 ("/boom", {}, 500, logging.ERROR),
+                ("/tiny", {"method": "POST", "body": "x" * 101}, 413, logging.WARNING),
+                ("/items", {"method": "POST", "body": "", "xsrf": False}, 403, logging.WARNING),
             ]
             for path, kwargs, code, level in cases:
                 got, recs = self.records(caplog, path, **kwargs)
@@ -437,7 +439,7 @@ class LoggingTest(WebTestCase):
                 assert len(access) == 1, (path, [r.getMessage() for r in recs])
                 assert access[0].levelno == level
                 assert access[0].getMessage().startswith(f"{code} ")
-                if code in (404, 405):
+                if code in (404, 405, 413):
                     # Nothing but the access line, as with Tornado.
                     assert len(recs) == 1, (path, [(r.name, r.getMessage()) for r in recs])
             # A 400 raised by a handler still explains itself on tornado.general.
