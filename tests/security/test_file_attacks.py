@@ -10,6 +10,7 @@ import secrets
 import unicodedata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -25,6 +26,7 @@ from ._support import (
     assert_refused,
     closing,
     multipart_head,
+    part,
     raw_request,
     register,
     request_bytes,
@@ -364,3 +366,132 @@ def test_odd_file_ids(live: ServerProcess, owner_file: tuple[DemoUser, str], pat
     assert resp.status in (200, 400, 404), (target, resp.status)
     if resp.status == 200:
         assert resp.body == b"top secret"
+
+
+# ------------------------------------ probing the demo as a new user (issue 12, §3)
+
+# Declared types of a file part, as bytes on the wire. Files are empty, so nothing is
+# sniffed and the declared type is what the locker would keep and send back.
+HOSTILE_TYPES = [
+    "text/日本".encode(),
+    b"text/\xff\xfe",
+    b"text/ plain",
+    b"a/b/c",
+    b"/",
+    b"text",
+    b"text/html, image/png",
+    b'text/plain; charset="\xe9"',
+    b"x/" + b"y" * 300,
+    b"text/plain\t; q=1",
+]
+
+
+def _assert_sendable_type(value: str) -> None:
+    assert value.isascii() and value.isprintable(), repr(value)
+    kind, _, sub = value.partition(";")[0].strip().partition("/")
+    assert kind and sub and "/" not in sub and " " not in kind + sub, repr(value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ctype", HOSTILE_TYPES, ids=lambda b: repr(b[:20]))
+def test_hostile_declared_types_never_break_the_download(
+    live: ServerProcess, demo_user: DemoUser, ctype: bytes
+) -> None:
+    seen = len(live.tracebacks())  # the server is shared: count only this test's
+    resp = upload(live, demo_user, file_body(b"probe.dat", b"", ctype))
+    if resp.status != 201:
+        assert_refused(resp, 400)
+        return
+    [stored] = json.loads(resp.body)["files"]
+    _assert_sendable_type(stored["content_type"])
+    for method in ("GET", "HEAD"):
+        r = demo_user.http.request(method, live.url + stored["url"], timeout=10)
+        assert r.status_code == 200, (method, r.status_code, r.text[:300])
+        _assert_sendable_type(r.headers["Content-Type"])
+    assert live.tracebacks()[seen:] == []
+
+
+@pytest.mark.slow
+def test_raw_put_with_an_unsendable_content_type_header(
+    live: ServerProcess, demo_user: DemoUser
+) -> None:
+    seen = len(live.tracebacks())  # the server is shared: count only this test's
+    # UTF-8 bytes in the request header itself (curl -H 'Content-Type: text/日本').
+    wire = "text/日本".encode().decode("latin-1")
+    headers = {**demo_user.auth_headers(), "Accept": "application/json", "Content-Type": wire}
+    resp = raw_request(live.port, request_bytes("PUT", "/files/raw/probe.dat", headers), timeout=10)
+    assert resp.status == 201, resp.text[:300]
+    info = json.loads(resp.body)
+    assert info["content_type"] == "application/octet-stream"
+    r = demo_user.http.get(live.url + info["url"], timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/octet-stream"
+    assert live.tracebacks()[seen:] == []
+
+
+NO_SINGLE_FILE = {
+    "fields only": part(B, "note", b"hello"),
+    "empty message": b"",
+    "empty file input": part(B, "file", b"", filename="", ctype="application/octet-stream"),
+    "two files": part(B, "a", b"one", filename="one.txt") + part(B, "b", b"2", filename="2.txt"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parts", list(NO_SINGLE_FILE.values()), ids=list(NO_SINGLE_FILE))
+def test_raw_put_needs_exactly_one_file_and_keeps_nothing(
+    live: ServerProcess, demo_user: DemoUser, parts: bytes
+) -> None:
+    seen = len(live.tracebacks())  # the server is shared: count only this test's
+    before = tree(live.instance)
+    listing = demo_user.http.get(live.url + "/files", timeout=10).text
+    headers = {
+        **demo_user.auth_headers(),
+        "Accept": "application/json",
+        "Content-Type": multipart_head(B.decode()),
+    }
+    data = request_bytes("PUT", "/files/raw/probe.txt", headers, parts + closing(B))
+    resp = raw_request(live.port, data, timeout=10)
+    assert_refused(resp, 400, message="PUT takes exactly one" if b"2.txt" in parts else "no file")
+    # Side effects: no stored file, no locker record, no temp file (the live fixture).
+    assert tree(live.instance) == before
+    assert demo_user.http.get(live.url + "/files", timeout=10).text.count("file-name") == (
+        listing.count("file-name")
+    )
+    assert live.tracebacks()[seen:] == []
+
+
+RAW_NAMES = [
+    quote("日本語 レポート.txt"),
+    "a" * 2000 + ".txt",
+    quote("é" * 300),
+    "%2E%2E",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%00",
+    "%ff%fe.txt",
+    "%ED%A0%80.txt",  # an encoded lone surrogate
+    quote("\u202etxt.exe"),
+    quote("CON"),
+    "%20",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", RAW_NAMES, ids=lambda n: repr(n[:16]))
+def test_odd_raw_put_names(live: ServerProcess, demo_user: DemoUser, name: str) -> None:
+    seen = len(live.tracebacks())  # the server is shared: count only this test's
+    headers = {
+        **demo_user.auth_headers(),
+        "Accept": "application/json",
+        "Content-Type": "text/plain",
+    }
+    data = request_bytes("PUT", "/files/raw/" + name, headers, b"hello")
+    resp = raw_request(live.port, data, timeout=10)
+    if resp.status == 201:
+        info = json.loads(resp.body)
+        assert_safe_shown_name(info["name"])
+        r = demo_user.http.get(live.url + info["url"], timeout=10)
+        assert r.status_code == 200 and r.content == b"hello"
+        assert r.headers["Content-Disposition"].isascii()
+    else:
+        assert_refused(resp, (400, 404))
+    assert live.tracebacks()[seen:] == []
