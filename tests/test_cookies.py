@@ -156,7 +156,7 @@ def test_bad_cookie_name_is_both_value_error_and_cookie_error(name: str) -> None
     assert name not in getattr(h, "_new_cookie", {})
 
 
-@pytest.mark.parametrize("attribute", ["domain", "path"])
+@pytest.mark.parametrize("attribute", ["domain", "path", "samesite"])
 def test_bad_cookie_attribute_is_a_cookie_error_too(attribute: str) -> None:
     h = handler_for(make_app())
     with pytest.raises(http.cookies.CookieError, match=f"Invalid cookie attribute {attribute}"):

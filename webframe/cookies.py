@@ -90,10 +90,12 @@ class CookieMixin(tornado.web.RequestHandler):
         for key, val in kwargs.items():
             check_cookie_part(key, val)
         if samesite is not None:
+            check_cookie_part("samesite", samesite)
             normal = _SAMESITE.get(str(samesite).lower())
             if normal is None:
                 raise CookieAttributeError(
-                    f"cookie samesite must be Strict, Lax or None, not {samesite!r}"
+                    f"Invalid cookie attribute samesite={samesite!r}: cookie samesite must "
+                    "be Strict, Lax or None"
                 )
             samesite = normal
         if secure is None:
