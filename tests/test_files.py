@@ -204,6 +204,18 @@ class SendFileTest(AsyncHTTPTestCase):
         r = self.get("hello.txt", If_None_Match='"other"', If_Modified_Since=modified)
         assert r.code == 200
 
+    def test_unreadable_dates_are_ignored(self) -> None:
+        # Found probing the demo: a huge zone offset overflowed into a 500.
+        for date in (
+            "Mon, 01 Jan 2020 00:00:00 +99999999999999999999",
+            "Mon, 01 Jan 99999 00:00:00 GMT",
+            "Mon, 32 Jan 2020 00:00:00 GMT",
+        ):
+            r = self.get("hello.txt", If_Modified_Since=date)
+            assert r.code == 200 and r.body == CONTENT, date
+            r = self.get("hello.txt", If_Range=date, Range="bytes=0-9")
+            assert r.code == 200 and r.body == CONTENT, date  # If-Range fails: whole file
+
     def test_etag_changes_with_content(self) -> None:
         before = self.get("hello.txt").headers["ETag"]
         (self.root / "hello.txt").write_bytes(CONTENT + b"more")

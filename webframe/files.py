@@ -81,13 +81,15 @@ def _http_date(timestamp: float) -> str:
 
 
 def _parse_http_date(value: str) -> float | None:
+    """Seconds since the epoch of an HTTP date; None for anything unreadable."""
     try:
         parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # OverflowError: a zone offset like +99999999999999999999.
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
 
 
 def _etags(value: str) -> list[str]:
