@@ -22,40 +22,79 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import pytest
 
-__all__ = ["RedisServer", "find_redis_server", "free_port"]
+__all__ = [
+    "RedisCluster",
+    "RedisServer",
+    "SentinelGroup",
+    "find_program",
+    "find_redis_server",
+    "free_port",
+]
 
 START_TIMEOUT = 10.0
 
 
-def find_redis_server() -> str:
-    """Return the path of redis-server, or skip (fail under WEBFRAME_REQUIRE_SERVICES=1)."""
-    path = shutil.which("redis-server")
+def find_program(name: str, package: str) -> str:
+    """Return the path of `name`, or skip (fail under WEBFRAME_REQUIRE_SERVICES=1)."""
+    path = shutil.which(name)
     if path is None:
-        message = "redis-server not installed: apt-get install redis-server"
+        message = f"{name} not installed: apt-get install {package}"
         if os.environ.get("WEBFRAME_REQUIRE_SERVICES") == "1":
             pytest.fail(message + " (required because WEBFRAME_REQUIRE_SERVICES=1)")
         pytest.skip(message)
     return path
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+def find_redis_server() -> str:
+    """Return the path of redis-server, or skip (fail under WEBFRAME_REQUIRE_SERVICES=1)."""
+    return find_program("redis-server", "redis-server")
+
+
+def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(bus: bool = False) -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+
+    With `bus`, port + 10000 (a cluster node's bus port) was free too.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if not bus or (port + 10000 < 65536 and _port_free(port + 10000)):
+            return port
 
 
 class RedisServer:
     """One redis-server process on a loopback port, owned (and killed) by this object."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        *,
+        sentinel_conf: str | None = None,
+        bus: bool = False,
+    ) -> None:
         self.binary = find_redis_server()
-        self.port = port or free_port()
+        self.port = port or free_port(bus=bus)
+        #: extra command-line options (``--replicaof``, cluster settings...).
+        self.args = args
+        #: with a config text: run as a sentinel (``redis-server <file> --sentinel``).
+        self.sentinel_conf = sentinel_conf
         self.host = "127.0.0.1"
         self._dir = tempfile.mkdtemp(prefix="webframe-redis-")
         self._log_path = os.path.join(self._dir, "redis.log")
@@ -70,10 +109,17 @@ class RedisServer:
         """Start (or restart) the server on `self.port` and wait until it answers PING."""
         if self.running:
             return self
+        command = [self.binary]
+        if self.sentinel_conf is not None:
+            conf = os.path.join(self._dir, "sentinel.conf")
+            if not os.path.exists(conf):  # a restarted sentinel keeps what it learnt
+                with open(conf, "w", encoding="utf-8") as f:
+                    f.write(self.sentinel_conf)
+            command += [conf, "--sentinel"]
         with open(self._log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
-                    self.binary,
+                    *command,
                     "--port",
                     str(self.port),
                     "--bind",
@@ -86,6 +132,7 @@ class RedisServer:
                     self._dir,
                     "--daemonize",
                     "no",
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -189,3 +236,243 @@ class RedisServer:
             if getattr(self, "paused", False):
                 os.kill(process.pid, signal.SIGCONT)
             process.kill()
+
+
+def _client(host: str, port: int) -> Any:
+    import redis
+
+    return redis.Redis(host=host, port=port, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # not up yet: asked again until the deadline
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+class SentinelGroup:
+    """A master, its replicas and a quorum of sentinels watching it, on loopback ports.
+
+    ``down_after_ms`` and ``failover_timeout_ms`` are small so that a test can
+    watch a failover happen in a few seconds.
+    """
+
+    service = "webframe"
+
+    def __init__(
+        self,
+        replicas: int = 1,
+        sentinels: int = 3,
+        *,
+        down_after_ms: int = 1000,
+        failover_timeout_ms: int = 3000,
+    ) -> None:
+        find_redis_server()
+        self.master = RedisServer()
+        self.replicas = [
+            RedisServer(args=("--replicaof", "127.0.0.1", str(self.master.port)))
+            for _ in range(replicas)
+        ]
+        quorum = sentinels // 2 + 1
+        conf = (
+            "sentinel resolve-hostnames no\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} {quorum}\n"
+            f"sentinel down-after-milliseconds {self.service} {down_after_ms}\n"
+            f"sentinel failover-timeout {self.service} {failover_timeout_ms}\n"
+            f"sentinel parallel-syncs {self.service} 1\n"
+        )
+        self.sentinels = [RedisServer(sentinel_conf=conf) for _ in range(sentinels)]
+
+    @property
+    def servers(self) -> list[RedisServer]:
+        return [self.master, *self.replicas, *self.sentinels]
+
+    def url(self, db: int = 0) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/{db}"
+
+    def start(self) -> SentinelGroup:
+        """Start every process; return once the replicas are in sync and every
+        sentinel knows the replicas and the other sentinels (a failover can happen)."""
+        try:
+            for server in self.servers:
+                server.start()
+            for replica in self.replicas:
+                _wait(
+                    f"replica {replica.port} to sync",
+                    lambda r=replica: (
+                        _client(r.host, r.port).info("replication").get("master_link_status")
+                        == "up"
+                    ),
+                )
+            want = len(self.sentinels) - 1
+            for sentinel in self.sentinels:
+
+                def ready(s: RedisServer = sentinel) -> bool:
+                    state = _client(s.host, s.port).sentinel_master(self.service)
+                    return int(state["num-other-sentinels"]) >= want and int(
+                        state["num-slaves"]
+                    ) >= len(self.replicas)
+
+                _wait(f"sentinel {sentinel.port} to see the group", ready, timeout=30)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def current_master(self) -> RedisServer:
+        """The server the sentinels now call master."""
+        for sentinel in self.sentinels:
+            if not sentinel.running:
+                continue
+            try:
+                _host, port = _client(
+                    sentinel.host, sentinel.port
+                ).sentinel_get_master_addr_by_name(self.service)
+            except Exception:  # ask the next sentinel
+                continue
+            for server in [self.master, *self.replicas]:
+                if server.port == int(port):
+                    return server
+        raise RuntimeError("no sentinel answers for the master")
+
+    def wait_for_new_master(self, old: RedisServer, timeout: float = 30) -> RedisServer:
+        """Block until the sentinels have promoted a server other than `old`."""
+        found: list[RedisServer] = []
+
+        def promoted() -> bool:
+            master = self.current_master()
+            if master is old:
+                return False
+            role = _client(master.host, master.port).execute_command("ROLE")
+            found[:] = [master]
+            return bool(role[0] == b"master")
+
+        _wait("the sentinels to promote a replica", promoted, timeout)
+        return found[0]
+
+    def flushall(self) -> None:
+        self.current_master().flushall()
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+    def __enter__(self) -> SentinelGroup:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RedisCluster:
+    """A Redis Cluster of `masters` masters with `replicas` replicas each, on loopback.
+
+    Built with ``redis-cli --cluster create``; ``node_timeout_ms`` is small so
+    that a failed master is replaced within a few seconds.
+    """
+
+    def __init__(self, masters: int = 3, replicas: int = 0, *, node_timeout_ms: int = 1000) -> None:
+        find_redis_server()
+        self.cli = find_program("redis-cli", "redis-tools")
+        self.replicas_per_master = replicas
+        args = (
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            str(node_timeout_ms),
+            "--cluster-require-full-coverage",
+            "no",
+        )
+        self.nodes = [RedisServer(args=args, bus=True) for _ in range(masters * (1 + replicas))]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
+
+    def start(self) -> RedisCluster:
+        """Start the nodes, create the cluster, and wait until every node says it is ok."""
+        try:
+            for node in self.nodes:
+                node.start()
+            subprocess.run(
+                [
+                    self.cli,
+                    "--cluster",
+                    "create",
+                    *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                    "--cluster-replicas",
+                    str(self.replicas_per_master),
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            for node in self.nodes:
+                _wait(
+                    f"cluster node {node.port} to be ok",
+                    lambda n=node: (
+                        b"cluster_state:ok"
+                        in _client(n.host, n.port).execute_command("CLUSTER", "INFO")
+                    ),
+                    timeout=30,
+                )
+            if self.replicas_per_master:
+                _wait("every replica to sync", self._replicas_synced, timeout=30)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _replicas_synced(self) -> bool:
+        for node in self.replicas():
+            info = _client(node.host, node.port).info("replication")
+            if info.get("master_link_status") != "up":
+                return False
+        return True
+
+    def role(self, node: RedisServer) -> str:
+        role = _client(node.host, node.port).execute_command("ROLE")
+        return bytes(role[0]).decode()
+
+    def masters(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.running and self.role(n) == "master"]
+
+    def replicas(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.running and self.role(n) != "master"]
+
+    def master_of_key(self, key: str) -> RedisServer:
+        """The node that serves `key`'s slot as master, per a live master's slot map."""
+        ask = _client(self.masters()[0].host, self.masters()[0].port)
+        slot = int(ask.execute_command("CLUSTER", "KEYSLOT", key))
+        for start, end, *holders in ask.execute_command("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                port = int(holders[0][1])
+                return next(n for n in self.nodes if n.port == port)
+        raise RuntimeError(f"no master serves {key!r}")
+
+    def flushall(self) -> None:
+        for node in self.masters():
+            node.flushall()
+
+    def dbsize(self) -> int:
+        return sum(int(_client(n.host, n.port).dbsize()) for n in self.masters())
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> RedisCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -437,23 +437,25 @@ async def _read_fixed_body_into(
 
 
 def _session_store_url(s: Settings) -> str:
-    """The store URL (default: SQLite in the instance folder), checked at start-up."""
+    """The store URL (default: SQLite in the instance folder), checked at start-up
+    against the one scheme table (`webframe.sessions.registry`)."""
+    from .sessions.registry import check_store_url, scheme_of
+
     url = s.session_store or "sqlite:///" + os.path.abspath(
         os.path.join(s.instance_path, "sessions.db")
     )
-    scheme = url.partition("://")[0].lower()
-    if scheme not in ("memory", "sqlite", "redis", "rediss") or "://" not in url:
-        raise ConfigurationError(
-            "session_store",
-            f"{url!r} is not memory://, sqlite:///path.db, redis://host:port/db or rediss://",
-        )
-    if scheme.startswith("redis"):
-        try:
-            import redis.asyncio  # noqa: F401
-        except ImportError:
+    if s.session_redis_wait:
+        if scheme_of(url) not in ("redis", "rediss", "redis+sentinel"):
             raise ConfigurationError(
-                "session_store", "redis:// needs the redis client: pip install 'webframe[redis]'"
-            ) from None
+                "session_redis_wait",
+                "needs a redis://, rediss:// or redis+sentinel:// session_store "
+                "(Redis WAIT for replicas); set it to 0 for other stores",
+            )
+        url += ("&" if "?" in url else "?") + f"wait_replicas={s.session_redis_wait}"
+    try:
+        check_store_url(url)
+    except (ValueError, ImportError) as exc:
+        raise ConfigurationError("session_store", str(exc)) from None
     return url
 
 

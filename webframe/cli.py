@@ -19,6 +19,7 @@ from tornado.httpserver import HTTPServer
 
 from .app import _UNLIMITED, Application
 from .errors import ConfigurationError
+from .sessions.registry import valid_schemes
 from .settings import Settings
 
 log = logging.getLogger("webframe")
@@ -50,7 +51,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--loop", choices=("asyncio", "uvloop"), help="event loop (uvloop: webframe[fast])"
     )
-    p.add_argument("--session-store", help="memory://, sqlite:///path.db or redis://host:port/db")
+    p.add_argument("--session-store", help="session store URL: " + valid_schemes())
     p.add_argument("--instance-path", help="folder for the dev secret, session db and uploads")
     return p
 

@@ -65,8 +65,10 @@ class Settings:
     body_timeout: float = 300.0
     #: seconds in-flight requests get to finish after SIGTERM/SIGINT.
     shutdown_timeout: float = 10.0
-    #: ``memory://``, ``sqlite:///path.db`` or ``redis://host:port/db``;
-    #: default: SQLite in the instance folder.
+    #: a store URL: ``memory://``, ``sqlite:///path.db``, ``redis://host:port/db``,
+    #: ``redis+sentinel://host:port,host:port/mastername/db``,
+    #: ``redis+cluster://host:port,host:port`` or ``postgresql://user@host/db``
+    #: (the list: ``webframe.sessions.registry``); default: SQLite in the instance folder.
     session_store: str | None = None
     session_cookie: str = "session"
     #: seconds of inactivity after which a session ends.
@@ -77,6 +79,9 @@ class Settings:
     session_touch_interval: float = 60.0
     #: seconds a session-store call may take before the request gets a 503.
     session_timeout: float = 2.0
+    #: Redis replicas that must acknowledge each session write (Redis ``WAIT``) before
+    #: the response; 0 = do not wait.  redis://, rediss:// and redis+sentinel:// only.
+    session_redis_wait: int = 0
     #: where uploads are stored; temporary parts live in ``<upload_path>/.tmp``.
     upload_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +111,10 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(name, "must be a positive number of seconds")
+        if self.session_redis_wait < 0:
+            raise ConfigurationError(
+                "session_redis_wait", "must be 0 (do not wait) or a number of Redis replicas"
+            )
         if self.session_touch_interval < 0:
             raise ConfigurationError("session_touch_interval", "must not be negative")
         if not self.static_url_prefix.startswith("/") or not self.static_url_prefix.endswith("/"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -11,9 +12,14 @@ from typing import Any
 import pytest
 
 try:
-    from tests.redis_server import RedisServer
+    from tests.redis_server import RedisCluster, RedisServer, SentinelGroup
 except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
-    from redis_server import RedisServer  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from redis_server import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        RedisCluster,
+        RedisServer,
+        SentinelGroup,
+    )
+from tests.sessions.postgres_server import PostgresServer
 from tests.store_doubles import CountingStore, FakeClock
 from webframe.sessions import MemoryStore, SQLiteStore
 from webframe.sessions.base import SessionStore
@@ -103,30 +109,70 @@ class SQLiteBackend(Backend):
 class RedisBackend(Backend):
     name = "redis"
 
-    def __init__(self, server: RedisServer) -> None:
-        self.server = server
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def make(self, clock: Callable[[], float], **kwargs: Any) -> SessionStore:
-        from webframe.sessions.redis import RedisStore
+        from webframe.sessions import open_store
 
-        return RedisStore(self.server.url, clock=clock, **kwargs)
+        return open_store(self.url, clock=clock, **kwargs)
 
     async def count(self, store: SessionStore) -> int:
         from webframe.sessions.redis import RedisStore
 
+        from webframe.sessions.cluster import ClusterStore
+
         assert isinstance(store, RedisStore)
+        if isinstance(store, ClusterStore):
+            total = 0
+            for node in store._client.get_primaries():
+                total += int(await store._client.dbsize(target_nodes=node))
+            return total
         return int(await store._client.dbsize())
 
     async def corrupt(self, store: SessionStore, sid: str, kind: str) -> None:
         from webframe.sessions.redis import RedisStore
 
         assert isinstance(store, RedisStore)
-        key = store.key_prefix + sid
+        key = store._key(sid)
         if kind == "json":
             await store._client.hset(key, "k:broken", b"{not json\xff")
         else:
             ttl = await store._client.pttl(key)
             await store._client.set(key, b"garbage", px=ttl)
+
+
+class PostgresBackend(Backend):
+    """Each test gets its own table, so no test sees another's rows."""
+
+    name = "postgresql"
+    _tables = 0
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        PostgresBackend._tables += 1
+        self.table = f"sessions_{os.getpid()}_{PostgresBackend._tables}"
+
+    def make(self, clock: Callable[[], float], **kwargs: Any) -> SessionStore:
+        from webframe.sessions import open_store
+
+        return open_store(self.url, clock=clock, table=self.table, **kwargs)
+
+    async def _fetch(self, store: SessionStore, sql: str, *args: Any) -> Any:
+        from webframe.sessions.postgresql import PostgreSQLStore
+
+        assert isinstance(store, PostgreSQLStore)
+        return await store._call(lambda conn: conn.fetchval(sql, *args))
+
+    async def count(self, store: SessionStore) -> int:
+        return int(await self._fetch(store, f"SELECT count(*) FROM {self.table}"))
+
+    async def corrupt(self, store: SessionStore, sid: str, kind: str) -> None:
+        # A JSONB column only holds valid JSON: what a careless writer can leave is
+        # text stored as a JSON string, or a value that is not an object.
+        garbage = '"{not json"' if kind == "json" else "[1, 2, 3]"
+        sql = f"UPDATE {self.table} SET data = $2::jsonb WHERE sid = $1"
+        await store._call(lambda conn: conn.execute(sql, sid, garbage))  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -135,15 +181,46 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[SentinelGroup]:
+    """A master, a replica and three sentinels, shared by the whole test session."""
+    with SentinelGroup(replicas=1, sentinels=3) as group:
+        yield group
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster, shared by the whole test session."""
+    with RedisCluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "sentinel", "cluster", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "memory":
         return MemoryBackend()
     if request.param == "sqlite":
         return SQLiteBackend(tmp_path / "state" / "sessions.db")
-    server: RedisServer = request.getfixturevalue("redis_server")
-    server.flushall()
-    return RedisBackend(server)
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return PostgresBackend(server.url)
+    if request.param == "sentinel":
+        group: SentinelGroup = request.getfixturevalue("sentinel_group")
+        group.flushall()
+        return RedisBackend(group.url())
+    if request.param == "cluster":
+        cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+        cluster.flushall()
+        return RedisBackend(cluster.url)
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    redis.flushall()
+    return RedisBackend(redis.url)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The SessionStore / Session contract, run against every store (memory, sqlite, redis)."""
+"""The SessionStore / Session contract, run against every store (memory, sqlite, redis,
+Redis Sentinel, Redis Cluster, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -628,7 +629,7 @@ def test_open_store_redis_url(redis_server: Any) -> None:
     run(main())
 
 
-@pytest.mark.parametrize("url", ["postgres://db/x", "memory", "", "sqlite://", "file:///x.db"])
+@pytest.mark.parametrize("url", ["mysql://db/x", "memory", "", "sqlite://", "file:///x.db"])
 def test_open_store_rejects_unknown_urls(url: str) -> None:
     with pytest.raises(ValueError, match="session_store") as info:
         open_store(url)

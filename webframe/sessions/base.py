@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "Changeset",
@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("webframe.sessions")
+
+_S = TypeVar("_S", bound="SessionStore")
 
 # secrets.token_urlsafe(32): 32 random bytes -> 43 base64url characters, no padding.
 SESSION_ID_BYTES = 32
@@ -211,6 +213,17 @@ class SessionStore(ABC):
     def expires_at(self, created: float, accessed: float) -> float:
         """Return the epoch time at which a record with these times expires."""
         return min(accessed + self.idle_timeout, created + self.absolute_timeout)
+
+    # -- construction from a URL ---------------------------------------------
+
+    @classmethod  # noqa: B027 - an optional hook: by default every URL of the scheme is fine
+    def check_url(cls, url: str) -> None:
+        """Called at start-up and by `open_store`; raise ValueError if `url` is malformed."""
+
+    @classmethod
+    def from_url(cls: type[_S], url: str, **kwargs: Any) -> _S:
+        """Called by `open_store` after `check_url`; build the store for `url`."""
+        return cls(**kwargs)
 
     # -- backend hooks ------------------------------------------------------
 
@@ -521,41 +534,12 @@ class Session(MutableMapping[str, Any]):
 
 # -- store selection ---------------------------------------------------------
 
-_VALID_SCHEMES = (
-    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db, "
-    "redis://host:port/db, rediss://host:port/db"
-)
-
 
 def open_store(url: str, **kwargs: Any) -> SessionStore:
     """Build a store from the `session_store` setting URL; `kwargs` go to its constructor.
 
-    ``sqlite:///`` is followed by the path: ``sqlite:///data/s.db`` is relative
-    to the working directory, ``sqlite:////var/lib/app/s.db`` is absolute.
+    The schemes and their stores are listed once, in `webframe.sessions.registry`.
     """
-    scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if not sep:
-        scheme = ""
-    if scheme == "memory":
-        from webframe.sessions.memory import MemoryStore
+    from webframe.sessions.registry import open_store as open_registered
 
-        return MemoryStore(**kwargs)
-    if scheme == "sqlite":
-        path = rest[1:] if rest.startswith("/") else ""
-        if not path:
-            raise ValueError(
-                f"session_store {url!r}: missing database path; use "
-                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
-            )
-        from webframe.sessions.sqlite import SQLiteStore
-
-        return SQLiteStore(path, **kwargs)
-    if scheme in ("redis", "rediss"):
-        from webframe.sessions.redis import RedisStore
-
-        return RedisStore(url, **kwargs)
-    raise ValueError(
-        f"session_store {url!r}: unknown scheme {scheme or '(none)'!r}; "
-        f"valid schemes: {_VALID_SCHEMES}"
-    )
+    return open_registered(url, **kwargs)

@@ -6,13 +6,14 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from webframe.sessions.base import Changeset, Record, SessionStore, SessionStoreError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "split_options"]
 
 T = TypeVar("T")
 
@@ -163,15 +164,46 @@ class RedisStore(SessionStore):
         *,
         key_prefix: str = "webframe:session:",
         max_connections: int = 1000,
+        wait_replicas: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         aioredis = _import_redis()
+        from redis.exceptions import RedisError
+
+        client_url, options = split_options(url)
+        self.url = url
+        self.key_prefix = key_prefix
+        #: replicas that must acknowledge each write (Redis WAIT); 0: do not wait.
+        if wait_replicas is None:
+            wait_replicas = options.get("wait_replicas", 0)
+        self.wait_replicas = wait_replicas
+        if self.wait_replicas < 0:
+            raise ValueError(f"wait_replicas must be >= 0, got {self.wait_replicas}")
+        # WAIT gets half the call's deadline, so a missing replica is reported as
+        # such (not as a time-out) and the request still gets its 503 in time.
+        self.wait_timeout_ms = max(1, int(self.timeout * 500))
+        self._client: Any = self._make_client(aioredis, client_url, max_connections)
+        self._redis_error = RedisError
+        self._save_script = self._client.register_script(_SAVE_LUA)
+        self._purge_script = self._client.register_script(_PURGE_LUA)
+        self._take_script = self._client.register_script(_TAKE_LUA)
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        """Refuse a malformed ``wait_replicas`` option."""
+        split_options(url)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        """The URL is redis-py's, plus the option ``?wait_replicas=N``."""
+        return cls(url, **kwargs)
+
+    def _make_client(self, aioredis: Any, url: str, max_connections: int) -> Redis:
+        """Called once by ``__init__``: the client every command goes through."""
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        self.url = url
-        self.key_prefix = key_prefix
         # A plain pool: the blocking one's wait machinery cost more per call than
         # the command itself, and with up to `max_connections` (1000) per process a
         # request never waits for a connection. One immediate retry replaces a pooled
@@ -184,13 +216,8 @@ class RedisStore(SessionStore):
             retry=Retry(NoBackoff(), 1),
             decode_responses=False,
         )
-        self._client: Redis = aioredis.Redis.from_pool(pool)
-        from redis.exceptions import RedisError
-
-        self._redis_error = RedisError
-        self._save_script = self._client.register_script(_SAVE_LUA)
-        self._purge_script = self._client.register_script(_PURGE_LUA)
-        self._take_script = self._client.register_script(_TAKE_LUA)
+        client: Redis = aioredis.Redis.from_pool(pool)
+        return client
 
     def _key(self, sid: str) -> str:
         return self.key_prefix + sid
@@ -270,8 +297,30 @@ class RedisStore(SessionStore):
             args.append(_KEY_PREFIX + key)
             args.append(value)
         key = self._key(sid)
+        if self.wait_replicas:
+            return await self._save_and_wait(key, args)
         result = await self._call(lambda: self._save_script(keys=[key], args=args))
         return bool(result)
+
+    async def _save_and_wait(self, key: str, args: list[str]) -> bool:
+        """Run the save script, then WAIT on the same connection (one pipeline):
+        WAIT counts the replicas that have this connection's writes."""
+
+        async def write_and_wait() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.execute_command("EVAL", _SAVE_LUA, 1, key, *args)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            replies: list[Any] = await pipe.execute()
+            return replies
+
+        written, acked = await self._call(write_and_wait)
+        if written and int(acked) < self.wait_replicas:
+            raise SessionStoreError(
+                f"Redis session store {self._safe_url()}: the write reached {int(acked)} of "
+                f"{self.wait_replicas} replicas within {self.wait_timeout_ms} ms "
+                "(session_redis_wait); it may be lost if the master fails now"
+            )
+        return bool(written)
 
     async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
         args = [repr(now), repr(self.idle_timeout), repr(self.absolute_timeout)]
@@ -317,6 +366,27 @@ class RedisStore(SessionStore):
 
     async def _close(self) -> None:
         await self._client.aclose()
+
+
+def split_options(url: str) -> tuple[str, dict[str, int]]:
+    """Return `url` without webframe's own query options, and those options.
+
+    ``wait_replicas=N`` (the ``session_redis_wait`` setting) is read here, so the
+    rest of the query is left to redis-py.
+    """
+    parts = urlsplit(url)
+    kept: list[tuple[str, str]] = []
+    options: dict[str, int] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name == "wait_replicas":
+            if not value.isdigit():
+                raise ValueError(
+                    f"session_store: wait_replicas={value!r} is not a whole number of replicas"
+                )
+            options[name] = int(value)
+        else:
+            kept.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(kept))), options
 
 
 def _b(value: bytes | str) -> bytes:

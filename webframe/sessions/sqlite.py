@@ -36,6 +36,11 @@ def _select_record(conn: sqlite3.Connection, sid: str) -> tuple[Any, ...] | None
     return row
 
 
+def _path_of(url: str) -> str:
+    rest = url.partition("://")[2]
+    return rest[1:] if rest.startswith("/") else ""
+
+
 class _Abandoned(Exception):
     """Raised on the worker thread for a call whose caller already timed out."""
 
@@ -68,6 +73,21 @@ class SQLiteStore(SessionStore):
         self._local = threading.local()
         self._inline: sqlite3.Connection | None = None
         self._closed = False
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        """Refuse a ``sqlite://`` URL with no database path."""
+        if not _path_of(url):
+            raise ValueError(
+                f"session_store {url!r}: missing database path; use "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
+        """``sqlite:///rel/s.db`` is relative to the working directory, ``sqlite:////abs`` not."""
+        cls.check_url(url)
+        return cls(_path_of(url), **kwargs)
 
     # -- plumbing -----------------------------------------------------------
 

@@ -1,0 +1,132 @@
+"""Redis Cluster session store: the Redis store with hash-tagged keys on RedisCluster."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from webframe.sessions.redis import RedisStore, _glob_escape, split_options
+from webframe.sessions.sentinel import parse_hosts, split_credentials
+
+__all__ = ["ClusterStore", "parse_cluster_url"]
+
+CLUSTER_PORT = 6379
+
+
+@dataclass(frozen=True)
+class ClusterURL:
+    """A parsed ``redis+cluster://`` URL."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None
+    password: str | None
+
+
+def parse_cluster_url(url: str) -> ClusterURL:
+    """Parse ``redis+cluster://[user:password@]host:port,host:port``: any reachable
+    nodes of the cluster (the client learns the rest).  Raises ValueError."""
+    client_url, _ = split_options(url)
+    parts = urlsplit(client_url)
+    hosts, username, password = split_credentials(parts.netloc)
+    nodes = parse_hosts(url, hosts, CLUSTER_PORT)
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError(
+            f"session_store {url!r}: Redis Cluster has only database 0; "
+            "use redis+cluster://host:port,host:port"
+        )
+    return ClusterURL(nodes, username, password)
+
+
+class ClusterStore(RedisStore):
+    """Sessions spread over a Redis Cluster by session ID.
+
+    A session's key carries its ID as a hash tag (``prefix{ID}``), so whatever
+    else is ever kept for one session lands in the same slot and one Lua
+    script can update it atomically.  When a master fails, the sessions in its
+    slots get SessionStoreError (503) until a replica is promoted; the others
+    keep working.  ``wait_replicas`` is not offered here: WAIT must follow
+    the write on the same connection, which redis-py's cluster client does not
+    guarantee.
+    """
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        """Refuse a URL with no nodes, a bad port, a database or ``wait_replicas``."""
+        parse_cluster_url(url)
+        if split_options(url)[1].get("wait_replicas"):
+            raise ValueError(
+                f"session_store {url!r}: wait_replicas (session_redis_wait) is supported with "
+                "redis:// and redis+sentinel:// only, not with Redis Cluster"
+            )
+
+    def __init__(self, url: str = "redis+cluster://127.0.0.1:6379", **kwargs: Any) -> None:
+        self.check_url(url)
+        if kwargs.get("wait_replicas"):
+            raise ValueError(
+                "wait_replicas (session_redis_wait) is supported with redis:// and "
+                "redis+sentinel:// only, not with Redis Cluster"
+            )
+        super().__init__(url, **kwargs)
+
+    def _key(self, sid: str) -> str:
+        # Session IDs are base64url: they never contain the braces of a hash tag.
+        return f"{self.key_prefix}{{{sid}}}"
+
+    def _make_client(self, aioredis: Any, url: str, max_connections: int) -> Any:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        spec = parse_cluster_url(url)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in spec.nodes],
+            username=spec.username,
+            password=spec.password,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            max_connections=max_connections,
+            # One immediate retry after a connection error re-reads the slot map,
+            # which is what finds a promoted replica; _call's deadline bounds all.
+            retry=Retry(NoBackoff(), 1),
+            # Serve the slots of live masters while another one is down.
+            require_full_coverage=False,
+            decode_responses=False,
+        )
+
+    async def _purge(self, now: float) -> int:
+        # One script call per key: keys of different sessions live in different slots.
+        pattern = _glob_escape(self.key_prefix) + "*"
+        args = [repr(now), repr(self.idle_timeout), repr(self.absolute_timeout)]
+        client = self._client
+
+        async def primaries() -> list[Any]:
+            await client.initialize()
+            nodes: list[Any] = client.get_primaries()
+            return nodes
+
+        removed = 0
+        for node in await self._call(primaries):
+            cursor = 0
+            while True:
+
+                async def scan(node: Any = node, cursor: int = cursor) -> tuple[int, list[Any]]:
+                    cursors, keys = await client.scan(
+                        cursor, match=pattern, count=500, target_nodes=node
+                    )
+                    return int(cursors[node.name]), list(keys)
+
+                cursor, keys = await self._call(scan)
+                if keys:
+
+                    async def purge_batch(keys: list[Any] = keys) -> int:
+                        results = await asyncio.gather(
+                            *(self._purge_script(keys=[key], args=args) for key in keys)
+                        )
+                        return sum(int(r) for r in results)
+
+                    removed += await self._call(purge_batch)
+                if not cursor:
+                    break
+        return removed
