@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webframe.filenames import clean_filename, extension_of
 
@@ -135,3 +137,25 @@ def test_device_name_prefix_survives_truncation() -> None:
 )
 def test_extension_of(name: str, ext: str) -> None:
     assert extension_of(name) == ext
+
+
+# Any text, with the characters that matter here made frequent.
+_RAW_CHARS = st.one_of(
+    st.characters(exclude_categories=()),
+    st.characters(categories=["Cc", "Cf", "Cs", "Mn", "Zs"]),
+    st.sampled_from(list('./\\-. :*?"<>|%')),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=st.text(_RAW_CHARS, max_size=300), max_length=st.integers(6, 255))
+def test_any_name_gives_a_safe_storable_name(raw: str, max_length: int) -> None:
+    # Found probing the demo with odd, long and unicode names: never an exception.
+    name = clean_filename(raw, max_length=max_length)
+    assert 0 < len(name.encode("utf-8")) <= max_length  # strict UTF-8: no lone surrogate
+    assert "/" not in name and "\\" not in name and ".." not in name
+    assert not name.startswith((".", "-")) and name == name.rstrip(". ")
+    assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name)
+    assert clean_filename(name, max_length=max_length) == name  # already clean
+    ext = extension_of(name)
+    assert ext == ext.lower() and (not ext or name.lower().endswith(ext))
