@@ -39,10 +39,9 @@ class LockerMixin(PageHandler):
         return int(user["id"])
 
     def locker_dir(self, user_id: int) -> Path:
-        base = Path(self.wf_settings.upload_dir)
-        folder = base / "users" / str(user_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        # Not created here: UploadedFile.save() makes it on the first upload (and
+        # reports a folder it cannot make as a storage error, not an OSError).
+        return Path(self.wf_settings.upload_dir) / "users" / str(user_id)
 
     def login_redirect(self) -> None:
         self.redirect(self.get_login_url() + "?" + urlencode({"next": self.request.uri or "/"}))

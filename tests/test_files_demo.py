@@ -468,3 +468,20 @@ async def test_a_failed_save_is_507_and_keeps_nothing(
     # The first file, saved before the second failed, was taken back.
     assert locker_files(instance) == [] and records(app) == []
     assert temp_files(instance) == []
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_a_locker_folder_that_cannot_be_made_is_507(
+    client: Client, instance: Path, app: Any
+) -> None:
+    await register(client, "olga")
+    users = instance / "uploads" / "users"
+    users.parent.mkdir(parents=True, exist_ok=True)
+    users.write_bytes(b"a file where the lockers folder should be")
+    r = await client.post("/files", files={"files": ("a.txt", b"data")}, headers=JSON)
+    assert r.code == 507, r.body[:300]
+    assert error_of(r) == "Your file could not be stored right now; try again later."
+    r = await client.put("/files/raw/a.txt", body=b"data", headers=JSON)
+    assert r.code == 507, r.body[:300]
+    assert records(app) == [] and temp_files(instance) == []
+    assert users.read_bytes() == b"a file where the lockers folder should be"
