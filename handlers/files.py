@@ -130,11 +130,6 @@ class FilesHandler(LockerUpload):
 
     def post(self) -> None:
         owner = self.user_id()
-        if not self.uploads and self.wants_json():
-            raise BadRequestError(
-                "The form has no file: send at least one file part with a file name "
-                "(an empty file input sends none)."
-            )
         saved = [self.db.file_of(owner, file_id) for file_id in self.store_all(owner, self.uploads)]
         rows = [r for r in saved if r is not None]
         if self.wants_json():

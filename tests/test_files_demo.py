@@ -374,17 +374,6 @@ async def test_raw_put_of_several_files_is_400_and_stores_none(
     assert temp_files(instance) == []
 
 
-@pytest.mark.gen_test(timeout=20)
-async def test_json_post_without_a_file_is_400(client: Client, instance: Path, app: Any) -> None:
-    await register(client, "kate")
-    for parts in NO_FILE_BODIES.values():
-        body, headers = multipart(parts)
-        r = await client.post("/files", body=body, headers=headers)
-        assert r.code == 400, r.body[:300]
-        assert error_of(r).startswith("The form has no file")
-    assert temp_files(instance) == [] and records(app) == []
-
-
 # Declared types no response header could carry, or that are not type/subtype.
 BAD_TYPES = ["text/日本", "text/ plain", "a/b/c", "/", "text", "text/*", "image/png, text/html"]
 
