@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 class FramingError(Exception):
-    """A request head that must be refused with 400 and ``Connection: close``."""
+    """A request head that must be refused (``status``, 400 or 501) with
+    ``Connection: close``."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_TE_UNSUPPORTED = (
+    "Transfer-Encoding {!r} is not supported; send 'chunked' or a Content-Length."
+)
+_BOTH = "A request may carry Content-Length or Transfer-Encoding, not both."
+
+
+def describe_parser_error(message: str) -> FramingError:
+    """The refusal to send for an llhttp error ``message`` (worded as webframe's own
+    checks word it, so both layers answer alike)."""
+    low = message.lower()
+    if "transfer-encoding" in low:
+        if "content-length" in low:
+            return FramingError(_BOTH)
+        return FramingError(_TE_UNSUPPORTED.format("(as sent)"), 501)
+    if "content-length" in low:
+        return FramingError("Content-Length must be one non-negative integer.")
+    if "method" in low:
+        return FramingError("The request method is not one this server knows.")
+    return FramingError(f"The request is malformed ({message}).")
 
 
 def check_request_head(
@@ -24,7 +51,7 @@ def check_request_head(
     does not depend on one parser version's strictness.
     """
     if version not in ("1.1", "1.0"):
-        raise FramingError(f"HTTP version {version!r} is not supported")
+        raise FramingError(f"HTTP version {version!r} is not supported; use HTTP/1.1.")
     hosts = 0
     te: bytes | None = None
     cl: bytes | None = None
@@ -36,30 +63,29 @@ def check_request_head(
         elif n == 14:
             if name.lower() == b"content-length":
                 if cl is not None:
-                    raise FramingError("more than one Content-Length header")
+                    raise FramingError("Content-Length must be one non-negative integer.")
                 cl = value
         elif n == 17 and name.lower() == b"transfer-encoding":
             if te is not None:
-                raise FramingError("more than one Transfer-Encoding header")
+                raise FramingError(_TE_UNSUPPORTED.format("(sent twice)"), 501)
             te = value
     if hosts > 1:
-        raise FramingError("more than one Host header")
+        raise FramingError("A request may carry one Host header, not several.")
     if hosts == 0 and version == "1.1":
-        raise FramingError("an HTTP/1.1 request needs a Host header")
+        raise FramingError("An HTTP/1.1 request needs a Host header.")
     if te is not None:
         if cl is not None:
-            raise FramingError("both Content-Length and Transfer-Encoding")
+            raise FramingError(_BOTH)
         if te.strip().lower() != b"chunked":
-            raise FramingError(
-                f"Transfer-Encoding {te[:40].decode('latin1')!r} is not supported; "
-                "send 'chunked' or a Content-Length"
-            )
+            raise FramingError(_TE_UNSUPPORTED.format(te[:40].decode("latin1")), 501)
         return None, True
     if cl is None:
         return None, False
     text = cl.decode("latin1").strip(" \t")
     if not _DIGITS.fullmatch(text):
-        raise FramingError(f"Content-Length must be one non-negative integer, got {text[:40]!r}")
+        raise FramingError(
+            f"Content-Length must be one non-negative integer, got {text[:40]!r}."
+        )
     return int(text), False
 
 
@@ -73,3 +99,38 @@ def can_keep_alive(
     if has_body_framing or method in ("HEAD", "GET"):
         return header == "keep-alive"
     return False
+
+
+def refusal(
+    error: FramingError, raw_headers: list[tuple[bytes, bytes]]
+) -> bytes:
+    """The whole answer to a refused request: status line, ``Connection: close`` and a
+    message, as JSON ``{"error": {"status", "message"}}`` when the client prefers JSON
+    (the rule of ``RequestHandler.wants_json``, read from the head fields parsed so
+    far), else plain text."""
+    accept = ctype = ""
+    for name, value in raw_headers:
+        low = name.lower()
+        if low == b"accept":
+            accept = value.decode("latin1")
+        elif low == b"content-type":
+            ctype = value.decode("latin1")
+    if "json" in accept:
+        html = accept.find("html")
+        wants_json = html < 0 or accept.find("json") < html
+    else:
+        wants_json = "json" in ctype and "html" not in accept
+    status = error.status
+    reason = "Not Implemented" if status == 501 else "Bad Request"
+    if wants_json:
+        kind = "application/json; charset=UTF-8"
+        text = json.dumps({"error": {"status": status, "message": str(error)}})
+    else:
+        kind = "text/plain; charset=UTF-8"
+        text = f"{status} {reason}: {error}\n"
+    body = text.encode("utf-8", "replace")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {kind}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin1") + body

@@ -34,7 +34,13 @@ from tornado.log import app_log, gen_log
 
 from . import tornado_impl
 from .context import RequestContext
-from .framing import FramingError, can_keep_alive, check_request_head
+from .framing import (
+    FramingError,
+    can_keep_alive,
+    check_request_head,
+    describe_parser_error,
+    refusal,
+)
 
 if TYPE_CHECKING:
     from .httptools_server import HTTPToolsServer
@@ -254,7 +260,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._in_head = False
         self._head_size = 0
         self._head_bytes = 0
-        self._refusal: str | None = None
+        self._refusal: FramingError | None = None
         self._dead = False
         self._current: HTTPToolsConnection | None = None
         self._queue: collections.deque[tuple[int, Any]] = collections.deque()
@@ -284,12 +290,12 @@ class HTTPToolsProtocol(asyncio.Protocol):
         tls = transport.get_extra_info("sslcontext") is not None
         protocol = server.protocol or ("https" if tls else "http")
         self.context = RequestContext(address, family, protocol, server.trusted_downstream)
-        server._connections.add(self)
+        server._protocols.add(self)
         self._set_deadline(server.idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self.server._connections.discard(self)
+        self.server._protocols.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -326,7 +332,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
             # Bytes read while a head is incomplete: bound what the parser buffers.
             self._head_bytes += len(data)
             if self._head_bytes > self.server.max_header_size + 65536:
-                self._parse_failed("the request head is too large")
+                self._parse_failed(FramingError("The request head is too large."))
                 return
         try:
             self.parser.feed_data(data)
@@ -335,11 +341,12 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._dead = True
             self._pause()
         except httptools.HttpParserError as exc:
-            self._parse_failed(self._refusal or str(exc) or type(exc).__name__)
+            self._parse_failed(self._refusal or describe_parser_error(str(exc)))
 
     def eof_received(self) -> bool | None:
-        # A half-closed client still gets its answers; we close after them.
-        if self._current is None and not self._queue:
+        # A client that half-closes after whole requests still gets its answers (we
+        # close after them); one that stops inside a request never completes it.
+        if self._msg is not None or (self._current is None and not self._queue):
             return False
         self._eof = True
         return True
@@ -359,20 +366,20 @@ class HTTPToolsProtocol(asyncio.Protocol):
         msg.url += url
         self._head_size += len(url)
         if self._head_size > self.server.max_header_size:
-            self._refusal = "the request line is too long"
+            self._refusal = FramingError("The request line is too long.")
             raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.server.max_header_size:
-            self._refusal = "the request head is too large"
+            self._refusal = FramingError("The request head is too large.")
             raise _HeadTooLarge
         if self._in_head:
             msg = self._msg
             assert msg is not None
             msg.raw.append((name, value))
             if len(msg.raw) > self.server.max_headers:
-                self._refusal = "the request has too many header fields"
+                self._refusal = FramingError("The request has too many header fields.")
                 raise _HeadTooLarge
         # else: a chunked body's trailer fields, bounded above and ignored as Tornado does
 
@@ -388,8 +395,11 @@ class HTTPToolsProtocol(asyncio.Protocol):
             add = headers.add
             for name, value in msg.raw:
                 add(name.decode("latin1"), value.decode("latin1"))
-        except (FramingError, httputil.HTTPInputError) as exc:
-            self._refusal = str(exc)
+        except FramingError as exc:
+            self._refusal = exc
+            raise
+        except httputil.HTTPInputError as exc:
+            self._refusal = FramingError(f"{exc}.")
             raise
         method = parser.get_method().decode("ascii")
         http_version = "HTTP/1.1" if version == "1.1" else "HTTP/1.0"
@@ -475,7 +485,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
             conn._started = True
             result = delegate.headers_received(msg.start_line, headers)
         except httputil.HTTPInputError as exc:
-            self._refuse(str(exc), conn)
+            self._refuse(FramingError(f"{exc}."), conn)
             return
         except Exception:
             self._delegate_failed(conn)
@@ -488,7 +498,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
     def _after_head(self, conn: HTTPToolsConnection) -> None:
         msg = conn._msg
         if msg.length is not None and msg.length > conn._max_body_size:
-            self._refuse("Content-Length too long", conn)
+            self._refuse(FramingError("The request body is larger than this server accepts."), conn)
             return
         if msg.expect and not conn._headers_written and not conn._read_done:
             self._write(_CONTINUE)
@@ -499,7 +509,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
             return  # answered already: the rest of the body is read and dropped
         conn._received += len(data)
         if conn._received > conn._max_body_size:
-            self._refuse("the request body is too large", conn)
+            self._refuse(FramingError("The request body is larger than this server accepts."), conn)
             return
         try:
             result = conn._delegate.data_received(data)  # type: ignore[union-attr]
@@ -593,7 +603,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
         return left <= self.server.max_drain_size
 
     # -- refusals and failures ------------------------------------------------
-    def _parse_failed(self, reason: str) -> None:
+    def _parse_failed(self, reason: FramingError) -> None:
         self._dead = True
         self._pause()
         if self._queue or self._blocked():
@@ -601,26 +611,22 @@ class HTTPToolsProtocol(asyncio.Protocol):
         else:
             self._refuse(reason)
 
-    def _refuse(self, reason: str, conn: HTTPToolsConnection | None = None) -> None:
-        """400 + ``Connection: close`` (unless an answer has begun), then close."""
+    def _refuse(self, error: FramingError, conn: HTTPToolsConnection | None = None) -> None:
+        """400/501 + ``Connection: close`` (unless an answer has begun), then close."""
         self._dead = True
-        gen_log.info("Malformed HTTP message from %s: %s", self.context, reason)
+        gen_log.info("Malformed HTTP message from %s: %s", self.context, error)
         if conn is None:
             conn = self._current
         if conn is None or not conn._headers_written:
-            body = f"Bad request: {reason}.\n".encode("latin1", "replace")
-            self._write(
-                b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
-                b"Content-Type: text/plain; charset=utf-8\r\n"
-                b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
-            )
+            msg = conn._msg if conn is not None else self._msg
+            self._write(refusal(error, msg.raw if msg is not None else []))
         self._close()
 
     def _delegate_failed(self, conn: HTTPToolsConnection, exc: BaseException | None = None) -> None:
         if exc is None:
             app_log.error("Uncaught exception in the request delegate", exc_info=True)
         elif isinstance(exc, httputil.HTTPInputError):
-            self._refuse(str(exc), conn)
+            self._refuse(FramingError(f"{exc}."), conn)
             return
         else:
             app_log.error("Uncaught exception in the request delegate", exc_info=exc)
@@ -760,3 +766,13 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._leftover = None
         conn.stream = stream
         return stream
+
+
+def __getattr__(name: str) -> Any:
+    # ``webframe.server.httptools_impl.HTTPServer``: the server class, found where the
+    # compatibility runner (and ``HTTPServer.configure``) looks for a layer's server.
+    if name == "HTTPServer":
+        from .httptools_server import HTTPToolsServer
+
+        return HTTPToolsServer
+    raise AttributeError(name)

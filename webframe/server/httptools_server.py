@@ -11,6 +11,8 @@ from typing import Any
 import tornado.netutil
 from tornado import httputil
 from tornado.http1connection import HTTP1ConnectionParameters
+from tornado.httpserver import HTTPServer
+from tornado.tcpserver import TCPServer
 
 from . import tornado_impl
 from .httptools_impl import HTTPToolsProtocol
@@ -61,7 +63,7 @@ class _CallableDelegate(httputil.HTTPMessageDelegate):
         self.chunks = []
 
 
-class HTTPToolsServer:
+class HTTPToolsServer(HTTPServer):
     """Serve a ``tornado.web.Application`` (any ``HTTPServerConnectionDelegate``, or a
     ``callback(request)``) on the httptools layer.
 
@@ -69,10 +71,14 @@ class HTTPToolsServer:
     ``listen`` / ``add_sockets`` / ``bind`` + ``start`` / ``stop`` /
     ``close_all_connections`` calls, so the two are interchangeable. Extra:
     ``header_timeout`` (seconds to send a request head), ``max_headers``
-    (header fields per request), ``max_drain_size`` and :meth:`drain` (graceful stop).
+    (header fields per request; default one per 16 bytes of ``max_header_size``), ``max_drain_size`` and :meth:`drain` (graceful stop).
+
+    It subclasses ``tornado.httpserver.HTTPServer`` so that
+    ``HTTPServer.configure(HTTPToolsServer)`` puts every ``HTTPServer(...)`` of a
+    program on this layer (Tornado's ``Configurable``: arguments go to ``initialize``).
     """
 
-    def __init__(
+    def initialize(
         self,
         request_callback: httputil.HTTPServerConnectionDelegate
         | Callable[[httputil.HTTPServerRequest], Any],
@@ -89,9 +95,10 @@ class HTTPToolsServer:
         max_buffer_size: int | None = None,
         trusted_downstream: list[str] | None = None,
         header_timeout: float | None = None,
-        max_headers: int = 100,
+        max_headers: int | None = None,
         max_drain_size: int = _DEFAULT_DRAIN,
     ) -> None:
+        TCPServer.__init__(self)  # the attributes bind()/start() use
         self.request_callback = request_callback
         self.no_keep_alive = no_keep_alive
         self.xheaders = xheaders
@@ -103,7 +110,8 @@ class HTTPToolsServer:
         self.header_timeout = header_timeout or self.idle_timeout
         self.body_timeout = body_timeout
         self.max_body_size = max_body_size or max_buffer_size or _DEFAULT_MAX_BODY
-        self.max_headers = max_headers
+        # A count bound beside the size bound: one per 16 bytes of allowed head.
+        self.max_headers = max_headers or max(100, self.max_header_size // 16)
         self.max_drain_size = max_drain_size
         self.chunk_size = chunk_size or 65536
         self.params = HTTP1ConnectionParameters(
@@ -119,7 +127,7 @@ class HTTPToolsServer:
             ssl_options = tornado.netutil.ssl_options_to_context(ssl_options, server_side=True)
         self.ssl_context: ssl.SSLContext | None = ssl_options
         self._is_delegate = isinstance(request_callback, httputil.HTTPServerConnectionDelegate)
-        self._connections: set[HTTPToolsProtocol] = set()
+        self._protocols: set[HTTPToolsProtocol] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._pending: list[socket.socket] = []
         self._starting: list[asyncio.Future[Any]] = []
@@ -203,21 +211,23 @@ class HTTPToolsServer:
         for server in self._servers:
             server.close()
         self._servers = []
+        for task in self._starting:
+            task.cancel()
 
     async def drain(self, timeout: float) -> int:
         """Graceful stop: idle connections close now, busy ones after their answer
         (sent with ``Connection: close``). Waits up to ``timeout`` seconds; returns
         how many connections were still open then (those are then closed)."""
-        waits = [c.closed for c in list(self._connections) if not c.close_when_idle()]
+        waits = [c.closed for c in list(self._protocols) if not c.close_when_idle()]
         if waits:
             await asyncio.wait(waits, timeout=timeout)
-        left = len(self._connections)
+        left = len(self._protocols)
         await self.close_all_connections()
         return left
 
     async def close_all_connections(self) -> None:
         """Close every open connection now and wait until they are gone."""
-        connections = list(self._connections)
+        connections = list(self._protocols)
         for conn in connections:
             conn._abort()
         if connections:
