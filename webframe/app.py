@@ -13,7 +13,7 @@ from types import MethodType
 from typing import Any
 
 import tornado.web
-from tornado import httputil
+from tornado import httpserver, httputil
 from tornado.concurrent import future_set_exception_unless_cancelled
 from tornado.http1connection import HTTP1Connection
 from tornado.web import _HandlerDelegate
@@ -124,6 +124,25 @@ class Application(tornado.web.Application):
                 await callback()
             except Exception:
                 log.exception("error while closing the application")
+
+    def listen(
+        self, port: int, address: str | None = None, **kwargs: Any
+    ) -> httpserver.HTTPServer:
+        """Serve on ``port`` (as Tornado's ``listen``) with the connection layer of the
+        ``http_impl`` setting, or of an ``http_impl=`` argument; other keyword
+        arguments are ``HTTPServer``'s and ``bind_sockets``'s. Returns the server."""
+        from .server import HTTPToolsServer
+
+        impl = kwargs.pop("http_impl", self.wf_settings.http_impl)
+        if impl == "tornado":
+            return super().listen(port, address, **kwargs)
+        if impl != "httptools":
+            raise ConfigurationError("http_impl", f"{impl!r} is not 'httptools' or 'tornado'")
+        names = ("family", "backlog", "flags", "reuse_port")
+        bind = {k: kwargs.pop(k) for k in names if k in kwargs}
+        server = HTTPToolsServer(self, **kwargs)
+        server.listen(port, address, **bind)
+        return server
 
     # Positional-only so that a route parameter may itself be called 'name'.
     def reverse_url(self, name: str, /, *args: Any, **params: Any) -> str:  # type: ignore[override]

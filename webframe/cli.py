@@ -19,6 +19,7 @@ from tornado.httpserver import HTTPServer
 
 from .app import _UNLIMITED, Application
 from .errors import ConfigurationError
+from .server import HTTPToolsServer
 from .sessions.registry import valid_schemes
 from .settings import Settings
 
@@ -50,6 +51,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--loop", choices=("asyncio", "uvloop"), help="event loop (uvloop: webframe[fast])"
+    )
+    p.add_argument(
+        "--http",
+        dest="http_impl",
+        choices=("httptools", "tornado"),
+        help="HTTP connection layer (default httptools; tornado: Tornado's own HTTPServer)",
     )
     p.add_argument("--session-store", help="session store URL: " + valid_schemes())
     p.add_argument("--instance-path", help="folder for the dev secret, session db and uploads")
@@ -91,7 +98,19 @@ def check_serving(s: Settings) -> None:
 
 
 def create_server(app: Application, s: Settings) -> HTTPServer:
-    """An HTTPServer with webframe's timeouts; the app enforces body limits itself."""
+    """The server of ``s.http_impl`` with webframe's timeouts; the app enforces body
+    limits itself. Both layers are ``tornado.httpserver.HTTPServer`` instances."""
+    if s.http_impl == "httptools":
+        return HTTPToolsServer(
+            app,
+            xheaders=s.xheaders,
+            max_header_size=s.max_header_size,
+            idle_connection_timeout=s.idle_connection_timeout,
+            header_timeout=s.header_timeout,
+            body_timeout=s.body_timeout,
+            max_body_size=_UNLIMITED,
+            chunk_size=_BODY_CHUNK,
+        )
     server = HTTPServer(
         app,
         xheaders=s.xheaders,
@@ -226,6 +245,18 @@ async def _serve(make_app: AppFactory, settings: Settings, sockets: list[socket.
         stop.set()
     await stop.wait()
     server.stop()  # no new connections
+    if isinstance(server, HTTPToolsServer):
+        # Idle keep-alive connections close now, busy ones after their answer
+        # (sent with Connection: close).
+        left = await server.drain(settings.shutdown_timeout)
+        if left:
+            log.warning(
+                "%d connection(s) still busy after %.0fs; closing them",
+                left,
+                settings.shutdown_timeout,
+            )
+        await app.aclose()
+        return 0
     deadline = loop.time() + settings.shutdown_timeout
     while app.inflight and loop.time() < deadline:
         await asyncio.sleep(0.02)

@@ -48,6 +48,9 @@ class Settings:
     xheaders: bool = False
     #: ``asyncio`` or ``uvloop`` (needs ``webframe[fast]``).
     loop: str = "asyncio"
+    #: the HTTP connection layer: ``httptools`` (llhttp on asyncio, the default) or
+    #: ``tornado`` (Tornado's own ``HTTPServer``).
+    http_impl: str = "httptools"
     access_log: bool = True
     #: largest request body on routes that do not set their own limit (bytes).
     max_body_size: int = 10 * MiB
@@ -97,6 +100,10 @@ class Settings:
             raise ConfigurationError("processes", "must be 0 (one per core) or a positive number")
         if self.loop not in ("asyncio", "uvloop"):
             raise ConfigurationError("loop", f"{self.loop!r} is not 'asyncio' or 'uvloop'")
+        if self.http_impl not in ("httptools", "tornado"):
+            raise ConfigurationError(
+                "http_impl", f"{self.http_impl!r} is not 'httptools' or 'tornado'"
+            )
         for name in ("max_body_size", "max_json_size", "max_header_size", "max_upload_size"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(name, "must be a positive number of bytes")

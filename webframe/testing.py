@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import tornado.testing
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.httpserver import HTTPServer
 
 from .settings import Settings
 
@@ -470,6 +471,20 @@ class WebTestCase(tornado.testing.AsyncHTTPTestCase):
         """Called before each test: starts the app and makes ``self.client``."""
         super().setUp()
         self.client = self.new_client()
+
+    def get_http_server(self) -> HTTPServer:
+        """Called by ``setUp``: the server of the app's ``http_impl`` setting (httptools
+        unless set to ``tornado``); ``WEBFRAME_HTTP_IMPL`` in the environment overrides
+        it, so a whole suite can run on either layer."""
+        settings = getattr(self._app, "wf_settings", None)
+        impl = os.environ.get("WEBFRAME_HTTP_IMPL") or (
+            settings.http_impl if isinstance(settings, Settings) else "tornado"
+        )
+        if impl == "httptools":
+            from .server import HTTPToolsServer
+
+            return HTTPToolsServer(self._app, **self.get_httpserver_options())
+        return super().get_http_server()
 
     def new_client(self) -> Client:
         """A second, independent browser (its own cookies); pass it as ``fetch(client=)``."""
