@@ -411,9 +411,8 @@ class RouteTable:
         if is_webframe_pattern(pattern):
             self._add_route(Route(pattern, handler, kwargs, name))
             return
-        if "{" in _QUANTIFIER.sub("", pattern.replace("\\{", "")) or "}" in _QUANTIFIER.sub(
-            "", pattern.replace("\\}", "")
-        ):
+        rest = _QUANTIFIER.sub("", pattern.replace("\\{", "").replace("\\}", ""))
+        if "{" in rest or "}" in rest:
             raise ConfigurationError(
                 "routes",
                 f"pattern {pattern!r} has a brace that is neither a {{name}} / {{name:conv}} "
