@@ -35,6 +35,7 @@ __all__ = [
     "find_program",
     "find_redis_server",
     "free_port",
+    "online_replicas",
 ]
 
 START_TIMEOUT = 10.0
@@ -116,6 +117,9 @@ class RedisServer:
                 with open(conf, "w", encoding="utf-8") as f:
                     f.write(self.sentinel_conf)
             command += [conf, "--sentinel"]
+        else:
+            # A replica's first sync starts at once (the default waits 5 s for others).
+            command += ["--repl-diskless-sync-delay", "0"]
         with open(self._log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -256,6 +260,17 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = START_TIMEOUT) 
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def online_replicas(master: RedisServer) -> int:
+    """How many replicas `master` streams writes to (state=online: a replica whose
+    link is "up" may still be waiting for the master to start streaming)."""
+    info = _client(master.host, master.port).info("replication")
+    return sum(
+        1
+        for name, value in info.items()
+        if name.startswith("slave") and isinstance(value, dict) and value.get("state") == "online"
+    )
+
+
 class SentinelGroup:
     """A master, its replicas and a quorum of sentinels watching it, on loopback ports.
 
@@ -311,6 +326,10 @@ class SentinelGroup:
                         == "up"
                     ),
                 )
+            _wait(
+                "the master to stream to its replicas",
+                lambda: online_replicas(self.master) == len(self.replicas),
+            )
             want = len(self.sentinels) - 1
             for sentinel in self.sentinels:
 
@@ -434,11 +453,8 @@ class RedisCluster:
         return self
 
     def _replicas_synced(self) -> bool:
-        for node in self.replicas():
-            info = _client(node.host, node.port).info("replication")
-            if info.get("master_link_status") != "up":
-                return False
-        return True
+        online = sum(online_replicas(master) for master in self.masters())
+        return online == len(self.nodes) - len(self.masters())
 
     def role(self, node: RedisServer) -> str:
         role = _client(node.host, node.port).execute_command("ROLE")
