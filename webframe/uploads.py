@@ -244,7 +244,7 @@ class UploadHandler(RequestHandler):
         super().on_connection_close()
 
     def on_finish(self) -> None:
-        """The response is sent: temp files go (``save()``d copies stay)."""
+        """Called once the response is sent: the temp files go (copies made by ``save()`` stay)."""
         self._discard_uploads()
         super().on_finish()
 

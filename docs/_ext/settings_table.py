@@ -12,7 +12,6 @@ import dataclasses
 from typing import Any
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 from sphinx.pycode import ModuleAnalyzer
@@ -104,23 +103,38 @@ class SettingsTable(SphinxDirective):
     has_content = False
 
     def run(self) -> list[nodes.Node]:
-        lines = [
-            ".. list-table::",
-            "   :header-rows: 1",
-            "   :widths: 18 42 8 16 16",
-            "",
-            "   * - setting",
-            "     - meaning",
-            "     - unit",
-            "     - default",
-            "     - environment variable",
-        ]
+        headers = ("setting", "meaning", "unit", "default", "environment variable")
+        table = nodes.table(classes=["settings-table"])
+        group = nodes.tgroup(cols=len(headers))
+        table += group
+        for width in (18, 42, 8, 16, 16):
+            group += nodes.colspec(colwidth=width)
+        head = nodes.thead()
+        head += self._row(headers)
+        body = nodes.tbody()
         for row in settings_rows():
-            lines.append(f"   * - {row[0]}")
-            lines.extend(f"     - {cell or '—'}" for cell in row[1:])
-        container = nodes.container()
-        self.state.nested_parse(StringList(lines, source="settings-table"), 0, container)
-        return container.children
+            body += self._row(row)
+        group += head
+        group += body
+        return [table]
+
+    @staticmethod
+    def _row(cells: tuple[str, ...]) -> nodes.row:
+        row = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph("", "", *_inline(cell or "—"))
+            row += entry
+        return row
+
+
+def _inline(text: str) -> list[nodes.Node]:
+    """Text with ``literal`` parts as docutils nodes."""
+    out: list[nodes.Node] = []
+    for i, piece in enumerate(text.split("``")):
+        if piece:
+            out.append(nodes.literal(piece, piece) if i % 2 else nodes.Text(piece))
+    return out
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from tornado.netutil import bind_sockets
 from webframe import Application, RequestHandler
 from webframe.__main__ import build_parser as webframe_parser
 from webframe.cli import build_parser as run_parser
-from webframe.testing import Client, test_settings
+from webframe.testing import Client, CookieJar, test_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -310,10 +310,89 @@ def check_tutorial_uploads(folder: Path, ns: dict[str, Any]) -> None:
     serve(load_app(folder), scenario)
 
 
+def check_pypi_first_app(folder: Path, ns: dict[str, Any]) -> None:
+    app = ns["make_app"](test_settings())
+
+    async def scenario(c: Client) -> None:
+        r = await c.get("/users/7")
+        assert r.code == 200 and json.loads(r.body) == {"id": 7, "url": "/users/7"}
+        assert (await c.get("/users/seven")).code == 404
+
+    serve(app, scenario)
+
+
+def check_templates_flash(folder: Path, ns: dict[str, Any]) -> None:
+    settings = test_settings(template_path=str(folder / "templates"))
+    app = Application([ns["SaveHandler"], ns["SavedHandler"], ("/token", TokenPage)], settings)
+
+    async def scenario(c: Client) -> None:
+        c.xsrf_path = "/token"
+        r = await c.post("/settings/save", follow_redirects=True)
+        assert r.code == 200
+        assert '<li class="flash flash-success">Your settings were saved.</li>' in text(r)
+        assert "flash" not in text(await c.get("/settings"))  # shown once
+        r = await c.get("/nowhere")
+        assert r.code == 404 and "<h1>404 Not Found</h1>" in text(r)  # error.html
+
+    serve(app, scenario)
+
+
+def check_keys_rotation(folder: Path, ns: dict[str, Any]) -> None:
+    class Remember(RequestHandler):
+        def get(self) -> None:
+            self.set_signed_cookie("who", "ada")
+
+        def put(self) -> None:
+            self.write(self.get_signed_cookie("who") or b"nobody")
+
+    old = Application([("/", Remember)], test_settings(**ns["before"], xsrf=False))
+    new = Application([("/", Remember)], test_settings(**ns["during"], xsrf=False))
+    after = Application([("/", Remember)], test_settings(**ns["after"], xsrf=False))
+    jar = CookieJar()
+
+    def scenario_for(expect: bytes | None) -> Callable[[Client], Awaitable[None]]:
+        async def scenario(c: Client) -> None:
+            c.cookies = jar
+            if expect is None:
+                assert (await c.get("/")).code == 200  # signed with the old key
+            else:
+                assert (await c.put("/", xsrf=False)).body == expect
+
+        return scenario
+
+    serve(old, scenario_for(None))
+    serve(new, scenario_for(b"ada"))  # old cookies still read during the rotation
+    serve(after, scenario_for(b"nobody"))  # once the old key is gone, they are not
+
+
+def check_configuration_sources(folder: Path, ns: dict[str, Any]) -> None:
+    assert ns["settings"].port == 9000 and "port" in ns["message"]
+
+
+def check_sessions_memory(folder: Path, ns: dict[str, Any]) -> None:
+    async def scenario(c: Client) -> None:
+        assert (await c.get("/visits")).body == b"visit 1"
+        assert (await c.get("/visits")).body == b"visit 2"  # the cookie brings it back
+        c.cookies.clear()
+        assert (await c.get("/visits")).body == b"visit 1"
+
+    serve(ns["app"], scenario)
+
+
+def check_processes_refused(folder: Path, ns: dict[str, Any]) -> None:
+    assert "--processes" in ns["refused"] or "workers" in ns["refused"]
+
+
 CHECKS: dict[str, Callable[[Path, dict[str, Any]], None]] = {
     "readme-first-app": check_readme_first_app,
     "readme-cart": check_readme_cart,
     "readme-avatar": check_readme_avatar,
+    "pypi-first-app": check_pypi_first_app,
+    "templates-flash": check_templates_flash,
+    "keys-rotation": check_keys_rotation,
+    "configuration-sources": check_configuration_sources,
+    "sessions-memory": check_sessions_memory,
+    "processes-refused": check_processes_refused,
     "tutorial-first-route": check_tutorial_first_route,
     "tutorial-templates": check_tutorial_templates,
     "tutorial-forms": check_tutorial_forms,
