@@ -1,0 +1,124 @@
+"""Serve a Tornado app on either connection layer inside one asyncio loop; raw clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import tornado.netutil
+import tornado.web
+from tornado.httpserver import HTTPServer
+
+from webframe.server import HTTPToolsServer
+
+LAYERS = ("httptools", "tornado")
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: Any, layer: str = "httptools", **kwargs: Any
+) -> AsyncIterator[tuple[int, HTTPServer]]:
+    """Serve ``app`` on 127.0.0.1 with the layer ``layer``; yields (port, server)."""
+    [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+    port = sock.getsockname()[1]
+    server: HTTPServer
+    if layer == "httptools":
+        server = HTTPToolsServer(app, **kwargs)
+        server.add_sockets([sock])
+        await server.start_serving()
+    else:
+        kwargs.pop("header_timeout", None)
+        server = HTTPServer(app, **kwargs)
+        server.add_sockets([sock])
+    try:
+        yield port, server
+    finally:
+        server.stop()
+        await server.close_all_connections()
+
+
+async def exchange(port: int, data: bytes, timeout: float = 5.0, half_close: bool = False) -> bytes:
+    """Send ``data`` on one connection and read until the server closes it (or timeout)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        if half_close:
+            writer.write_eof()
+        out = b""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            try:
+                piece = await asyncio.wait_for(reader.read(65536), left)
+            except (asyncio.TimeoutError, ConnectionError):
+                break
+            if not piece:
+                break
+            out += piece
+        return out
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def responses(raw: bytes) -> list[tuple[int, dict[str, str], bytes]]:
+    """Split a byte stream of HTTP/1.1 answers (Content-Length, chunked or none)."""
+    out: list[tuple[int, dict[str, str], bytes]] = []
+    rest = raw
+    while rest:
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        if not sep:
+            break
+        lines = head.decode("latin1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if status in (100, 101):
+            out.append((status, headers, b""))
+            continue
+        if "content-length" in headers:
+            n = int(headers["content-length"])
+            body, rest = rest[:n], rest[n:]
+        elif headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size_line, _, rest = rest.partition(b"\r\n")
+                size = int(size_line, 16)
+                body += rest[:size]
+                rest = rest[size + 2 :]
+                if size == 0:
+                    break
+        else:
+            body, rest = b"", rest
+        out.append((status, headers, body))
+    return out
+
+
+class Recorder(tornado.web.RequestHandler):
+    """Answers with what it got and records every hit (the side effect tests count)."""
+
+    hits: list[str] = []
+
+    def prepare(self) -> None:
+        Recorder.hits.append(f"{self.request.method} {self.request.path}")
+
+    def get(self, *args: str) -> None:
+        self.write(f"{self.request.method} {self.request.uri} {self.request.remote_ip} "
+                   f"{self.request.protocol}")
+
+    def post(self, *args: str) -> None:
+        self.write(b"len=%d:" % len(self.request.body) + self.request.body[:64])
+
+    put = post
+
+    def head(self, *args: str) -> None:
+        self.write("not sent")  # counted in Content-Length, never sent for HEAD
