@@ -56,6 +56,20 @@ class IntConverter(Converter):
         return str(value)
 
 
+class SignedIntConverter(IntConverter):
+    """``{n:signed}``: an int that may be negative (``int`` itself takes no sign, so
+    ``/items/-1`` is a 404 there rather than a surprise for code expecting an index)."""
+
+    regex = r"-?[0-9]{1,18}"
+
+    def to_url(self, name: str, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"parameter {name!r} must be an int, got {type(value).__name__}")
+        if not -(10**18) < value < 10**18:
+            raise ValueError(f"parameter {name!r} must be between -(10**18 - 1) and 10**18 - 1")
+        return str(value)
+
+
 class PathConverter(Converter):
     # Any number of segments, but never a '..' segment: no route sees a traversal.
     regex = r"(?!\.\.(?:/|$))(?:[^/]+)(?:/(?!\.\.(?:/|$))[^/]+)*"
@@ -90,6 +104,7 @@ class UUIDConverter(Converter):
 CONVERTERS: dict[str, Converter] = {
     "str": Converter(),
     "int": IntConverter(),
+    "signed": SignedIntConverter(),
     "path": PathConverter(),
     "uuid": UUIDConverter(),
 }
@@ -448,6 +463,7 @@ class RouteTable:
         self.routes.append(rule)
 
     def _add_route(self, r: Route) -> None:
+        _check_signatures(r)
         self._claim_name(r.name)
         if r.name is not None:
             self.by_name[r.name] = r
@@ -472,3 +488,39 @@ class RouteTable:
         except KeyError:
             raise KeyError(f"no route is named {name!r}") from None
         return r.reverse(**params)
+
+
+def _check_signatures(r: Route) -> None:
+    """Stop start-up when a method of ``r.handler`` cannot take the route's parameters
+    (``{n:int}`` with ``def get(self, num)``), rather than a TypeError on each request."""
+    handler = r.handler
+    if not (inspect.isclass(handler) and issubclass(handler, tornado.web.RequestHandler)):
+        return
+    for method in handler.SUPPORTED_METHODS:
+        fn = getattr(handler, method.lower(), None)
+        if fn is None or fn is tornado.web.RequestHandler._unimplemented_method:
+            continue
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue  # a builtin or C method: nothing to read
+        try:
+            sig.bind(None, **dict.fromkeys(r.converters))
+        except TypeError:
+            params = "".join(", " + _param_text(p) for p in list(sig.parameters.values())[1:])
+            given = ", ".join(f"{name}=..." for name in r.converters) or "no parameters"
+            raise ConfigurationError(
+                "routes",
+                f"pattern {r.pattern!r} calls {handler.__name__}.{method.lower()}"
+                f"(self{params}) with {given}, which it does not accept: name the "
+                "method's parameters after the pattern's placeholders",
+            ) from None
+
+
+def _param_text(p: inspect.Parameter) -> str:
+    """A parameter as written, without its annotation: ``num``, ``page=1``, ``**kw``."""
+    if p.kind is p.VAR_POSITIONAL:
+        return "*" + p.name
+    if p.kind is p.VAR_KEYWORD:
+        return "**" + p.name
+    return p.name if p.default is p.empty else f"{p.name}={p.default!r}"
