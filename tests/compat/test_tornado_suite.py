@@ -1,0 +1,262 @@
+"""Tornado's own test suite against webframe, judged by ``allowlist.toml``.
+
+``runner.py`` runs the suite of the installed tornado package in subprocesses (once per
+pytest session; the runs of each mode and layer go in parallel): ``import`` mode must
+have no failure at all; ``substituted`` mode (webframe's RequestHandler and Application
+in Tornado's test modules) may fail only the tests listed in ``allowlist.toml``, and
+every test listed as a deliberate difference must still fail, so the list only shrinks.
+
+Set ``WEBFRAME_COMPAT_LAYERS=tornado,httptools`` to run the substituted suite on more
+connection layers (see ``runner.LAYERS``); the default is Tornado's own HTTPServer.
+Set ``WEBFRAME_COMPAT_REPORTS=folder`` to keep the JSON reports there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - pytest itself depends on tomli before 3.11
+    import tomli as tomllib
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+RUNNER = HERE / "runner.py"
+ALLOWLIST_PATH = HERE / "allowlist.toml"
+ALLOWLIST: dict[str, dict[str, str]] = tomllib.loads(ALLOWLIST_PATH.read_text())
+REASONS = ALLOWLIST.get("reasons", {})
+DELIBERATE = ALLOWLIST.get("deliberate", {})
+KNOWN_DEFECTS = ALLOWLIST.get("known_defects", {})
+
+#: tornado 6.6.1 runs 1517 tests (1434 pass plain); far fewer means the runner broke.
+MIN_TESTS = 1400
+MIN_PASSED = 1300
+#: the allow-list's size limit (issue 12: "at most ~34 entries").
+MAX_DELIBERATE = 34
+#: seconds one run may take (about 50 s on the project's 2-core machine).
+RUN_TIMEOUT = 900.0
+LAYERS = [x.strip() for x in os.environ.get("WEBFRAME_COMPAT_LAYERS", "tornado").split(",") if x]
+RUNS = [("import", "tornado")] + [("substituted", layer) for layer in LAYERS]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict[str, Any]]:
+    """Run every (mode, layer) of ``RUNS`` at once; their JSON reports."""
+    keep = os.environ.get("WEBFRAME_COMPAT_REPORTS")
+    if keep:
+        out = Path(keep) / time.strftime("%Y%m%d-%H%M%S")
+        out.mkdir(parents=True)
+    else:
+        out = tmp_path_factory.mktemp("compat")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    started: dict[tuple[str, str], tuple[subprocess.Popen[bytes], Path, Path]] = {}
+    for mode, layer in RUNS:
+        # An empty folder of its own: webframe's relative defaults (templates/, instance/)
+        # must not come from the checkout.
+        cwd = out / f"{mode}-{layer}"
+        cwd.mkdir()
+        report, log = cwd / "report.json", cwd / "stderr.txt"
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(RUNNER),
+                    "--mode",
+                    mode,
+                    "--layer",
+                    layer,
+                    "--output",
+                    str(report),
+                ],
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        started[(mode, layer)] = (proc, report, log)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    results: dict[tuple[str, str], dict[str, Any]] = {}
+    problems: list[str] = []
+    for key, (proc, report, log) in started.items():
+        try:
+            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            problems.append(f"{key}: no result after {RUN_TIMEOUT:.0f} s (stderr: {log})")
+            continue
+        if rc != 0 or not report.exists():
+            tail = log.read_text(errors="replace")[-3000:]
+            problems.append(f"{key}: runner exited with {rc}; stderr:\n{tail}")
+            continue
+        results[key] = json.loads(report.read_text())
+        results[key]["path"] = str(report)
+    if problems:
+        pytest.fail("the compat runner failed:\n" + "\n".join(problems))
+    return results
+
+
+def failing_units(report: dict[str, Any]) -> dict[str, str]:
+    """Failing units -> message; a test failing only in sub-tests gives one per case."""
+    units: dict[str, str] = {}
+    for tid, entry in report["results"].items():
+        if entry["outcome"] not in ("fail", "error"):
+            continue
+        subtests = entry.get("subtests")
+        if subtests and not entry.get("own_failure"):
+            for desc, sub in subtests.items():
+                units[f"{tid} {desc}"] = sub["message"]
+        else:
+            units[tid] = entry["message"]
+    return units
+
+
+def listed(unit: str, names: dict[str, str]) -> bool:
+    """Whether ``unit`` is named, itself or (for a sub-test) through its test id."""
+    return unit in names or unit.split(" ", 1)[0] in names
+
+
+def still_fails(name: str, units: dict[str, str]) -> bool:
+    """Whether the allow-list entry ``name`` (a test id, or one of its cases) still fails."""
+    if " " in name:
+        return name in units
+    return any(unit.split(" ", 1)[0] == name for unit in units)
+
+
+def describe(units: dict[str, str], names: list[str]) -> str:
+    lines = []
+    for name in names:
+        message = units.get(name, "")
+        last = [ln for ln in message.splitlines() if ln.strip() and not ln.startswith(" ")]
+        lines.append(f"  {name}\n      {last[-1][:300] if last else ''}")
+    return "\n".join(lines)
+
+
+def substituted(reports: dict[tuple[str, str], dict[str, Any]]) -> Iterator[tuple[str, Any]]:
+    for (mode, layer), report in reports.items():
+        if mode == "substituted":
+            yield layer, report
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_runs_are_not_vacuous(reports: dict[tuple[str, str], dict[str, Any]]) -> None:
+    for (mode, layer), report in reports.items():
+        counts = report["counts"]
+        assert report["total"] >= MIN_TESTS, f"{mode}/{layer}: only {report['total']} tests ran"
+        assert counts["pass"] >= MIN_PASSED, f"{mode}/{layer}: only {counts['pass']} passed"
+        assert counts["skip"] < 200, f"{mode}/{layer}: {counts['skip']} skipped"
+    for _layer, report in substituted(reports):
+        sub = report["substitution"]
+        assert sub["problems"] == [], sub["problems"]
+        # tornado 6.6.1: 12 test modules name RequestHandler, 107 module-level handlers.
+        assert sub["modules_substituted"] >= 10, sub
+        assert sub["module_level_handlers"] >= 80, sub
+
+
+def test_import_mode_has_no_failures(reports: dict[tuple[str, str], dict[str, Any]]) -> None:
+    report = reports[("import", "tornado")]
+    units = failing_units(report)
+    assert not units, (
+        f"importing webframe changed Tornado: {len(units)} of Tornado's tests fail "
+        f"(report: {report['path']}):\n" + describe(units, sorted(units))
+    )
+
+
+def test_no_failure_outside_the_allowlist(
+    reports: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    allowed = {**DELIBERATE, **KNOWN_DEFECTS}
+    for layer, report in substituted(reports):
+        units = failing_units(report)
+        new = sorted(u for u in units if not listed(u, allowed))
+        assert not new, (
+            f"{len(new)} of Tornado's tests fail with webframe substituted (layer {layer}) "
+            f"and are not in tests/compat/allowlist.toml. Fix the defect; list a test only "
+            f"for a deliberate difference documented in README 'Differences from Tornado' "
+            f"(report: {report['path']}):\n" + describe(units, new)
+        )
+
+
+def test_allowlisted_tests_still_fail(reports: dict[tuple[str, str], dict[str, Any]]) -> None:
+    for layer, report in substituted(reports):
+        units = failing_units(report)
+        passing = sorted(name for name in DELIBERATE if not still_fails(name, units))
+        absent = [name for name in passing if name.split(" ", 1)[0] not in report["results"]]
+        assert not passing, (
+            f"these allow-listed tests no longer fail (layer {layer}): remove them from "
+            "tests/compat/allowlist.toml, and a reason no test needs any more from the README"
+            + (f" (these did not run at all: {absent})" if absent else "")
+            + ":\n  "
+            + "\n  ".join(passing)
+        )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason), id=name)
+        for name, reason in KNOWN_DEFECTS.items()
+    ]
+    or [pytest.param("", marks=pytest.mark.skip(reason="no known defects listed"), id="none")],
+)
+def test_known_defect_is_fixed(name: str, reports: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """A known defect is an expected failure until fixed; strict, so a fix must delist it."""
+    for layer, report in substituted(reports):
+        units = failing_units(report)
+        assert not still_fails(name, units), f"layer {layer}: {name} fails:\n" + describe(
+            units, [u for u in units if u.split(" ", 1)[0] == name.split(" ", 1)[0]]
+        )
+
+
+def test_allowlist_is_well_formed() -> None:
+    assert set(ALLOWLIST) <= {"reasons", "deliberate", "known_defects"}, set(ALLOWLIST)
+    for key, rationale in REASONS.items():
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", key), f"reason key {key!r}"
+        assert rationale.strip() and "\n" not in rationale, f"{key}: one line, please"
+    unknown = {name: key for name, key in DELIBERATE.items() if key not in REASONS}
+    assert not unknown, f"entries with a reason key not in [reasons]: {unknown}"
+    unused = set(REASONS) - set(DELIBERATE.values())
+    assert not unused, (
+        f"reasons no test needs any more (remove them and their README line): {unused}"
+    )
+    both = set(DELIBERATE) & set(KNOWN_DEFECTS)
+    assert not both, f"listed both as deliberate and as a known defect: {both}"
+    for name in [*DELIBERATE, *KNOWN_DEFECTS]:
+        assert name.startswith("tornado.test."), name
+    assert len(DELIBERATE) <= MAX_DELIBERATE, (
+        f"{len(DELIBERATE)} deliberate differences; issue 12 allows about {MAX_DELIBERATE}"
+    )
+
+
+def readme_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"^## Differences from Tornado\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match, "README.md has no '## Differences from Tornado' section"
+    return match.group(1)
+
+
+def test_readme_documents_every_reason() -> None:
+    section = readme_section()
+    for key, rationale in REASONS.items():
+        lines = [line for line in section.splitlines() if f"`{key}`" in line]
+        assert lines, f"README 'Differences from Tornado' does not name `{key}`"
+        flat = " ".join(section.split())
+        assert " ".join(rationale.split()) in flat, (
+            f"README 'Differences from Tornado' lacks the rationale of `{key}`: {rationale}"
+        )
