@@ -1,4 +1,4 @@
-"""Sphinx configuration: build with ``sphinx-build -W --keep-going -b html docs docs/_build/html``."""
+"""Sphinx configuration; the build command is in README.md (warnings are errors)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import webframe  # noqa: E402
 
 project = "webframe"
 author = "the webframe authors"
-copyright = "2026, the webframe authors"  # noqa: A001
+copyright = "2026, the webframe authors"
 release = version = webframe.__version__
 
 extensions = [

@@ -28,6 +28,7 @@ import re
 import shlex
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,6 +309,28 @@ def check_tutorial_uploads(folder: Path, ns: dict[str, Any]) -> None:
         assert (await c.get("/photos/..%2Fapp.py")).code == 404
 
     serve(load_app(folder), scenario)
+    # The finished app, started as step 7 says, from another folder: python app.py
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WEBFRAME_"))}
+    env["WEBFRAME_COOKIE_SECRET"] = "tutorial-secret-" + "9" * 32
+    server = subprocess.Popen(
+        [sys.executable, str(folder / "app.py"), "--no-debug", "--port", "0"],
+        cwd=elsewhere, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        m = re.search(r"serving on (http://127\.0\.0\.1:\d+/)", line)
+        assert m, line
+        with urllib.request.urlopen(m.group(1), timeout=10) as r:
+            assert r.status == 200 and b"<h1>Guestbook</h1>" in r.read()
+        with urllib.request.urlopen(m.group(1) + "static/style.css", timeout=10) as r:
+            assert r.status == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert not (elsewhere / "instance").exists()
 
 
 def check_pypi_first_app(folder: Path, ns: dict[str, Any]) -> None:
