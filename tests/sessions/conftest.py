@@ -118,9 +118,8 @@ class RedisBackend(Backend):
         return open_store(self.url, clock=clock, **kwargs)
 
     async def count(self, store: SessionStore) -> int:
-        from webframe.sessions.redis import RedisStore
-
         from webframe.sessions.cluster import ClusterStore
+        from webframe.sessions.redis import RedisStore
 
         assert isinstance(store, RedisStore)
         if isinstance(store, ClusterStore):

@@ -69,6 +69,10 @@ class ClusterStore(RedisStore):
                 "redis+sentinel:// only, not with Redis Cluster"
             )
         super().__init__(url, **kwargs)
+        from redis.exceptions import RedisClusterException
+
+        # Raised (not a RedisError) when no startup node can be reached.
+        self._redis_errors = (*self._redis_errors, RedisClusterException)
 
     def _key(self, sid: str) -> str:
         # Session IDs are base64url: they never contain the braces of a hash tag.

@@ -190,6 +190,8 @@ class PostgreSQLStore(SessionStore):
         except (
             self._asyncpg.PostgresError,
             self._asyncpg.InterfaceError,
+            # e.g. a pooled connection left mid-operation by a server that went away
+            self._asyncpg.exceptions.InternalClientError,
             OSError,
             asyncio.TimeoutError,
         ) as exc:

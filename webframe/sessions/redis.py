@@ -184,7 +184,12 @@ class RedisStore(SessionStore):
         # such (not as a time-out) and the request still gets its 503 in time.
         self.wait_timeout_ms = max(1, int(self.timeout * 500))
         self._client: Any = self._make_client(aioredis, client_url, max_connections)
-        self._redis_error = RedisError
+        #: what a failing Redis raises here; a subclass's client may add its own.
+        self._redis_errors: tuple[type[BaseException], ...] = (
+            RedisError,
+            OSError,
+            asyncio.TimeoutError,
+        )
         self._save_script = self._client.register_script(_SAVE_LUA)
         self._purge_script = self._client.register_script(_PURGE_LUA)
         self._take_script = self._client.register_script(_TAKE_LUA)
@@ -230,7 +235,7 @@ class RedisStore(SessionStore):
                 async with _deadline(self.timeout):
                     return await make()
             return await asyncio.wait_for(make(), self.timeout)
-        except (self._redis_error, OSError, asyncio.TimeoutError) as exc:
+        except self._redis_errors as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
             raise SessionStoreError(
                 f"Redis session store {self._safe_url()} {what}: {exc!r}"
