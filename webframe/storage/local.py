@@ -278,6 +278,7 @@ class LocalStorage(Storage):
         self, key: str, *, content_type: str, size_hint: int | None = None
     ) -> LocalSink:
         check_key(key)
+        self.check_root()  # never re-create a vanished root (an unmounted volume, say)
         return LocalSink(self, key, content_type, size_hint)
 
     async def open_read(self, key: str, start: int = 0, end: int | None = None) -> LocalReader:

@@ -513,10 +513,26 @@ class S3Storage(Storage):
 
     async def stat(self, key: str) -> ObjectInfo:
         name = self.object_name(key)
-        async with self.client("reading", key) as client:
-            answer = await client.head_object(Bucket=self.bucket, Key=name)
-            sha256 = await self._sha256(client, name, answer)
+        try:
+            async with self.client("reading", key) as client:
+                answer = await client.head_object(Bucket=self.bucket, Key=name)
+                sha256 = await self._sha256(client, name, answer)
+        except ObjectNotFoundError:
+            # HEAD answers a bare 404 for a missing bucket too: tell the two apart.
+            await self._check_bucket()
+            raise
         return self._info(key, answer, int(answer.get("ContentLength", 0)), sha256)
+
+    async def _check_bucket(self) -> None:
+        """Raise 503 if the bucket itself is missing."""
+        try:
+            async with self.client("checking the bucket", None) as client:
+                await client.head_bucket(Bucket=self.bucket)
+        except ObjectNotFoundError:
+            raise StorageUnavailableError(
+                f"The bucket {self.bucket!r} does not exist at "
+                f"{self.endpoint_url or 'AWS S3'}; create it or fix the upload_storage setting."
+            ) from None
 
     async def delete(self, key: str) -> None:
         name = self.object_name(key)
