@@ -16,6 +16,7 @@ import tornado.web
 from tornado import httpserver, httputil
 from tornado.concurrent import future_set_exception_unless_cancelled
 from tornado.http1connection import HTTP1Connection
+from tornado.iostream import BaseIOStream
 from tornado.web import _HandlerDelegate
 
 from .errors import BadRequestError, ConfigurationError, HTTPError, PayloadTooLargeError
@@ -29,10 +30,13 @@ log = logging.getLogger("webframe")
 #: Tornado's own access logger, so existing log configuration keeps working.
 access_log = logging.getLogger("tornado.access")
 
-#: Tornado's own per-connection cap is lifted; webframe enforces each route's limit.
+#: Tornado's own per-connection cap is lifted; webframe enforces each route's limit
+#: (or the server's ``max_body_size``, when it was given one and it is stricter).
 _UNLIMITED = 1 << 62
 _DIGITS = re.compile(r"[0-9]{1,19}")
-#: bytes of a refused body read and thrown away so the client can read the answer.
+#: the most bytes of a refused body read and thrown away (its length known) so the
+#: connection is kept and a client still sending can read the answer; a longer
+#: body ends the connection instead.
 _DRAIN = 32 * 1024 * 1024
 #: streamed bodies from this size on are read from the socket in _BIG_READ pieces.
 _BIG_BODY = 1024 * 1024
@@ -205,15 +209,18 @@ class Application(tornado.web.Application):
 class _Delegate(_HandlerDelegate):
     """Tornado's handler delegate plus webframe's framing checks and body limit.
 
-    A declared Content-Length over the route's limit is refused with 413 before
-    anything reaches the handler; a chunked body is stopped the moment it crosses
-    the limit. A streaming handler may raise an HTTPError from ``data_received``:
-    the body is no longer passed on and the handler answers with that error.
+    A declared Content-Length over the limit (the route's, or the server's
+    ``max_body_size`` if stricter) is refused with 413 before anything reaches the
+    handler; a chunked body is stopped the moment it crosses the limit. A streaming
+    handler may raise an HTTPError from ``data_received``: the body is no longer
+    passed on and the handler answers with that error.
 
-    So that the client can read the answer (a socket closed while the peer is still
-    sending is reset, and the answer lost), up to ``_DRAIN`` more bytes are read and
-    discarded before answering; larger bodies, or clients that sent
-    ``Expect: 100-continue``, are answered at once and the connection closed.
+    Once a request is refused before its body was read, no byte after its head is
+    ever parsed as a request: a body of unambiguous framing and at most ``_DRAIN``
+    bytes is read and dropped (the connection is kept); otherwise the answer says
+    ``Connection: close`` and the connection ends with it. On Tornado's own
+    ``HTTP1Connection`` a :class:`_Wire` enforces that for every early answer,
+    the handler's own (an XSRF 403 or a 415 from an upload route's ``prepare``) too.
     """
 
     _received = 0
@@ -222,7 +229,7 @@ class _Delegate(_HandlerDelegate):
     _error: HTTPError | None = None
     _answered = False
     _drain_left = 0
-    _closed = False
+    _wire: _Wire | None = None
 
     def headers_received(
         self,
@@ -232,48 +239,54 @@ class _Delegate(_HandlerDelegate):
         app: Application = self.application  # type: ignore[assignment]
         app.inflight.add(self.request)
         # Most requests (GET, HEAD) carry no body: nothing to check or limit.
-        if "Content-Length" in headers or "Transfer-Encoding" in headers:
-            if self.request.connection is not None:
-                self.request.connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
-            self._limit = limit = app.body_limit(self.handler_class)
-            error, declared = _check_framing(headers, limit)
-            if error is None and self.stream_request_body and declared >= _BIG_BODY:
+        if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+            self._started = True
+            return super().headers_received(start_line, headers)
+        connection = self.request.connection
+        limit = app.body_limit(self.handler_class)
+        cap = _server_body_cap(connection)
+        if cap is not None and cap < limit:
+            limit = cap
+        self._limit = limit
+        if connection is not None:
+            connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
+        error, declared = _check_framing(headers, limit)
+        expect = headers.get("Expect", "").lower() == "100-continue"
+        if isinstance(connection, HTTP1Connection) and _CAN_GUARD:
+            chunked = error is None and "Transfer-Encoding" in headers
+            self._wire = _Wire(connection, None if chunked else declared, expect)
+        if error is None:
+            if self.stream_request_body and declared >= _BIG_BODY:
                 _read_big(self.request, getattr(self.handler_class, "reuses_body_buffer", False))
+            self._started = True
+            return super().headers_received(start_line, headers)
+        self._reject(error)
+        if error.status_code == 413 and declared <= _DRAIN and not expect:
+            # One valid Content-Length of a size worth reading: answer now, then read
+            # and drop exactly that body, and keep the connection.
+            self._answer(close=False)
         else:
-            error = None
-        if error is not None:
-            drainable = (
-                error.status_code == 413
-                and declared <= _DRAIN
-                and headers.get("Expect", "").lower() != "100-continue"
-            )
-            if drainable:
-                # Answer now, before reading the body; then read and drop the body
-                # so the client is not reset while it is still sending.
-                self._reject(error)
-                self._answer(close=False, linger=True)
-            else:
-                # Tornado reads no body once the framing headers are gone, and closes
-                # the connection after the answer.
-                for name in ("Content-Length", "Transfer-Encoding"):
-                    if name in headers:
-                        del headers[name]
-                self._reject(error)
-                self._answer(close=True)
-            return None
-        self._started = True
-        return super().headers_received(start_line, headers)
+            # The body's end is unknown, too far, or the client waits for a 100 it will
+            # not get: Tornado reads no body once these headers are gone, the answer
+            # says Connection: close and the connection ends with it.
+            for name in ("Content-Length", "Transfer-Encoding", "Expect"):
+                if name in headers:
+                    del headers[name]
+            self._answer(close=True)
+        return None
 
     def data_received(self, data: bytes) -> Awaitable[None] | None:
+        wire = self._wire
+        if wire is not None:
+            wire.remaining_less(len(data))
+            if wire.finished_early:
+                return None  # answered before the body was read: the rest is dropped
         if self._error is not None:
+            # Refused mid-body: read and drop up to _DRAIN more bytes so the answer can
+            # keep the connection; past that, answer now and close.
             self._drain_left -= len(data)
-            if self._drain_left < 0:
-                if not self._answered:
-                    self._answer(close=True)
-                elif self.request.connection is not None and not self._closed:
-                    # Answered long ago and still sending: stop listening.
-                    self._closed = True
-                    self.request.connection.close()  # type: ignore[attr-defined]
+            if self._drain_left < 0 and not self._answered:
+                self._answer(close=True)
             return None
         self._received += len(data)
         if self._received > self._limit:
@@ -283,8 +296,6 @@ class _Delegate(_HandlerDelegate):
                     f"({format_size(self._limit)})."
                 )
             )
-            if not self.stream_request_body:
-                self._answer(close=False, linger=True)
             return None
         if not self.stream_request_body:
             self.chunks += data
@@ -305,6 +316,9 @@ class _Delegate(_HandlerDelegate):
             self._reject(exc)
 
     def finish(self) -> None:
+        wire = self._wire
+        if wire is not None and wire.body_complete():
+            return  # answered before the body was read; the body is dropped
         if self._error is None:
             hook = (
                 getattr(self.handler, "on_body_complete", None)
@@ -333,31 +347,128 @@ class _Delegate(_HandlerDelegate):
         self._drain_left = _DRAIN
         self.chunks = bytearray()
 
-    def _answer(self, close: bool, linger: bool = False) -> None:
-        """Send the error. ``linger``: keep the connection reading (and dropping) the
-        body after the answer instead of closing it at once."""
+    def _answer(self, close: bool) -> None:
+        """Send the error; ``close``: with ``Connection: close``, ending the connection."""
         error = self._error
         assert error is not None
         self._answered = True
+        if close:
+            error.headers["Connection"] = "close"
+            if self._wire is not None:
+                self._wire.mode = _CLOSE
         if self._started and self.stream_request_body:
             # The handler is waiting for its body: let it fail with the error, so its
             # own write_error answers and its clean-up hooks run.
-            if close:
-                error.headers["Connection"] = "close"
             future_set_exception_unless_cancelled(self.request._body_future, error)
             return
         handler = self.handler_class(self.application, self.request, **self.handler_kwargs)
         handler._transforms = [t(self.request) for t in self.application.transforms]
         self.handler = handler
-        if close:
-            error.headers["Connection"] = "close"
         handler.send_error(error.status_code, exc_info=(type(error), error, None))
-        connection = self.request.connection
-        if linger and hasattr(connection, "_disconnect_on_finish"):
-            # Tornado closes a connection answered before its body was read, as soon as
-            # the answer is written; a client still sending would get a reset and lose
-            # the answer. The body is read to its end (bounded by _DRAIN) instead.
-            connection._disconnect_on_finish = False  # type: ignore[union-attr]
+
+
+_DRAIN_MODE = "drain"
+_CLOSE = "close"
+
+
+class _Wire:
+    """Tornado's ``HTTP1Connection`` of one request with a body, kept to the rule that
+    no byte after the head of a request answered before its body was read is ever
+    parsed as a request.
+
+    It wraps the connection's ``write_headers``, ``finish`` and ``close`` (for this
+    request only: Tornado makes a connection object per request). An answer whose
+    headers go out before the body is complete decides the connection's fate: if the
+    rest of the body has a known length of at most ``_DRAIN`` bytes (and the client
+    is not waiting for a ``100 Continue``), the connection is kept and, once the answer
+    is finished, the rest of the body is read and dropped, the answer's end held back
+    until then (Tornado would close otherwise); if not, the answer gets
+    ``Connection: close``, and when Tornado closes the connection after it, the bytes
+    it had already buffered are dropped with it, so nothing is parsed after the head.
+    """
+
+    __slots__ = (
+        "_close",
+        "_finish",
+        "_write_headers",
+        "connection",
+        "done",
+        "expect",
+        "finished_early",
+        "got_body",
+        "mode",
+        "remaining",
+    )
+
+    def __init__(self, connection: HTTP1Connection, remaining: int | None, expect: bool) -> None:
+        self.connection = connection
+        #: body bytes still to come; None: unknown (chunked, or framing refused).
+        self.remaining = remaining
+        self.expect = expect
+        self.got_body = False
+        self.done = False
+        #: None until an answer starts before the body is complete.
+        self.mode: str | None = None
+        #: the answer finished before the body: the rest is dropped as it arrives.
+        self.finished_early = False
+        self._write_headers = connection.write_headers
+        self._finish = connection.finish
+        self._close = connection.close
+        connection.write_headers = self.write_headers  # type: ignore[method-assign]
+        connection.finish = self.finish  # type: ignore[method-assign]
+        connection.close = self.close  # type: ignore[method-assign]
+
+    def remaining_less(self, size: int) -> None:
+        self.got_body = True
+        if self.remaining is not None:
+            self.remaining -= size
+
+    def write_headers(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+        chunk: bytes | None = None,
+    ) -> asyncio.Future[None]:
+        if not self.done and self.mode is None:
+            drainable = (
+                self.remaining is not None
+                and self.remaining <= _DRAIN
+                and (self.got_body or not self.expect)
+            )
+            self.mode = _DRAIN_MODE if drainable else _CLOSE
+        if self.mode == _CLOSE:
+            headers["Connection"] = "close"
+        return self._write_headers(start_line, headers, chunk)
+
+    def finish(self) -> None:
+        if self.mode == _CLOSE:
+            # Tornado decides to close only if the body is still unread at this point.
+            self.connection._disconnect_on_finish = True
+        elif not self.done and self.mode == _DRAIN_MODE:
+            # Ended by body_complete(), once the rest of the body has been dropped.
+            self.finished_early = True
+            return
+        self._finish()
+
+    def body_complete(self) -> bool:
+        """Called when the whole body has been read; True if it was answered before."""
+        self.done = True
+        if self.finished_early:
+            self._finish()
+            return True
+        return False
+
+    def close(self) -> None:
+        _drop_read_buffer(self.connection.stream)
+        self._close()
+
+
+def _server_body_cap(connection: httputil.HTTPConnection | None) -> int | None:
+    """The ``max_body_size`` the server was configured with (``HTTPServer(app,
+    max_body_size=...)``, ``app.listen(max_body_size=...)``), or None if unset."""
+    params = getattr(connection, "params", None)
+    cap = getattr(params, "max_body_size", None)
+    return cap if isinstance(cap, int) else None
 
 
 def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError | None, int]:
@@ -413,6 +524,39 @@ def _read_big(request: httputil.HTTPServerRequest, reuse: bool) -> None:
         )
     elif getattr(stream, "read_chunk_size", _BIG_READ) < _BIG_READ:
         stream.read_chunk_size = _BIG_READ
+
+
+#: Tornado private names _Wire relies on (checked against Tornado 6.5 and 6.6):
+#: ``HTTP1Connection._disconnect_on_finish`` (close after this answer) and the
+#: ``BaseIOStream`` read buffer (``_read_buffer``, ``_read_buffer_size``,
+#: ``_user_read_buffer``, ``_after_user_read_buffer``), emptied when the connection
+#: closes. Without them (another Tornado), refused requests still end their connection.
+_CAN_GUARD = "_disconnect_on_finish" in HTTP1Connection.__init__.__code__.co_names and all(
+    name in BaseIOStream.__init__.__code__.co_names
+    for name in (
+        "_read_buffer",
+        "_read_buffer_size",
+        "_user_read_buffer",
+        "_after_user_read_buffer",
+    )
+)
+
+
+def _drop_read_buffer(stream: BaseIOStream | None) -> None:
+    """Forget what ``stream`` read from its socket that nobody consumed yet.
+
+    Tornado's ``IOStream.close()`` keeps its read buffer, and a read started after
+    the close is still served from it: the request loop would parse the bytes that
+    followed a refused head. Emptied, every later read fails with StreamClosedError.
+    """
+    if stream is None:
+        return
+    if stream._user_read_buffer:
+        # A read_into() is filling the caller's buffer; the extra bytes wait here.
+        stream._after_user_read_buffer = None
+    else:
+        stream._read_buffer = bytearray()
+    stream._read_buffer_size = 0
 
 
 #: the HTTP1Connection internals the reused-buffer reader stands in for.

@@ -279,6 +279,75 @@ def read_response(sock: socket.socket, deadline: float, head_only: bool = False)
     return RawResponse(status, headers, hl, body, bytes(buf), closed=closed)
 
 
+class Conn:
+    """One keep-alive client connection over a raw socket that reads pipelined answers
+    one at a time (bytes of the next answer stay buffered for the next read)."""
+
+    def __init__(self, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _more(self, deadline: float) -> bool:
+        if self.eof:
+            return False
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no complete answer in time")
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf.extend(data)
+        return True
+
+    def read(self, timeout: float | None = None) -> RawResponse | None:
+        """The next answer, or None if the server closed the connection first."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\r\n\r\n" not in self.buf:
+            if not self._more(deadline):
+                assert not self.buf, f"the server closed mid-answer: {bytes(self.buf)[:300]!r}"
+                return None
+        end = self.buf.index(b"\r\n\r\n") + 4
+        status, hl = parse_head(bytes(self.buf[:end]))
+        headers = dict(hl)
+        if status in (204, 304) or 100 <= (status or 0) < 200:
+            size = 0
+        else:
+            assert "content-length" in headers, f"answer without a length: {hl}"
+            size = int(headers["content-length"])
+        while len(self.buf) < end + size:
+            assert self._more(deadline), "the server closed mid-body"
+        raw = bytes(self.buf[: end + size])
+        del self.buf[: end + size]
+        return RawResponse(status, headers, hl, raw[end:], raw)
+
+    def closed_by_server(self, timeout: float = 5.0) -> bool:
+        """True once the server has closed its side with nothing more sent."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            try:
+                if not self._more(deadline):
+                    break
+            except TimeoutError:
+                return False
+        return self.eof and not self.buf
+
+
 def _dechunk(data: bytes) -> bytes:
     out = bytearray()
     while data:
