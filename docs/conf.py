@@ -22,6 +22,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "settings_table",
     "readme_section",
+    "stores_table",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"

@@ -88,6 +88,18 @@ def test_readme_section_is_cut_shifted_and_linked() -> None:
         section.readme_section("Nothing", README_SAMPLE)
 
 
+def test_stores_table_lists_every_registered_scheme() -> None:
+    from webframe.sessions.registry import BACKENDS
+
+    table = docs_extension("stores_table")
+    rows = table.store_rows()
+    assert [row[0] for row in rows] == [b.scheme for b in BACKENDS]
+    by_scheme = {row[0]: row for row in rows}
+    assert by_scheme["redis"][3] == "pip install 'webframe[redis]'"
+    assert by_scheme["sqlite"][3] == "nothing"
+    assert "{stores-table}" in (DOCS / "howto" / "sessions.md").read_text()
+
+
 @pytest.mark.slow
 def test_docs_build_clean_and_document_every_public_name(tmp_path: Path) -> None:
     docs_extension("settings_table")  # skips (fails in CI) without Sphinx
