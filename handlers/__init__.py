@@ -9,17 +9,19 @@ from webframe import Application, Settings
 from . import account, files, pages
 from .base import DemoDB
 
-ROOT = Path(__file__).resolve().parent.parent
-
-#: where the demo keeps its templates, static files and instance data by default.
+#: the demo's folders. They are relative, so they are read against the app's root
+#: folder, which for a factory inside the ``handlers`` package is the project folder
+#: (the one holding run.py): the demo finds them wherever it is started from.
 DEMO_DEFAULTS = {
-    "template_path": str(ROOT / "templates"),
-    "static_path": str(ROOT / "static"),
-    "instance_path": str(ROOT / "instance"),
+    "template_path": "templates",
+    "static_path": "static",
+    "instance_path": "instance",
 }
 
 
 def make_app(settings: Settings) -> Application:
     """Build the demo application for ``settings``."""
-    db = DemoDB(Path(settings.instance_path) / "demo.db")
-    return Application([pages, account, files], settings, login_url="/login", demo_db=db)
+    app = Application([pages, account, files], settings, login_url="/login")
+    # Paths are read from the app's settings: relative ones are resolved by now.
+    app.settings["demo_db"] = DemoDB(Path(app.wf_settings.instance_path) / "demo.db")
+    return app

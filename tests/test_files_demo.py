@@ -221,7 +221,8 @@ async def test_stored_outside_static_by_random_name(client: Client, instance: Pa
     path = stored[0].resolve()
     assert re.fullmatch(r"[0-9a-f]{32}\.txt", path.name)
     assert "holiday" not in str(path)
-    static = Path(DEMO_DEFAULTS["static_path"]).resolve()
+    static = (Path(__file__).resolve().parent.parent / DEMO_DEFAULTS["static_path"]).resolve()
+    assert (static / "css").is_dir()
     assert static not in path.parents
     assert path.read_bytes() == TEXT
     assert f["sha256"] == hashlib.sha256(TEXT).hexdigest() and f["name"] == "holiday photo.txt"

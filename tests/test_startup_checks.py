@@ -148,3 +148,84 @@ class SignTest(AsyncHTTPTestCase):
             app.reverse_url("signed", n="3")
         with pytest.raises(ValueError):
             app.reverse_url("signed", n=-(10**18))
+
+
+# -- folders and the session store URL ---------------------------------------------------
+
+
+def test_missing_template_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Application([], settings(tmp_path, template_path="no-such-templates"), root_path=tmp_path)
+    assert info.value.setting == "template_path"
+    assert str(tmp_path / "no-such-templates") in str(info.value)
+    (tmp_path / "no-such-templates").mkdir()
+    Application([], settings(tmp_path, template_path="no-such-templates"), root_path=tmp_path)
+
+
+def test_default_template_folder_may_be_absent(tmp_path: Path) -> None:
+    # An app with no pages (a JSON API) needs no templates/ folder.
+    app = Application([], settings(tmp_path), root_path=tmp_path)
+    assert app.wf_settings.template_path == str(tmp_path / "templates")
+
+
+def test_sqlite_folder_must_exist_and_is_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such"
+    url = f"sqlite:///{missing}/sessions.db"
+    with pytest.raises(ConfigurationError) as info:
+        Application([], settings(tmp_path, session_store=url), root_path=tmp_path)
+    assert info.value.setting == "session_store"
+    assert str(missing) in str(info.value)
+    assert not (tmp_path / "no").exists()
+    missing.mkdir(parents=True)
+    app = Application([], settings(tmp_path, session_store=url), root_path=tmp_path)
+    assert app.session_store_url == url
+
+
+def test_default_instance_folder_is_still_created(tmp_path: Path) -> None:
+    app = Application(
+        [],
+        Settings(debug=True, instance_path="inst"),
+        root_path=tmp_path,
+    )
+    assert (tmp_path / "inst" / "cookie_secret").is_file()
+    assert app.session_store_url == "sqlite:///" + str(tmp_path / "inst" / "sessions.db")
+
+
+def _run_demo(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WEBFRAME_")}
+    clean["WEBFRAME_INSTANCE_PATH"] = str(tmp_path / "instance")
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--port", "0"],
+        cwd=tmp_path,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "setting", "words"),
+    [
+        ({"WEBFRAME_SESSION_STORE": "sqlite://sessions.db"}, "session_store", "sqlite:///"),
+        (
+            {"WEBFRAME_SESSION_STORE": "sqlite:///nowhere/at/all/s.db"},
+            "session_store",
+            "does not exist",
+        ),
+        ({"WEBFRAME_TEMPLATE_PATH": "missing-templates"}, "template_path", "missing-templates"),
+        ({"WEBFRAME_SESSION_STORE": "bogus://x"}, "session_store", "unknown scheme"),
+    ],
+)
+def test_bad_paths_and_urls_are_one_line_errors_from_run_py(
+    tmp_path: Path, env: dict[str, str], setting: str, words: str
+) -> None:
+    result = _run_demo(tmp_path, **env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: setting {setting!r}: ")
+    assert words in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "nowhere").exists()

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import MethodType
@@ -61,16 +62,32 @@ class Application(tornado.web.Application):
 
     ``routes`` takes any mix of the forms :class:`~webframe.routing.RouteTable`
     accepts (decorated classes, modules, ``(pattern, handler)`` tuples, Tornado
-    rules). Extra keyword arguments are passed to Tornado as settings.
+    rules). ``root_path`` is the folder relative paths in the settings are read
+    against; by default the project folder of the code that builds the app (see
+    :func:`default_root_path`). Extra keyword arguments are passed to Tornado as
+    settings.
+
+    Start-up checks raise :class:`~webframe.ConfigurationError`: a ``template_path``
+    other than the default that is not a folder, a route whose placeholders a
+    handler method cannot take, a session store URL that does not parse, an SQLite
+    session database in a folder that does not exist.
     """
 
     def __init__(
         self,
         routes: Iterable[RouteSpec] = (),
         settings: Settings | None = None,
+        *,
+        root_path: str | os.PathLike[str] | None = None,
         **tornado_settings: Any,
     ) -> None:
-        self.wf_settings = s = settings if settings is not None else Settings()
+        #: the folder relative ``template_path``, ``static_path``, ``instance_path`` and
+        #: ``upload_path`` are read against (see :func:`default_root_path`).
+        root = default_root_path() if root_path is None else os.path.abspath(root_path)
+        self.root_path = root
+        given = settings if settings is not None else Settings()
+        self.wf_settings = s = given.resolve_paths(root)
+        _check_paths(s, given.template_path)
         self.route_table = RouteTable(routes)
         self.inflight: set[httputil.HTTPServerRequest] = set()
         self._limits: dict[type, int] = {}
@@ -597,6 +614,60 @@ async def _read_fixed_body_into(
             buffer = bytearray(min(2 * size, _BODY_BUFFER))
         elif took > _SLOW_FILL and size > _BODY_BUFFER_MIN:
             buffer = bytearray(_BODY_BUFFER_MIN)
+
+
+def default_root_path() -> str:
+    """The root folder of an app built without ``root_path``: where the code calling
+    ``Application(...)`` lives.
+
+    It is the folder of that caller's source file; when that folder is a package (it
+    has an ``__init__.py``), the folder holding the outermost package instead, which
+    in webframe's layout (``handlers/`` beside ``templates/``, ``static/`` and
+    ``instance/``) is the project folder. webframe's own frames are skipped, so a
+    factory in ``handlers/__init__.py`` or a test in ``tests/`` both give the project
+    folder. With no source file (an interactive session), the current directory.
+    """
+    frame = sys._getframe(1)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).split(".")[0] == (
+        "webframe"
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+    filename = frame.f_globals.get("__file__") if frame is not None else None
+    if not isinstance(filename, str) or not filename:
+        return os.getcwd()
+    folder = os.path.dirname(os.path.abspath(filename))
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder
+
+
+def _check_paths(s: Settings, template_path: str) -> None:
+    """Refuse a template folder (``template_path`` as given, before resolving) other
+    than the default, or an SQLite session folder, that does not exist."""
+    from .sessions.registry import scheme_of
+
+    if template_path != Settings.template_path and not os.path.isdir(s.template_path):
+        raise ConfigurationError(
+            "template_path",
+            f"the folder {s.template_path} does not exist (a relative template_path is "
+            "read against the app's root folder: give an absolute path, or root_path= "
+            "to Application)",
+        )
+    url = s.session_store or ""
+    if scheme_of(url) == "sqlite":
+        rest = url.partition("://")[2]
+        path = rest[1:].partition("?")[0] if rest.startswith("/") else ""
+        if path and path != ":memory:":
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise ConfigurationError(
+                    "session_store",
+                    f"the folder {folder} of the SQLite database does not exist; create it, "
+                    "or leave session_store unset for sessions.db in the instance folder",
+                )
 
 
 def _session_store_url(s: Settings) -> str:

@@ -32,6 +32,8 @@ class Settings:
     cookie_secret: str | dict[int, str] | None = None
     #: the version in ``cookie_secret`` used to sign new cookies (highest when unset).
     cookie_secret_version: int | None = None
+    #: folders; a relative one is read against the app's root folder (``root_path``
+    #: of :class:`~webframe.Application`), not the current directory.
     template_path: str = "templates"
     static_path: str = "static"
     static_url_prefix: str = "/static/"
@@ -179,6 +181,21 @@ class Settings:
     def upload_dir(self) -> str:
         """Where uploads are stored: ``upload_path``, else ``<instance_path>/uploads``."""
         return self.upload_path or os.path.join(self.instance_path, "uploads")
+
+    def resolve_paths(self, root: str | os.PathLike[str]) -> Settings:
+        """A copy whose relative ``template_path``, ``static_path``, ``instance_path``
+        and ``upload_path`` are made absolute against ``root`` (the app's root folder);
+        called by :class:`~webframe.Application`, so a relative path means the same
+        folder whichever directory the app is started from."""
+        base = os.path.abspath(root)
+        changes: dict[str, Any] = {}
+        for name in ("template_path", "static_path", "instance_path", "upload_path"):
+            value = getattr(self, name)
+            if value:
+                path = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+                if path != value:
+                    changes[name] = path
+        return self.replace(**changes) if changes else self
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (and validated)."""
