@@ -68,7 +68,7 @@ def test_every_method_is_checked_and_decorated_methods_are_read_through(
         def get(self, note_id: int) -> None:
             pass
 
-        def delete(self, id: int) -> None:  # noqa: A002 - the mistake under test
+        def delete(self, id: int) -> None:
             pass
 
     with pytest.raises(ConfigurationError, match=r"Mixed\.delete\(self, id\)"):
