@@ -40,12 +40,35 @@ TORNADO_PLUGIN_FILTERS = (
     "ignore:There is no current event loop:DeprecationWarning",
 )
 
-if "pytest_tornado.plugin" not in sys.modules:
-    # Loaded before pytest-tornado's entry point: its hook registration, which warns
-    # about old-style hook marks, happens inside pytest's warning capture still open.
-    warnings.filterwarnings(
-        "ignore", message=".*old-style configuration options", module="pytest_tornado"
+_OLD_STYLE_HOOKS = ".*old-style configuration options"
+
+
+def _is_tornado_hook_warning(record: object) -> bool:
+    return (
+        isinstance(record, warnings.WarningMessage)
+        and "pytest_tornado" in str(record.filename)
+        and "old-style configuration options" in str(record.message)
     )
+
+
+def _quiet_pytest_tornado_registration() -> None:
+    """Keep pytest-tornado's warnings about its hook marks out of the report.
+
+    pytest loads plugins inside ``warnings.catch_warnings(record=True)`` and reports
+    what was recorded afterwards. Loaded before pytest-tornado, this plugin adds a
+    filter so the warnings are never recorded; loaded after it, they are already in
+    the record list (the one ``catch_warnings`` appends to), and are taken out of it.
+    """
+    if "pytest_tornado.plugin" not in sys.modules:
+        warnings.filterwarnings("ignore", message=_OLD_STYLE_HOOKS, module="pytest_tornado")
+        return
+    sink = getattr(warnings, "_showwarnmsg_impl", None)
+    records = getattr(sink, "__self__", None)
+    if isinstance(records, list):
+        records[:] = [r for r in records if not _is_tornado_hook_warning(r)]
+
+
+_quiet_pytest_tornado_registration()
 
 
 class WebframeFixtureDeprecationWarning(DeprecationWarning):
@@ -57,15 +80,23 @@ def pytest_configure(config: pytest.Config) -> None:
     the ``gen_test`` marker, so a test fails on the fixture's clear message instead."""
     for line in TORNADO_PLUGIN_FILTERS:
         config.addinivalue_line("filterwarnings", line)
-    if not config.pluginmanager.hasplugin("tornado"):
+    if not _has_pytest_tornado(config):
         config.addinivalue_line(
             "markers", f"gen_test: run a coroutine test (needs pytest-tornado: {INSTALL_HINT})"
         )
 
 
+def _has_pytest_tornado(config: pytest.Config) -> bool:
+    """True if pytest-tornado is loaded (by its entry point, or by ``-p``)."""
+    return any(
+        getattr(plugin, "__name__", None) == "pytest_tornado.plugin"
+        for plugin in config.pluginmanager.get_plugins()
+    )
+
+
 def _tornado_fixture(request: pytest.FixtureRequest, name: str) -> Any:
     """pytest-tornado's fixture ``name``, or a failure saying what to install."""
-    if not request.config.pluginmanager.hasplugin("tornado"):
+    if not _has_pytest_tornado(request.config):
         pytest.fail(
             f"{request.fixturename} needs pytest-tornado, which is not installed: "
             f"{INSTALL_HINT}",
