@@ -37,10 +37,10 @@ Modes
     ``TornadoStyleApplication`` maps Tornado's ``Application(handlers, default_host,
     transforms, **settings)`` onto webframe's ``Application(routes, Settings,
     **tornado_settings)``: the Settings take Tornado's defaults where the two differ
-    (``debug`` and ``xsrf_cookies`` off, no template or static path) or the test's
-    values, sessions go to ``memory://``, the instance folder to a temp dir, a cookie
-    secret is supplied when the test gives none, and the test's own settings are all
-    passed on as Tornado settings (so they win).
+    (``debug`` and ``xsrf_cookies`` off, no template or static folder) or the test's
+    values; sessions go to ``memory://``; relative paths are read against an empty temp
+    folder; a cookie secret is supplied when the test gives none; and the test's own
+    settings are all passed on as Tornado settings (so they win).
 
 Layers
 ------
@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import io
 import json
 import logging
@@ -134,6 +135,10 @@ def make_application_class() -> type:
     from webframe import Settings
 
     instance = tempfile.mkdtemp(prefix="webframe-compat-")
+    # Relative paths in Settings are read against root_path where webframe has it: the
+    # empty temp folder, so nothing (templates/, static/) comes from the checkout.
+    takes_root = "root_path" in inspect.signature(webframe.Application.__init__).parameters
+    extra: dict[str, Any] = {"root_path": instance} if takes_root else {}
 
     class TornadoStyleApplication(webframe.Application):
         """``Application(handlers, default_host, transforms, **settings)`` on webframe."""
@@ -150,16 +155,17 @@ def make_application_class() -> type:
                 debug=bool(settings.get("debug", False)),
                 cookie_secret=secret if _usable_secret(secret) else COMPAT_SECRET,
                 xsrf=bool(settings.get("xsrf_cookies", False)),
-                template_path=settings.get("template_path"),  # type: ignore[arg-type]
-                static_path=settings.get("static_path") or "",
                 instance_path=instance,
                 session_store="memory://",
             )
+            # Tornado's defaults where webframe's differ: no template or static folder
+            # unless the test names one (Tornado then reads templates beside the handler).
+            settings.setdefault("template_path", None)
             if default_host is not None:
                 settings["default_host"] = default_host
             if transforms is not None:
                 settings["transforms"] = transforms
-            super().__init__(list(handlers or ()), wf, **settings)
+            super().__init__(list(handlers or ()), wf, **extra, **settings)
 
     TornadoStyleApplication.__module__ = __name__
     TornadoStyleApplication.__qualname__ = "TornadoStyleApplication"
