@@ -406,6 +406,17 @@ def check_processes_refused(folder: Path, ns: dict[str, Any]) -> None:
     assert "--processes" in ns["refused"] or "workers" in ns["refused"]
 
 
+def check_testing_encoder(folder: Path, ns: dict[str, Any]) -> None:
+    from tornado.httputil import parse_body_arguments
+
+    fields: dict[str, list[bytes]] = {}
+    files: dict[str, Any] = {}
+    parse_body_arguments(ns["headers"]["Content-Type"], ns["body"], fields, files)
+    assert fields == {"title": [b"Holiday"]}
+    assert files["photo"][0]["filename"] == "sea.png"
+    assert files["photo"][0]["body"] == b"\x89PNG..."
+
+
 CHECKS: dict[str, Callable[[Path, dict[str, Any]], None]] = {
     "readme-first-app": check_readme_first_app,
     "readme-cart": check_readme_cart,
@@ -416,6 +427,7 @@ CHECKS: dict[str, Callable[[Path, dict[str, Any]], None]] = {
     "configuration-sources": check_configuration_sources,
     "sessions-memory": check_sessions_memory,
     "processes-refused": check_processes_refused,
+    "testing-encoder": check_testing_encoder,
     "tutorial-first-route": check_tutorial_first_route,
     "tutorial-templates": check_tutorial_templates,
     "tutorial-forms": check_tutorial_forms,

@@ -121,7 +121,7 @@ def test_docs_build_clean_and_document_every_public_name(tmp_path: Path) -> None
             if not attr.startswith("_") and callable(value):
                 assert f'id="webframe.testing.{cls.__name__}.{attr}"' in api, attr
     assert 'id="webframe.pytest_plugin.webframe_client"' in api
-    for page in ("tutorial", "templates", "command", "differences", "howto/sessions",
+    for page in ("tutorial", "templates", "testing", "command", "differences", "howto/sessions",
                  "howto/processes", "howto/proxy", "howto/configuration", "howto/keys"):
         assert (out / f"{page}.html").is_file(), page
     config = (out / "howto" / "configuration.html").read_text(encoding="utf-8")
