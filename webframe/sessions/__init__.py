@@ -1,7 +1,8 @@
 """Server-side sessions: the Session object, the SessionStore contract and its backends.
 
-Concrete stores are imported lazily (`open_store`, or the submodules) so that
-the Redis client is only needed when a redis:// store is configured.
+Concrete stores are imported lazily (`open_store`, or the submodules) so that a
+client library (redis, asyncpg) is only needed when its store is configured; the
+URL schemes and their stores are listed once, in `webframe.sessions.registry`.
 """
 
 from __future__ import annotations
