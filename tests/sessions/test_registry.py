@@ -77,6 +77,8 @@ BAD_URLS = [
     "redis+cluster://",
     "redis+cluster://127.0.0.1:7000/3",  # a cluster has only db 0
     "redis+cluster://127.0.0.1:7000?wait_replicas=1",
+    "redis+cluster://127.0.0.1:7000?ssl=true",  # never ignored silently
+    "redis+sentinel://127.0.0.1/main/0?ssl=true",
     "redis://127.0.0.1/0?wait_replicas=many",
     "postgresql://",
     "sqlite://",

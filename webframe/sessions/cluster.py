@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from webframe.sessions.redis import RedisStore, _glob_escape, split_options
-from webframe.sessions.sentinel import parse_hosts, split_credentials
+from webframe.sessions.sentinel import parse_hosts, refuse_query, split_credentials
 
 __all__ = ["ClusterStore", "parse_cluster_url"]
 
@@ -28,6 +28,7 @@ def parse_cluster_url(url: str) -> ClusterURL:
     """Parse ``redis+cluster://[user:password@]host:port,host:port``: any reachable
     nodes of the cluster (the client learns the rest).  Raises ValueError."""
     client_url, _ = split_options(url)
+    refuse_query(url, client_url)
     parts = urlsplit(client_url)
     hosts, username, password = split_credentials(parts.netloc)
     nodes = parse_hosts(url, hosts, CLUSTER_PORT)

@@ -11,7 +11,7 @@ from webframe.sessions.redis import RedisStore, split_options
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["SentinelStore", "parse_hosts", "parse_sentinel_url"]
+__all__ = ["SentinelStore", "parse_hosts", "parse_sentinel_url", "refuse_query"]
 
 SENTINEL_PORT = 26379
 
@@ -51,6 +51,17 @@ def parse_hosts(url: str, netloc: str, default_port: int) -> tuple[tuple[str, in
     return tuple(hosts)
 
 
+def refuse_query(url: str, client_url: str) -> None:
+    """Raise ValueError if `client_url` (webframe's own options removed) still has a
+    query: options are never ignored silently."""
+    query = urlsplit(client_url).query
+    if query:
+        raise ValueError(
+            f"session_store {url!r}: unsupported option(s) {query!r}; this store takes "
+            "only wait_replicas=N (and Redis Cluster not even that)"
+        )
+
+
 def split_credentials(rest: str) -> tuple[str, str | None, str | None]:
     """``user:password@hosts`` -> (hosts, user, password), percent-decoded."""
     if "@" not in rest:
@@ -67,6 +78,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     Raises ValueError saying what is wrong.
     """
     client_url, _ = split_options(url)
+    refuse_query(url, client_url)
     parts = urlsplit(client_url)
     hosts, username, password = split_credentials(parts.netloc)
     sentinels = parse_hosts(url, hosts, SENTINEL_PORT)
