@@ -36,6 +36,8 @@ class Config:
     #: put first on the servers' PYTHONPATH (a snapshot of webframe/ for --ref).
     pythonpath: tuple[str, ...] = ()
     ref: str | None = None
+    #: the connection layer of every webframe server (``--http``).
+    http: str = "httptools"
 
 
 def log(message: str) -> None:
@@ -126,9 +128,9 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
         workdir = Path(tmp)
         if scenario.prepare is not None:
             scenario.prepare(workdir)
-        values: dict[str, str] = {}
+        values: dict[str, str] = {"http": cfg.http}
         if scenario.service is not None:
-            values = services.enter_context(scenario.service(workdir))
+            values.update(services.enter_context(scenario.service(workdir)))
         procs = [
             ServerProcess(
                 f"{which}:{server.label}",
@@ -265,6 +267,7 @@ def metadata(cfg: Config, wrk: str) -> dict[str, Any]:
         "rounds": cfg.rounds,
         "warmup_s": cfg.warmup,
         "quick": cfg.quick,
+        "http_impl": cfg.http,
         "python": platform.python_version(),
         "tornado": tornado.version,
         "webframe": webframe.__version__,
@@ -311,6 +314,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="REV",
         help="benchmark webframe/ as committed at REV (e.g. HEAD) instead of the working tree",
     )
+    p.add_argument(
+        "--http",
+        choices=("httptools", "tornado"),
+        default="httptools",
+        help="connection layer of the webframe servers (default httptools)",
+    )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = p.parse_args(argv)
     selected: list[str] = []
@@ -341,6 +350,7 @@ def config(args: argparse.Namespace) -> Config:
         rounds=args.rounds or base.rounds,
         warmup=base.warmup if args.warmup is None else args.warmup,
         quick=base.quick,
+        http=args.http,
     )
 
 
@@ -376,7 +386,7 @@ def run(args: argparse.Namespace, cfg: Config, wrk: str) -> int:
     pin = meta["server_cpu_pin"]
     log(
         f"bench: {len(chosen)} scenario(s), {cfg.rounds} round(s) x 2 x {cfg.duration}s, "
-        f"{cfg.connections} connections, warm-up {cfg.warmup}s; "
+        f"{cfg.connections} connections, warm-up {cfg.warmup}s, webframe on {cfg.http}; "
         + ("servers on CPU 0, wrk on CPU 1" if pin else "no CPU pinning (needs taskset, 2 CPUs)")
     )
     started = time.monotonic()

@@ -26,13 +26,14 @@ they start (a redis-server) and stops it afterwards; it raises
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import importlib.util
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.servers.common import COOKIE_SECRET, write_static
-from bench.services import redis_service
+from bench.services import ScenarioSkipped, redis_service
 from bench.sessionload import SessionLoad
 from bench.uploads import UploadLoad
 from bench.wrk import WrkLoad
@@ -74,13 +75,38 @@ class Scenario:
     service: Callable[[Path], contextlib.AbstractContextManager[dict[str, str]]] | None = None
 
 
+LAYER = ("--http", "{http}")
+
+
 def webframe(scenario: str, *args: str, label: str = "webframe") -> Server:
-    """The webframe server of ``bench/servers/webframe_app.py`` for ``scenario``."""
+    """The webframe server of ``bench/servers/webframe_app.py`` for ``scenario``, on the
+    connection layer of ``python -m bench --http`` (``{http}``) unless ``args`` say
+    ``--http`` themselves (the last flag wins)."""
     return Server(
         label,
         "bench.servers.webframe_app",
-        ("--scenario", scenario, "--instance-path", "{workdir}/instance", *args),
+        ("--scenario", scenario, "--instance-path", "{workdir}/instance", *LAYER, *args),
     )
+
+
+def peer(name: str, label: str) -> Server:
+    """A hello server of another framework (``bench/servers/NAME_app.py``)."""
+    return Server(label, f"bench.servers.{name}_app", ("--scenario", "hello"))
+
+
+def requires(*modules: str) -> Callable[[Path], contextlib.AbstractContextManager[dict[str, str]]]:
+    """A service that skips the scenario when a peer's packages are not installed."""
+
+    @contextlib.contextmanager
+    def check(workdir: Path) -> Iterator[dict[str, str]]:
+        missing = [m for m in modules if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ScenarioSkipped(
+                f"{', '.join(missing)} not installed: pip install 'webframe[bench]'"
+            )
+        yield {}
+
+    return check
 
 
 def tornado(scenario: str, *args: str, label: str = "tornado") -> Server:
@@ -101,7 +127,7 @@ SCENARIOS: list[Scenario] = [
         webframe("hello"),
         tornado("hello"),
         WrkLoad("/"),
-        target=0.97,
+        target=2.0,
     ),
     Scenario(
         "page",
@@ -109,7 +135,7 @@ SCENARIOS: list[Scenario] = [
         webframe("page"),
         tornado("page"),
         WrkLoad("/page"),
-        target=0.95,
+        target=1.6,
     ),
     Scenario(
         "json",
@@ -117,6 +143,7 @@ SCENARIOS: list[Scenario] = [
         webframe("json"),
         tornado("json"),
         WrkLoad("/echo", "POST", JSON_BODY, (("Content-Type", "application/json"),)),
+        target=1.8,
     ),
     Scenario(
         "static",
@@ -124,7 +151,31 @@ SCENARIOS: list[Scenario] = [
         webframe("static", "--static-dir", "{workdir}/static"),
         tornado("static", "--static-dir", "{workdir}/static"),
         WrkLoad("/static/blob.bin"),
+        target=1.5,
         prepare=_static_fixture,
+    ),
+    Scenario(
+        "hello-layer",
+        "webframe hello on the httptools layer (A) vs on Tornado's HTTPServer (B)",
+        webframe("hello", "--http", "httptools", label="webframe httptools"),
+        webframe("hello", "--http", "tornado", label="webframe tornado-layer"),
+        WrkLoad("/"),
+    ),
+    Scenario(
+        "peer-aiohttp",
+        "webframe hello (A) vs aiohttp hello (B, web.Application, asyncio loop)",
+        webframe("hello"),
+        peer("aiohttp", "aiohttp"),
+        WrkLoad("/"),
+        service=requires("aiohttp"),
+    ),
+    Scenario(
+        "peer-starlette",
+        "webframe hello (A) vs Starlette hello on uvicorn (B, httptools, asyncio loop)",
+        webframe("hello"),
+        peer("starlette", "starlette+uvicorn"),
+        WrkLoad("/"),
+        service=requires("starlette", "uvicorn"),
     ),
     Scenario(
         "loop",
@@ -177,6 +228,7 @@ def demo() -> Server:
             ("WEBFRAME_INSTANCE_PATH", "{workdir}/instance"),
             ("WEBFRAME_MAX_UPLOAD_SIZE", str(2 * 1024 * MiB)),
             ("WEBFRAME_ACCESS_LOG", "0"),
+            ("WEBFRAME_HTTP_IMPL", "{http}"),
         ),
     )
 

@@ -366,11 +366,11 @@ class UploadLoad:
             procs = [
                 ServerProcess(
                     f"{which}:{server.label}",
-                    server.argv(workdir),
+                    server.argv(workdir, {"http": cfg.http}),
                     workdir / f"server-{which}.log",
                     server_pin,
                     cfg.pythonpath,
-                    env=server.environ(workdir),
+                    env=server.environ(workdir, {"http": cfg.http}),
                 )
                 for which, server in (("A", scenario.a), ("B", scenario.b))
             ]
