@@ -21,7 +21,12 @@ DEMO_DEFAULTS = {
 
 def make_app(settings: Settings) -> Application:
     """Build the demo application for ``settings``."""
-    app = Application([pages, account, files], settings, login_url="/login")
+    app = Application(
+        [pages, account, files],
+        settings,
+        login_url="/login",
+        default_handler_class=pages.NotFoundPage,
+    )
     # Paths are read from the app's settings: relative ones are resolved by now.
     app.settings["demo_db"] = DemoDB(Path(app.wf_settings.instance_path) / "demo.db")
     return app

@@ -72,6 +72,32 @@ class LockerUpload(UploadHandler, LockerMixin):
         if result is not None:
             await result
 
+    def error_message(self, status_code: int, exc: BaseException | None) -> str:
+        # An upload over the size limit is told in the words of the upload form's
+        # label ("100 MiB each, 100 MiB in all"): never the body limit with its
+        # allowance for the multipart framing (which would read "100.1 MiB").
+        if status_code == 413:
+            message = self.too_large_message()
+            if message is not None:
+                return message
+        return super().error_message(status_code, exc)
+
+    def too_large_message(self) -> str | None:
+        """The 413 message for a body over the file size limit (None otherwise)."""
+        declared = self.request.headers.get("Content-Length", "").strip()
+        if not declared.isdigit() or len(declared) > 18:
+            return None
+        size, limit = int(declared), self.limits_for(self.wf_settings).max_file_size
+        if size <= limit:
+            return None  # too many parts, a field too large...: the parser's own message
+        shown, limit_text = format_size(size), format_size(limit)
+        if shown.replace(".0 ", " ") == limit_text:
+            shown = "just over " + limit_text
+        return self.too_large_text(shown, limit_text)
+
+    def too_large_text(self, size: str, limit: str) -> str:
+        return f"This upload is {size}; the limit is {limit} per file and {limit} in all."
+
     def store(self, owner: int, upload: UploadedFile) -> int:
         # Stored under a random name with the cleaned extension; the shown name is data.
         stored_name = secrets.token_hex(16) + extension_of(upload.filename)
@@ -125,19 +151,26 @@ class FilesHandler(LockerUpload):
         rows = self.db.files_of(self.user_id())
         limits = self.limits_for(self.wf_settings)
         self.render(
-            "files.html", files=rows, limits=limits, max_file_size=format_size(limits.max_file_size)
+            "files.html",
+            files=rows,
+            limits=limits,
+            max_file_size=format_size(limits.max_file_size),
+            format_size=format_size,
         )
 
     def post(self) -> None:
         owner = self.user_id()
         saved = [self.db.file_of(owner, file_id) for file_id in self.store_all(owner, self.uploads)]
         rows = [r for r in saved if r is not None]
+        from_page = self.request.headers.get("X-Requested-With") == "XMLHttpRequest"
+        if rows and (from_page or not self.wants_json()):
+            # The page's script reloads the list after a JSON answer: the message waits
+            # in the session for that page, as it does for the no-JS redirect.
+            self.flash(f"Uploaded {', '.join(r['name'] for r in rows)}.", "success")
         if self.wants_json():
             self.json({"files": [self.file_json(r) for r in rows]}, status=201)
             return
-        if rows:
-            self.flash(f"Uploaded {', '.join(r['name'] for r in rows)}.", "success")
-        else:
+        if not rows:
             self.flash("Choose at least one file to upload.", "error")
         self.redirect(self.reverse_url("files"))
 
@@ -148,6 +181,10 @@ class RawUploadHandler(LockerUpload):
 
     upload_methods = ("PUT",)
     raw_upload_methods = ("PUT",)
+
+    def too_large_text(self, size: str, limit: str) -> str:
+        # The body is the file itself.
+        return f"This file is {size}; the limit is {limit} per file."
 
     def put(self, name: str) -> None:
         owner = self.user_id()

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from webframe import BadRequestError, NotFoundError, RequestHandler, route
+from webframe import (
+    BadRequestError,
+    NotFoundError,
+    RequestHandler,
+    ServiceUnavailableError,
+    route,
+)
 
 from .base import THEMES, PageHandler
+
+
+class NotFoundPage(PageHandler):
+    """Every URL no route matched (the app's ``default_handler_class``): the 404 page
+    in the visitor's theme, with their name in the bar if they are logged in; JSON
+    under ``/api/``, like the API's own errors."""
+
+    def check_xsrf_cookie(self) -> None:
+        # An unknown URL is a 404 whatever the method: nothing here to protect.
+        return None
+
+    def check_trusted_origin(self, origin: str) -> bool:
+        # Nothing runs here, so a cross-site POST to an unknown URL is a 404 too.
+        return True
+
+    def wants_json(self) -> bool:
+        return is_api_path(self.request.path) or super().wants_json()
+
+    async def prepare(self) -> None:
+        if not is_api_path(self.request.path):
+            # The store is down: still a 404, shown without the user's name.
+            with contextlib.suppress(ServiceUnavailableError):
+                await self.load_session()
+        raise NotFoundError(quiet=True)
+
+
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
 
 
 @route("/", name="home")
@@ -74,7 +109,11 @@ def _note_text(data: Any) -> str:
 
 
 class JSONAPIHandler(RequestHandler):
-    """Base of the API handlers: JSON bodies need no XSRF token."""
+    """Base of the API handlers: errors are JSON whatever the client accepts (a plain
+    ``curl`` gets ``{"error": ...}`` too), and JSON bodies need no XSRF token."""
+
+    def wants_json(self) -> bool:
+        return True
 
     def check_xsrf_cookie(self) -> None:
         # A cross-site page can only send GET/POST forms with form or text bodies; a

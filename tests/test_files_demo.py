@@ -70,6 +70,14 @@ def error_of(r: HTTPResponse) -> str:
     return message
 
 
+def shows_empty_state(page: str) -> bool:
+    """The list page shows "No files yet" (the paragraph is there, hidden, when the
+    list has files, so that the page's script can show it after the last delete)."""
+    empty = '<p id="no-files" class="muted">No files yet.' in page
+    assert empty != ('id="file-table"' in page)
+    return empty
+
+
 def page_token(body: bytes) -> str:
     match = re.search(rb'name="_xsrf" value="([^"]+)"', body)
     assert match, "no _xsrf field in the page"
@@ -119,7 +127,7 @@ async def test_upload_list_download_delete(client: Client, instance: Path) -> No
     assert r.code == 302 and r.headers["Location"] == "/files"
     page = (await client.get("/files")).body.decode()
     assert "Deleted notes.md." in page
-    assert "No files yet" in page
+    assert shows_empty_state(page)
     owner_dir = instance / "uploads" / "users" / "1"
     assert os.listdir(owner_dir) == []
     assert temp_files(instance) == []
@@ -154,15 +162,16 @@ async def test_too_large_file_is_413_with_message(client: Client, instance: Path
     big = ("big.bin", b"x" * (LIMIT + 1))
     r = await client.post("/files", files={"files": [("small.txt", b"ok"), big]}, headers=JSON)
     assert r.code == 413
-    assert "larger than 64 KiB" in error_of(r) and "'files'" in error_of(r)
+    # In the words of the form's label, never the body limit with its framing room.
+    assert error_of(r) == "This upload is 64.3 KiB; the limit is 64 KiB per file and 64 KiB in all."
     r = await client.post("/files", files={"files": big})
     assert r.code == 413
-    assert b"larger than 64 KiB" in r.body and b'class="error-page"' in r.body
+    assert b"the limit is 64 KiB per file" in r.body and b'class="error-page"' in r.body
     assert temp_files(instance) == []
     page = (await client.get("/files")).body.decode()
-    assert "small.txt" not in page and "No files yet" in page
-    # The form states the limit in a unit a person can read.
-    assert "64 KiB each" in page
+    assert "small.txt" not in page and shows_empty_state(page)
+    # The form states the limit in a unit a person can read, as the message does.
+    assert "64 KiB each and 64 KiB in all" in page
 
 
 # ---------------------------------------------------------------- isolation
@@ -265,6 +274,9 @@ async def test_raw_put_for_logged_in_user(client: Client, instance: Path) -> Non
     assert (await client.get(info["url"])).body == b"a,b\n1,2\n"
     r = await client.put("/files/raw/big.bin", body=b"z" * (LIMIT + 1), headers=JSON)
     assert r.code == 413
+    assert error_of(r) == "This file is just over 64 KiB; the limit is 64 KiB per file."
+    r = await client.put("/files/raw/big.bin", body=b"z" * (LIMIT + 700), headers=JSON)
+    assert error_of(r) == "This file is 64.7 KiB; the limit is 64 KiB per file."
     assert temp_files(instance) == []
 
 
@@ -289,7 +301,7 @@ async def test_upload_without_xsrf_is_403(client: Client, instance: Path) -> Non
     r = await client.put("/files/raw/a.txt", body=b"1" * 5000, xsrf=False)
     assert r.code == 403
     assert temp_files(instance) == []
-    assert "No files yet" in (await client.get("/files")).body.decode()
+    assert shows_empty_state((await client.get("/files")).body.decode())
 
 
 # ------------------------------------------- defects found by probing the demo
@@ -475,3 +487,55 @@ async def test_a_locker_folder_that_cannot_be_made_is_507(
     assert r.code == 507, r.body[:300]
     assert records(app) == [] and temp_files(instance) == []
     assert users.read_bytes() == b"a file where the lockers folder should be"
+
+
+# ------------------------------------------------- limits and sizes as people read them
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_over_limit_body_refused_before_reading_names_the_per_file_limit(
+    client: Client, instance: Path
+) -> None:
+    # Over the route's body limit (file limit + framing room): refused from the
+    # Content-Length alone, still in the label's words, never "at most 64.1 KiB".
+    await register(client, "ivan")
+    big = ("big.bin", b"x" * (LIMIT + 80 * KiB))  # over 64 KiB + 64 KiB of framing room
+    r = await client.post("/files", files={"files": big}, headers=JSON)
+    assert r.code == 413
+    assert error_of(r) == (
+        "This upload is 144.2 KiB; the limit is 64 KiB per file and 64 KiB in all."
+    )
+    r = await client.post("/files", files={"files": big})
+    assert r.code == 413 and b"at most" not in r.body and b"128" not in r.body
+    assert temp_files(instance) == []
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_sizes_are_formatted_by_format_size(client: Client) -> None:
+    from webframe import format_size
+
+    await register(client, "judy")
+    await upload(client, ("a.txt", b"x" * 1500), ("b.txt", b"y" * 12), ("c.txt", b"z" * 2048))
+    page = (await client.get("/files")).body.decode()
+    for n in (1500, 12, 2048):
+        assert f'data-bytes="{n}">{format_size(n)}</td>' in page
+    assert ">1.5 KiB<" in page and ">12 bytes<" in page and ">2 KiB<" in page
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_script_upload_and_delete_leave_the_same_messages_as_forms(client: Client) -> None:
+    await register(client, "kim")
+    # The page's script uploads with Accept: JSON and X-Requested-With, then reloads.
+    r = await client.post("/files", files={"files": ("one.txt", b"1")}, headers=AJAX)
+    assert r.code == 201
+    [f] = json.loads(r.body)["files"]
+    page = (await client.get("/files")).body.decode()
+    assert "Uploaded one.txt." in page and not shows_empty_state(page)
+    # A JSON client that is not the page gets no message left waiting in its session.
+    r = await client.post("/files", files={"files": ("two.txt", b"2")}, headers=JSON)
+    assert r.code == 201
+    assert "Uploaded two.txt." not in (await client.get("/files")).body.decode()
+    # Deleting by script: 204; the script writes "Deleted <name>." from data-file-name.
+    assert 'data-file-name="one.txt"' in page
+    r = await client.delete(f["url"], headers=AJAX)
+    assert r.code == 204

@@ -68,3 +68,60 @@ async def test_notes_api_validation(client) -> None:  # type: ignore[no-untyped-
     # A form post (not JSON) to the API needs the XSRF token.
     r = await client.post("/api/notes", form={"text": "x"}, xsrf=False)
     assert r.code == 403
+
+
+@pytest.mark.gen_test
+async def test_home_page_spells_routes_as_webframe_does_and_links_the_api(client) -> None:  # type: ignore[no-untyped-def]
+    body = (await client.get("/")).body.decode()
+    assert "/api/notes/{id}" in body and "&lt;id&gt;" not in body
+    assert 'href="/api/notes"' in body
+    r = await client.get("/api/notes")
+    assert r.code == 200 and "notes" in json.loads(r.body)
+
+
+@pytest.mark.gen_test
+async def test_api_errors_are_json_whatever_the_accept_header(client) -> None:  # type: ignore[no-untyped-def]
+    r = await client.post("/api/notes", json={"text": "short-lived"}, xsrf=False)
+    url = r.headers["Location"]
+    assert (await client.delete(url, xsrf=False)).code == 204
+    # As a plain curl sends it (Accept: */*), as a browser does, and with none at all.
+    for accept in ("*/*", "text/html,application/xhtml+xml,*/*;q=0.8", None):
+        headers = {"Accept": accept} if accept else {}
+        r = await client.get(url, headers=headers)
+        assert r.code == 404
+        assert r.headers["Content-Type"].startswith("application/json"), accept
+        assert json.loads(r.body)["error"] == {
+            "status": 404,
+            "message": f"There is no note {url.rsplit('/', 1)[1]}.",
+        }
+        # A method the route does not have, and a URL under /api/ no route matches.
+        r = await client.patch("/api/notes", json={}, headers=headers, xsrf=False)
+        assert r.code == 405 and json.loads(r.body)["error"]["status"] == 405
+        r = await client.get("/api/notes/not-a-number", headers=headers)
+        assert r.code == 404 and json.loads(r.body)["error"]["status"] == 404
+    # Pages outside the API keep their HTML error page.
+    r = await client.get("/no-such-page", headers={"Accept": "*/*"})
+    assert r.code == 404 and b'class="error-page"' in r.body
+
+
+@pytest.mark.gen_test
+async def test_404_page_knows_the_user_and_the_theme(client) -> None:  # type: ignore[no-untyped-def]
+    r = await client.get("/no-such-page")
+    assert b'class="theme-light"' in r.body and b"Log in" in r.body
+    assert (await client.get("/register")).code == 200
+    r = await client.post(
+        "/register",
+        form={"username": "nadia", "password": "correct horse battery"},
+        follow_redirects=True,
+    )
+    assert r.code == 200
+    assert (await client.get("/preferences")).code == 200
+    r = await client.post("/preferences", form={"theme": "dark"}, follow_redirects=True)
+    assert r.code == 200 and b'class="theme-dark"' in r.body
+    for path in ("/no-such-page", "/files/999999"):
+        r = await client.get(path)
+        assert r.code == 404, path
+        body = r.body.decode()
+        assert 'class="theme-dark"' in body, path
+        assert ">nadia</a>" in body and "Log out" in body, path
+        assert 'class="error-page"' in body

@@ -37,6 +37,8 @@
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
       xhr.setRequestHeader("Accept", "application/json");
+      // Asks the server to flash "Uploaded ..." for the page this script reloads.
+      xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
       xhr.setRequestHeader("X-XSRFToken", token);
       xhr.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable) return;
@@ -73,31 +75,53 @@
     });
   }
 
+  // The same feedback as the no-JS path, whose redirect shows a flash message.
+  function flash(text, category) {
+    var list = document.querySelector("main .flashes");
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "flashes";
+      list.setAttribute("aria-live", "polite");
+      var main = document.querySelector("main");
+      main.insertBefore(list, main.firstChild);
+    }
+    list.textContent = "";
+    var item = document.createElement("li");
+    item.className = "flash flash-" + category;
+    if (category === "error") item.setAttribute("role", "alert");
+    item.textContent = text;
+    list.appendChild(item);
+  }
+
   document.querySelectorAll("form.delete-form").forEach(function (del) {
     del.addEventListener("submit", function (event) {
       event.preventDefault();
+      var row = del.closest("tr");
+      var name = row ? row.getAttribute("data-file-name") : "this file";
+      if (!window.confirm("Delete " + name + "? This cannot be undone.")) return;
       fetch(del.action, {
         method: "DELETE",
         headers: { "X-XSRFToken": token, "Accept": "application/json" },
         credentials: "same-origin"
       }).then(function (r) {
         if (r.status === 204) {
-          var row = del.closest("tr");
+          var table = row ? row.closest("table") : null;
           if (row) row.remove();
+          if (table && !table.querySelector("tbody tr")) {
+            table.remove();
+            document.getElementById("no-files").hidden = false;
+          }
+          flash("Deleted " + name + ".", "info");
         } else {
-          r.json().then(function (d) { alert(d.error ? d.error.message : "Delete failed"); },
-                        function () { alert("Delete failed (HTTP " + r.status + ")"); });
+          r.json().then(function (d) {
+            flash(d.error ? d.error.message : "The file could not be deleted.", "error");
+          }, function () {
+            flash("The file could not be deleted (HTTP " + r.status + ").", "error");
+          });
         }
+      }, function () {
+        flash("The connection was lost; the file may not have been deleted.", "error");
       });
     });
-  });
-
-  document.querySelectorAll("td.file-size").forEach(function (cell) {
-    var n = parseInt(cell.getAttribute("data-bytes"), 10);
-    var units = ["bytes", "KiB", "MiB", "GiB"];
-    var i = 0;
-    var v = n;
-    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-    cell.textContent = (i === 0 ? v : v.toFixed(1)) + " " + units[i];
   });
 })();
