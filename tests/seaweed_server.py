@@ -89,6 +89,7 @@ class SeaweedServer:
         self._dir = Path(tempfile.mkdtemp(prefix="webframe-seaweed-"))
         self.data_dir = self._dir / "data"
         self.data_dir.mkdir()
+        self._started_before = False
         self._log_path = self._dir / "weed.log"
         self._config_path = self._dir / "s3.json"
         self._config_path.write_text(
@@ -146,7 +147,7 @@ class SeaweedServer:
 
     def _command(self) -> list[str]:
         p = self.ports
-        return [
+        command = [
             self.binary,
             "server",
             f"-dir={self.data_dir}",
@@ -174,6 +175,11 @@ class SeaweedServer:
             "-volume.preStopSeconds=0",
             "-master.telemetry=false",
         ]
+        if self._started_before:
+            # Over existing raft state the master waits out an election (10 s by
+            # default) before it leads; the volume server retries every 5 s.
+            command.append("-master.electionTimeout=1s")
+        return command
 
     def start(self) -> SeaweedServer:
         """Start (or restart, same ports and data) and wait until an object can be written."""
@@ -194,6 +200,7 @@ class SeaweedServer:
             self.kill()
             raise
         self.start_seconds = time.monotonic() - began
+        self._started_before = True
         return self
 
     def _wait_ready(self, deadline: float) -> None:
