@@ -165,14 +165,14 @@ def test_presigned_url_serves_the_object_with_its_disposition(s3: S3Backend) -> 
 
     url = s3.run(scenario)
     assert "X-Amz-Signature=" in url and "X-Amz-Expires=120" in url
-    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (loopback test URL)
+    with urllib.request.urlopen(url, timeout=10) as answer:
         assert answer.read() == b"%PDF-1.7 report"
         disposition = answer.headers["Content-Disposition"]
     assert disposition.startswith("attachment;")
     assert "filename*=UTF-8''R%C3%A9sum%C3%A9%202026.pdf" in disposition
     tampered = url.replace("report.pdf", "other.pdf")
     with pytest.raises(urllib.error.HTTPError) as caught:
-        urllib.request.urlopen(tampered, timeout=10)  # noqa: S310
+        urllib.request.urlopen(tampered, timeout=10)
     assert caught.value.code == 403
 
 
