@@ -66,6 +66,7 @@ true`` and listed under ``flaky``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import inspect
 import io
@@ -74,6 +75,7 @@ import logging
 import os
 import pkgutil
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -115,7 +117,7 @@ def preimport_tornado() -> None:
     import tornado
 
     for info in pkgutil.walk_packages(tornado.__path__, "tornado."):
-        if info.name.startswith("tornado.test"):
+        if info.name == "tornado.test" or info.name.startswith("tornado.test."):
             continue
         try:
             importlib.import_module(info.name)
@@ -135,6 +137,7 @@ def make_application_class() -> type:
     from webframe import Settings
 
     instance = tempfile.mkdtemp(prefix="webframe-compat-")
+    atexit.register(shutil.rmtree, instance, True)
     # Relative paths in Settings are read against root_path where webframe has it: the
     # empty temp folder, so nothing (templates/, static/) comes from the checkout.
     takes_root = "root_path" in inspect.signature(webframe.Application.__init__).parameters
