@@ -18,6 +18,7 @@ from tornado import httpserver, httputil
 from tornado.concurrent import future_set_exception_unless_cancelled
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import BaseIOStream
+from tornado.log import gen_log
 from tornado.web import _HandlerDelegate
 
 from .errors import BadRequestError, ConfigurationError, HTTPError, PayloadTooLargeError
@@ -242,6 +243,7 @@ class _Delegate(_HandlerDelegate):
 
     _received = 0
     _limit = 0
+    _route_limit = 0
     _started = False
     _error: HTTPError | None = None
     _answered = False
@@ -260,23 +262,32 @@ class _Delegate(_HandlerDelegate):
             self._started = True
             return super().headers_received(start_line, headers)
         connection = self.request.connection
-        limit = app.body_limit(self.handler_class)
+        self._route_limit = route_limit = app.body_limit(self.handler_class)
         cap = _server_body_cap(connection)
-        if cap is not None and cap < limit:
-            limit = cap
-        self._limit = limit
+        self._limit = limit = route_limit if cap is None else min(route_limit, cap)
         if connection is not None:
             connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
-        error, declared = _check_framing(headers, limit)
         expect = headers.get("Expect", "").lower() == "100-continue"
+        wire = None
         if isinstance(connection, HTTP1Connection) and _CAN_GUARD:
-            chunked = error is None and "Transfer-Encoding" in headers
-            self._wire = _Wire(connection, None if chunked else declared, expect)
+            self._wire = wire = _Wire(connection, self, expect)
+        # A streaming handler may lift the server's cap for its request in prepare()
+        # (Tornado's connection.set_max_body_size): its declared size is checked
+        # against the server's cap once prepare() has run.
+        later = self.stream_request_body and wire is not None and limit < route_limit
+        error, declared, malformed = _check_framing(headers, route_limit if later else limit)
+        if malformed is not None:
+            gen_log.info("Malformed HTTP message from %s: %s", self.request.remote_ip, malformed)
+        if wire is not None and malformed is None:
+            wire.remaining = None if "Transfer-Encoding" in headers else declared
         if error is None:
             if self.stream_request_body and declared >= _BIG_BODY:
                 _read_big(self.request, getattr(self.handler_class, "reuses_body_buffer", False))
             self._started = True
-            return super().headers_received(start_line, headers)
+            prepared = super().headers_received(start_line, headers)
+            if later and declared > limit:
+                return self._check_declared(prepared, declared)
+            return prepared
         self._reject(error)
         if error.status_code == 413 and declared <= _DRAIN and not expect:
             # One valid Content-Length of a size worth reading: answer now, then read
@@ -291,6 +302,20 @@ class _Delegate(_HandlerDelegate):
                     del headers[name]
             self._answer(close=True)
         return None
+
+    async def _check_declared(self, prepared: Awaitable[None] | None, declared: int) -> None:
+        """After a streaming handler's prepare(): refuse a declared body over the limit
+        then in force (the server's cap, unless prepare() set the request's own)."""
+        if prepared is not None:
+            await prepared
+        if declared > self._limit and self._error is None and not self.handler._finished:
+            self._reject(_too_large(declared, self._limit))
+            self._answer(close=declared > _DRAIN)
+
+    def limit_set(self, size: int) -> None:
+        """The handler set its request's body limit (``set_max_body_size``): it replaces
+        the server's cap; the route's own limit still applies."""
+        self._limit = min(self._route_limit, size)
 
     def data_received(self, data: bytes) -> Awaitable[None] | None:
         wire = self._wire
@@ -310,7 +335,8 @@ class _Delegate(_HandlerDelegate):
             self._reject(
                 PayloadTooLargeError(
                     f"The request body is larger than this address accepts "
-                    f"({format_size(self._limit)})."
+                    f"({format_size(self._limit)}).",
+                    quiet=True,
                 )
             )
             return None
@@ -409,6 +435,7 @@ class _Wire:
         "_finish",
         "_write_headers",
         "connection",
+        "delegate",
         "done",
         "expect",
         "finished_early",
@@ -417,10 +444,11 @@ class _Wire:
         "remaining",
     )
 
-    def __init__(self, connection: HTTP1Connection, remaining: int | None, expect: bool) -> None:
+    def __init__(self, connection: HTTP1Connection, delegate: _Delegate, expect: bool) -> None:
         self.connection = connection
+        self.delegate = delegate
         #: body bytes still to come; None: unknown (chunked, or framing refused).
-        self.remaining = remaining
+        self.remaining: int | None = None
         self.expect = expect
         self.got_body = False
         self.done = False
@@ -434,6 +462,11 @@ class _Wire:
         connection.write_headers = self.write_headers  # type: ignore[method-assign]
         connection.finish = self.finish  # type: ignore[method-assign]
         connection.close = self.close  # type: ignore[method-assign]
+        connection.set_max_body_size = self.set_max_body_size  # type: ignore[method-assign]
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        # Tornado's own cap stays lifted: the delegate counts and answers 413.
+        self.delegate.limit_set(max_body_size)
 
     def remaining_less(self, size: int) -> None:
         self.got_body = True
@@ -488,37 +521,70 @@ def _server_body_cap(connection: httputil.HTTPConnection | None) -> int | None:
     return cap if isinstance(cap, int) else None
 
 
-def _check_framing(headers: httputil.HTTPHeaders, limit: int) -> tuple[HTTPError | None, int]:
-    """Validate Content-Length / Transfer-Encoding: (the error to answer, declared size)."""
+def _check_framing(
+    headers: httputil.HTTPHeaders, limit: int
+) -> tuple[HTTPError | None, int, str | None]:
+    """Validate Content-Length / Transfer-Encoding.
+
+    Returns the error to answer (None: the framing is fine), the declared size, and
+    for a malformed head the reason Tornado gives for it in its "Malformed HTTP
+    message" log line (None for a well-formed one, a 413 included).
+    """
     te = headers.get("Transfer-Encoding")
     cl = headers.get("Content-Length")
     if te is not None:
         if cl is not None:
-            return BadRequestError(
-                "A request may carry Content-Length or Transfer-Encoding, not both."
-            ), 0
-        if te.strip().lower() != "chunked":
-            return HTTPError(
-                f"Transfer-Encoding {te[:40]!r} is not supported; send 'chunked' or a "
-                "Content-Length.",
-                status=501,
-            ), 0
-        return None, 0
+            return (
+                BadRequestError(
+                    "A request may carry Content-Length or Transfer-Encoding, not both."
+                ),
+                0,
+                "Message with both Transfer-Encoding and Content-Length",
+            )
+        codings = [c.strip(" \t").lower() for c in te.split(",")]
+        if codings != ["chunked"]:
+            error: HTTPError
+            if all(c == "chunked" for c in codings):
+                # RFC 9112 6.1: chunked is applied at most once; a repeat is malformed.
+                error = BadRequestError(
+                    "Transfer-Encoding names chunked more than once; send it once."
+                )
+            else:
+                error = HTTPError(
+                    f"Transfer-Encoding {te[:40]!r} is not supported; send 'chunked' or "
+                    "a Content-Length.",
+                    status=501,
+                )
+            return error, 0, f"Unsupported Transfer-Encoding {te}"
+        return None, 0, None
     if cl is None:
-        return None, 0
-    pieces = {p.strip() for p in cl.split(",")}
+        return None, 0, None
+    pieces = {p.strip(" \t") for p in cl.split(",")}
     value = pieces.pop() if len(pieces) == 1 else ""
     if not _DIGITS.fullmatch(value):
-        return BadRequestError(
-            f"Content-Length must be one non-negative integer, got {cl[:40]!r}."
-        ), 0
+        reason = (
+            f"Multiple unequal Content-Lengths: {cl!r}"
+            if "," in cl
+            else f"Only integer Content-Length is allowed: {cl}"
+        )
+        return (
+            BadRequestError(f"Content-Length must be one non-negative integer, got {cl[:40]!r}."),
+            0,
+            reason,
+        )
     size = int(value)
     if size > limit:
-        return PayloadTooLargeError(
-            f"The request body is {format_size(size)}; this address accepts at most "
-            f"{format_size(limit)}."
-        ), size
-    return None, size
+        return _too_large(size, limit), size, None
+    return None, size, None
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLargeError:
+    # Quiet: a body limit at work is no server problem; the access log has the 413.
+    return PayloadTooLargeError(
+        f"The request body is {format_size(size)}; this address accepts at most "
+        f"{format_size(limit)}.",
+        quiet=True,
+    )
 
 
 def _read_big(request: httputil.HTTPServerRequest, reuse: bool) -> None:

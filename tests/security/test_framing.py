@@ -115,7 +115,7 @@ FRAMING = [
         + b"12\r\n"
         + BODY
         + b"\r\n0\r\n\r\n",
-        501,
+        (400, 501),
         "Transfer-Encoding",
     ),
     (
@@ -148,16 +148,17 @@ def _assert_answer_or_closed(resp: RawResponse, statuses: tuple[int, ...]) -> No
     ("data", "status", "message"), [c[1:] for c in FRAMING], ids=[c[0] for c in FRAMING]
 )
 def test_framing_is_refused(
-    live: ServerProcess, data: bytes, status: int, message: str | None
+    live: ServerProcess, data: bytes, status: int | tuple[int, ...], message: str | None
 ) -> None:
+    wanted = status if isinstance(status, tuple) else (status,)
     resp = raw_request(live.port, data, timeout=15)
     assert resp.elapsed < 10
     assert_refused(resp, status, message=message)
     if resp.headers.get("content-type", "").startswith("application/json"):
-        assert json.loads(resp.body)["error"]["status"] == status
+        assert json.loads(resp.body)["error"]["status"] in wanted
     # A request whose framing is refused cannot be trusted to end where it says (a 413
     # body is drained whole, so that connection may be kept).
-    if status != 413:
+    if 413 not in wanted:
         assert resp.headers.get("connection", "").lower() == "close" or resp.closed
 
 
