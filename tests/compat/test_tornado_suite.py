@@ -272,3 +272,55 @@ def test_readme_documents_every_reason() -> None:
         assert " ".join(rationale.split()) in flat, (
             f"README 'Differences from Tornado' lacks the rationale of `{key}`: {rationale}"
         )
+
+
+PATCH_CHECK = r"""
+import importlib, json, pkgutil, sys
+import tornado
+
+def modules(package, skip):
+    names = [package.__name__]
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not (info.name + ".").startswith(skip):
+            names.append(info.name)
+    loaded = []
+    for name in names:
+        try:
+            loaded.append(importlib.import_module(name))
+        except Exception:
+            pass  # an optional dependency is missing
+    return loaded
+
+def snapshot(mods):
+    state = {}
+    for mod in mods:
+        for name, value in vars(mod).items():
+            state[f"{mod.__name__}.{name}"] = id(value)
+            if isinstance(value, type) and value.__module__ == mod.__name__:
+                for attr, member in vars(value).items():
+                    state[f"{mod.__name__}.{name}.{attr}"] = id(member)
+    return state
+
+tornado_modules = modules(tornado, ("tornado.test.", "tornado.platform.twisted."))
+before = snapshot(tornado_modules)
+import webframe
+loaded = modules(webframe, ("webframe.__main__.",))
+after = snapshot(tornado_modules)
+changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+print(json.dumps({"changed": changed, "webframe_modules": len(loaded)}))
+"""
+
+
+def test_importing_webframe_patches_nothing_in_tornado() -> None:
+    """Every attribute of every tornado module and class is the same object after
+    importing webframe and all its modules (no monkeypatching, even of a name no
+    Tornado test looks at)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", PATCH_CHECK], capture_output=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    result = json.loads(proc.stdout.decode().splitlines()[-1])
+    assert result["webframe_modules"] >= 10, result
+    assert result["changed"] == [], f"importing webframe changed Tornado: {result['changed']}"
