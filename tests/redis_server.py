@@ -468,12 +468,23 @@ class RedisCluster:
 
     def master_of_key(self, key: str) -> RedisServer:
         """The node that serves `key`'s slot as master, per a live master's slot map."""
+        return self.holders_of_key(key)[0]
+
+    def holders_of_key(self, key: str) -> list[RedisServer]:
+        """The master of `key`'s slot, then its replicas (each replica's ROLE names its
+        master at once; CLUSTER SLOTS lists replicas only once gossip has spread)."""
         ask = _client(self.masters()[0].host, self.masters()[0].port)
         slot = int(ask.execute_command("CLUSTER", "KEYSLOT", key))
         for start, end, *holders in ask.execute_command("CLUSTER", "SLOTS"):
             if int(start) <= slot <= int(end):
                 port = int(holders[0][1])
-                return next(n for n in self.nodes if n.port == port)
+                master = next(n for n in self.nodes if n.port == port)
+                replicas = [
+                    n
+                    for n in self.replicas()
+                    if int(_client(n.host, n.port).execute_command("ROLE")[2]) == port
+                ]
+                return [master, *replicas]
         raise RuntimeError(f"no master serves {key!r}")
 
     def flushall(self) -> None:

@@ -745,11 +745,11 @@ def _session_store_url(s: Settings) -> str:
         os.path.join(s.instance_path, "sessions.db")
     )
     if s.session_redis_wait:
-        if scheme_of(url) not in ("redis", "rediss", "redis+sentinel"):
+        if not scheme_of(url).startswith("redis"):
             raise ConfigurationError(
                 "session_redis_wait",
-                "needs a redis://, rediss:// or redis+sentinel:// session_store "
-                "(Redis WAIT for replicas); set it to 0 for other stores",
+                "needs a Redis session_store (redis://, rediss://, redis+sentinel:// or "
+                "redis+cluster://: Redis WAIT for replicas); set it to 0 for other stores",
             )
         url += ("&" if "?" in url else "?") + f"wait_replicas={s.session_redis_wait}"
     try:

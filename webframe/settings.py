@@ -85,7 +85,7 @@ class Settings:
     #: seconds a session-store call may take before the request gets a 503.
     session_timeout: float = 2.0
     #: Redis replicas that must acknowledge each session write (Redis ``WAIT``) before
-    #: the response; 0 = do not wait.  redis://, rediss:// and redis+sentinel:// only.
+    #: the response; 0 = do not wait.  Redis stores only.
     session_redis_wait: int = 0
     #: where uploads are stored; temporary parts live in ``<upload_path>/.tmp``.
     upload_path: str | None = None

@@ -1,5 +1,6 @@
 """session_redis_wait (Redis WAIT) on a real master + replica: what asynchronous
-replication loses without it, and that with it such a write is refused (503), not lost."""
+replication loses without it, and that with it such a write is refused (503), not lost;
+then the same on a Redis Cluster with a replica per master."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from webframe.sessions import SessionStoreError, new_session_id
+from webframe.sessions import SessionStoreError, new_session_id, open_store
 
 try:
     from tests.redis_server import RedisServer
@@ -60,9 +61,7 @@ def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
 
 
 def make_store(url: str, wait: int) -> Any:
-    from webframe.sessions.redis import RedisStore
-
-    return RedisStore(url, timeout=TIMEOUT, wait_replicas=wait)
+    return open_store(url, timeout=TIMEOUT, wait_replicas=wait)
 
 
 def test_without_wait_an_acknowledged_write_is_lost_in_a_failover(
@@ -174,6 +173,73 @@ def test_wait_for_more_replicas_than_exist_fails_every_write(
         try:
             with pytest.raises(SessionStoreError, match="1 of 2 replicas"):
                 await store.save(new_session_id(), {"a": 1}, new=True)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+# -- Redis Cluster: the write and its WAIT go to the slot's master on one connection ------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Three masters with a replica each, private to this module (a test freezes one)."""
+    try:
+        from tests.redis_server import RedisCluster
+    except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
+        from redis_server import RedisCluster  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+    with RedisCluster(masters=3, replicas=1) as topology:
+        yield topology
+
+
+def on_replica(node: RedisServer, key: str) -> dict[bytes, bytes]:
+    """The hash at `key` as the cluster replica `node` has it."""
+    import redis
+
+    client = redis.Redis(host=node.host, port=node.port, single_connection_client=True)
+    try:
+        client.execute_command("READONLY")  # a cluster replica answers reads only after this
+        fields: dict[bytes, bytes] = client.hgetall(key)
+        return fields
+    finally:
+        client.close()
+
+
+def test_cluster_wait_makes_each_write_reach_the_slots_replica(cluster: Any) -> None:
+    async def main() -> None:
+        store = make_store(cluster.url, wait=1)
+        try:
+            for n in range(12):
+                sid = new_session_id()
+                started = time.monotonic()
+                assert await store.save(sid, {"n": n}, new=True)
+                assert time.monotonic() - started < 0.3  # not the WAIT timeout
+                key = f"webframe:session:{{{sid}}}"
+                _master, replica = cluster.holders_of_key(key)
+                assert on_replica(replica, key).get(b"k:n") == str(n).encode()
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_cluster_wait_refuses_a_write_its_replica_does_not_acknowledge(cluster: Any) -> None:
+    async def main() -> None:
+        store = make_store(cluster.url, wait=1)
+        sid = new_session_id()
+        key = f"webframe:session:{{{sid}}}"
+        try:
+            assert await store.save(sid, {"cart": ["book"]}, new=True)
+            _master, replica = cluster.holders_of_key(key)
+            replica.pause()
+            try:
+                with pytest.raises(SessionStoreError, match="0 of 1 replicas"):
+                    await store.save(sid, {"paid": True}, new=False)
+            finally:
+                replica.resume()
+            assert await store.save(sid, {"shipped": True}, new=False)
         finally:
             await store.close()
 

@@ -76,7 +76,6 @@ BAD_URLS = [
     "redis+sentinel://127.0.0.1/main/0/extra",
     "redis+cluster://",
     "redis+cluster://127.0.0.1:7000/3",  # a cluster has only db 0
-    "redis+cluster://127.0.0.1:7000?wait_replicas=1",
     "redis+cluster://127.0.0.1:7000?ssl=true",  # never ignored silently
     "redis+sentinel://127.0.0.1/main/0?ssl=true",
     "redis://127.0.0.1/0?wait_replicas=many",
@@ -157,7 +156,11 @@ def test_default_store_is_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
 
 def test_session_redis_wait_becomes_the_stores_wait_replicas(tmp_path: Path) -> None:
     async def main() -> None:
-        for url in ("redis://127.0.0.1:1/0", "redis+sentinel://127.0.0.1:1/main/0"):
+        for url in (
+            "redis://127.0.0.1:1/0",
+            "redis+sentinel://127.0.0.1:1/main/0",
+            "redis+cluster://127.0.0.1:1",
+        ):
             app = Application([], test_settings(session_store=url, session_redis_wait=2))
             assert app.session_store_url.endswith("wait_replicas=2")
             store: Any = app.session_store
@@ -173,9 +176,7 @@ def test_session_redis_wait_becomes_the_stores_wait_replicas(tmp_path: Path) -> 
     asyncio.run(main())
 
 
-@pytest.mark.parametrize(
-    "url", ["memory://", "postgresql://127.0.0.1/app", "redis+cluster://127.0.0.1:7000", None]
-)
+@pytest.mark.parametrize("url", ["memory://", "postgresql://127.0.0.1/app", "sqlite:///s.db", None])
 def test_session_redis_wait_is_refused_for_stores_without_wait(
     url: str | None, tmp_path: Path
 ) -> None:

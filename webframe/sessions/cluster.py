@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from webframe.sessions.redis import RedisStore, _glob_escape, split_options
+from webframe.sessions.redis import _SAVE_LUA, RedisStore, _glob_escape, split_options
 from webframe.sessions.sentinel import parse_hosts, refuse_query, split_credentials
 
 __all__ = ["ClusterStore", "parse_cluster_url"]
@@ -47,33 +48,59 @@ class ClusterStore(RedisStore):
     else is ever kept for one session lands in the same slot and one Lua
     script can update it atomically.  When a master fails, the sessions in its
     slots get SessionStoreError (503) until a replica is promoted; the others
-    keep working.  ``wait_replicas`` is not offered here: WAIT must follow
-    the write on the same connection, which redis-py's cluster client does not
-    guarantee.
+    keep working.  With ``wait_replicas`` each write and its WAIT go to the
+    slot's master on one connection.
     """
 
     @classmethod
     def check_url(cls, url: str) -> None:
-        """Refuse a URL with no nodes, a bad port, a database or ``wait_replicas``."""
+        """Refuse a URL with no nodes, a bad port or a database."""
         parse_cluster_url(url)
-        if split_options(url)[1].get("wait_replicas"):
-            raise ValueError(
-                f"session_store {url!r}: wait_replicas (session_redis_wait) is supported with "
-                "redis:// and redis+sentinel:// only, not with Redis Cluster"
-            )
 
     def __init__(self, url: str = "redis+cluster://127.0.0.1:6379", **kwargs: Any) -> None:
         self.check_url(url)
-        if kwargs.get("wait_replicas"):
-            raise ValueError(
-                "wait_replicas (session_redis_wait) is supported with redis:// and "
-                "redis+sentinel:// only, not with Redis Cluster"
-            )
         super().__init__(url, **kwargs)
         from redis.exceptions import RedisClusterException
 
         # Raised (not a RedisError) when no startup node can be reached.
         self._redis_errors = (*self._redis_errors, RedisClusterException)
+
+    async def _save_and_wait(self, key: str, args: list[str]) -> bool:
+        """The save script and WAIT, pipelined to the master of `key`'s slot.
+
+        redis-py's cluster pipeline would send WAIT to every master on other
+        connections, so the two commands go through the node's own pipeline.
+        """
+        from redis.asyncio.cluster import PipelineCommand
+
+        client = self._client
+
+        async def write_and_wait() -> list[Any]:
+            try:
+                node = client.get_node_from_key(key)
+                commands = [
+                    PipelineCommand(0, "EVAL", _SAVE_LUA, 1, key, *args),
+                    PipelineCommand(1, "WAIT", self.wait_replicas, self.wait_timeout_ms),
+                ]
+                await node.execute_pipeline(commands)
+                for command in commands:
+                    if isinstance(command.result, BaseException):
+                        raise command.result
+            except BaseException:
+                # Let the client's own path notice a moved slot or a dead node and
+                # refresh its slot map, so the next call goes to the right master.
+                with contextlib.suppress(*self._redis_errors):
+                    await client.exists(key)
+                raise
+            return [command.result for command in commands]
+
+        async def first_use() -> None:
+            if not client.get_nodes():
+                await client.initialize()
+
+        await self._call(first_use)
+        written, acked = await self._call(write_and_wait)
+        return self._check_acked(written, acked)
 
     def _key(self, sid: str) -> str:
         # Session IDs are base64url: they never contain the braces of a hash tag.

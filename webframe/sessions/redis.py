@@ -319,6 +319,11 @@ class RedisStore(SessionStore):
             return replies
 
         written, acked = await self._call(write_and_wait)
+        return self._check_acked(written, acked)
+
+    def _check_acked(self, written: Any, acked: Any) -> bool:
+        """The result of a save followed by WAIT: SessionStoreError if too few replicas
+        have it (the write stands, but it was not made as safe as promised)."""
         if written and int(acked) < self.wait_replicas:
             raise SessionStoreError(
                 f"Redis session store {self._safe_url()}: the write reached {int(acked)} of "
