@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .conftest import ARTIFACTS, MAX_UPLOAD_SIZE, WIDE
+from .conftest import ARTIFACTS, HEIGHT, MAX_UPLOAD_SIZE, NARROW, WIDE
 from .helpers import (
     RED,
     check_page,
@@ -238,7 +238,7 @@ def test_files_upload_progress_download_delete(new_page: NewPage) -> None:
     user = "files_" + os.urandom(3).hex()
     register(page, user, PASSWORD)
     visit(page, "/files")
-    assert page.locator("#no-files").count() == 1
+    assert page.locator("#no-files").is_visible()
     snap(page, "files", "empty")
 
     report = _payload(300_000, "report")
@@ -256,6 +256,8 @@ def test_files_upload_progress_download_delete(new_page: NewPage) -> None:
     assert any(0 < v < 100 for v in seen["values"]), f"no progress in between: {seen}"
     assert seen["values"] == sorted(seen["values"]), "the bar only moves forward"
 
+    assert flashes(page) == ["Uploaded report.bin, notes.txt."], "the script path says it too"
+    assert not page.locator("#no-files").is_visible()
     rows = file_rows(page)
     assert set(rows) == {"report.bin", "notes.txt"}
     assert rows["report.bin"]["bytes"] == str(len(report))
@@ -270,15 +272,46 @@ def test_files_upload_progress_download_delete(new_page: NewPage) -> None:
     with open(dl.value.path(), "rb") as f:
         assert f.read() == report
 
-    # Delete with the button: fetch() sends DELETE with the XSRF header; the row goes.
+    # Delete with the button: first a confirmation; dismissed, nothing is sent.
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.method))
+    dialogs: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.click(f"tr[data-file-id='{rows['notes.txt']['id']}'] button.danger")
+    page.wait_for_timeout(300)
+    assert dialogs == ["Delete notes.txt? This cannot be undone."]
+    assert "DELETE" not in requests and "POST" not in requests
+    assert set(file_rows(page)) == {"report.bin", "notes.txt"}
+
+    # Accepted: fetch() sends DELETE with the XSRF header; the row goes, and the page
+    # says so in the words the no-JS path flashes.
+    page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
         page.click(f"tr[data-file-id='{rows['notes.txt']['id']}'] button.danger")
     assert deleted.value.status == 204
     assert deleted.value.request.headers.get("x-xsrftoken")
     page.wait_for_selector(f"tr[data-file-id='{rows['notes.txt']['id']}']", state="detached")
+    assert flashes(page) == ["Deleted notes.txt."]
+    assert not page.locator("#no-files").is_visible()
+
+    # The last file: the empty state appears without a reload.
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
+        page.click("button.danger")
+    assert deleted.value.status == 204
+    page.locator("#no-files").wait_for(state="visible")
+    assert page.locator("#file-table").count() == 0
+    assert flashes(page) == ["Deleted report.bin."]
+    check_page(page)
+    snap(page, "files", "script-deleted-last")
     page.reload()
     check_page(page)
-    assert set(file_rows(page)) == {"report.bin"}
+    assert file_rows(page) == {} and page.locator("#no-files").is_visible()
 
 
 def test_files_delete_without_javascript(new_page: NewPage) -> None:
@@ -300,7 +333,7 @@ def test_files_delete_without_javascript(new_page: NewPage) -> None:
     assert nojs.url.endswith("/files")
     check_page(nojs)
     assert flashes(nojs) == ["Deleted old.txt."]
-    assert nojs.locator("#no-files").count() == 1
+    assert nojs.locator("#no-files").is_visible()
     snap(nojs, "files", "nojs-deleted")
 
 
@@ -321,11 +354,14 @@ def test_files_too_large_shows_the_413_message(new_page: NewPage) -> None:
     error.wait_for(state="visible")
     assert page.locator("#upload-form").get_attribute("data-state") == "error"
     text = error.inner_text()
-    assert text and "HTTP" not in text, text  # the server's own message, not a fallback
+    # The server's own message, in the words of the form's label.
+    label = page.locator("label[for=upload-files]").inner_text()
+    assert "1.9 MiB each" in label, label
+    assert text == "This upload is 2.9 MiB; the limit is 1.9 MiB per file and 1.9 MiB in all."
     assert color(page, "#upload-error") == RED
     snap(page, "files", "too-large")
     page.reload()
-    assert page.locator("#no-files").count() == 1, "nothing of the refused upload is listed"
+    assert page.locator("#no-files").is_visible(), "nothing of the refused upload is listed"
 
 
 def test_another_user_cannot_see_or_fetch_files(new_page: NewPage) -> None:
@@ -341,7 +377,7 @@ def test_another_user_cannot_see_or_fetch_files(new_page: NewPage) -> None:
     register(other, "other_" + os.urandom(3).hex(), PASSWORD)
     visit(other, "/files")
     assert other.locator("#file-table").count() == 0
-    assert other.locator("#no-files").count() == 1
+    assert other.locator("#no-files").is_visible()
     snap(other, "isolation", "other-empty")
 
     statuses = other.evaluate(
@@ -371,3 +407,81 @@ def test_another_user_cannot_see_or_fetch_files(new_page: NewPage) -> None:
         owner.click("a.file-name")
     with open(dl.value.path(), "rb") as f:
         assert f.read() == secret
+
+
+# The lines an element's own text takes (a Range over a text node has one box per
+# line; screen-reader-only children are left out), and the width of its table cell.
+LINES_JS = """
+(selector) => Array.from(document.querySelectorAll(selector)).map((el) => {
+  const tops = new Set();
+  for (const node of el.childNodes) {
+    if (node.nodeType !== Node.TEXT_NODE || !node.textContent.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) tops.add(Math.round(r.top));
+  }
+  const cell = el.closest("td") || el;
+  return [el.textContent.trim(), tops.size, Math.round(cell.getBoundingClientRect().width)];
+})
+"""
+
+
+def test_files_at_phone_width_names_and_sizes_do_not_wrap(new_page: NewPage) -> None:
+    page = new_page()
+    page.set_viewport_size({"width": NARROW, "height": HEIGHT})
+    register(page, "phone_" + os.urandom(3).hex(), PASSWORD)
+    visit(page, "/files")
+    long_name = "quarterly-report-2026-final-version-approved-by-everyone.pdf"
+    upload(
+        page,
+        [
+            {
+                "name": long_name,
+                "mimeType": "application/pdf",
+                "buffer": b"%PDF-1.4\n" + b"x" * 1_200_000,
+            },
+            {
+                "name": "IMG_20261201_093000.jpg",
+                "mimeType": "image/jpeg",
+                "buffer": b"\xff\xd8\xff" + b"j" * 48_000,
+            },
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"n" * 900},
+        ],
+    )
+    snap(page, "files", "phone-long-names", widths=(NARROW,))
+    page.set_viewport_size({"width": NARROW, "height": HEIGHT})
+    shown = {name: row["shown"] for name, row in file_rows(page).items()}
+    assert shown == {
+        long_name: "1.1 MiB",
+        "IMG_20261201_093000.jpg": "46.9 KiB",
+        "notes.txt": "900 bytes",
+    }
+    # Sizes and Delete buttons stay on one line; names break only when they must,
+    # and their column keeps most of the row.
+    for text, lines, _width in page.evaluate(LINES_JS, "td.file-size, td button.danger"):
+        assert lines == 1, (text, lines)
+    assert len(page.evaluate(LINES_JS, "td.file-size, td button.danger")) == 6
+    table_width = page.eval_on_selector("#file-table", "el => el.getBoundingClientRect().width")
+    for text, lines, width in page.evaluate(LINES_JS, "a.file-name"):
+        assert width >= 0.8 * table_width, (text, width, table_width)
+        assert lines <= (3 if text == long_name else 1), (text, lines)
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner
+
+
+def test_error_pages_keep_the_user_and_the_theme(new_page: NewPage) -> None:
+    page = new_page()
+    user = "dark_" + os.urandom(3).hex()
+    register(page, user, PASSWORD)
+    visit(page, "/preferences")
+    page.select_option("#theme", "dark")
+    with page.expect_navigation():
+        page.click("button[value=save]")
+    for path in ("/no-such-page", "/files/987654"):
+        visit(page, path, status=404)
+        assert page.locator("h1").inner_text() == "404 Not Found"
+        assert page.locator("body").get_attribute("class") == "theme-dark"
+        assert color(page, "body", "backgroundColor") == "rgb(17, 21, 31)"
+        assert page.locator(f"nav >> text={user}").count() == 1
+        assert page.locator("nav >> text=Log out").count() == 1
+    snap(page, "pages", "404-dark-logged-in")
