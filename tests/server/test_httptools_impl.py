@@ -303,7 +303,7 @@ def test_heads_over_the_limits_are_refused(head: bytes) -> None:
             return await exchange(port, head + HIDDEN)
 
     out = run(go)
-    assert out.startswith(b"HTTP/1.1 400") and b"Connection: close" in out
+    assert out.startswith(b"HTTP/1.1 431") and b"Connection: close" in out
     assert Recorder.hits == []
 
 
@@ -312,7 +312,7 @@ def test_never_ending_request_line_is_bounded() -> None:
         async with serving(make_app(), max_header_size=8 * 1024) as (port, _):
             return await exchange(port, b"GET /" + b"a" * 300_000, timeout=3)
 
-    assert run(go).startswith(b"HTTP/1.1 400")
+    assert run(go).startswith(b"HTTP/1.1 431")
 
 
 def test_body_over_max_body_size_is_refused_before_it_is_read() -> None:

@@ -12,15 +12,21 @@ class FramingError(Exception):
     """A request head that must be refused (``status``, 400 or 501) with
     ``Connection: close``."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
+        #: what the server log says (Tornado's wording where it has one).
+        self.detail = detail or message
 
 
 _TE_UNSUPPORTED = (
     "Transfer-Encoding {!r} is not supported; send 'chunked' or a Content-Length."
 )
 _BOTH = "A request may carry Content-Length or Transfer-Encoding, not both."
+# Tornado's log wording, so log filters written for Tornado keep matching.
+_BOTH_LOG = "Message with both Transfer-Encoding and Content-Length"
+_CL_LOG = "Only integer Content-Length is allowed"
+_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large", 501: "Not Implemented"}
 
 
 def describe_parser_error(message: str) -> FramingError:
@@ -29,13 +35,26 @@ def describe_parser_error(message: str) -> FramingError:
     low = message.lower()
     if "transfer-encoding" in low:
         if "content-length" in low:
-            return FramingError(_BOTH)
-        return FramingError(_TE_UNSUPPORTED.format("(as sent)"), 501)
+            return FramingError(_BOTH, detail=_BOTH_LOG)
+        return FramingError(
+            _TE_UNSUPPORTED.format("(as sent)"), 501, detail="Unsupported Transfer-Encoding"
+        )
     if "content-length" in low:
-        return FramingError("Content-Length must be one non-negative integer.")
+        return FramingError(
+            "Content-Length must be one non-negative integer.", detail=_CL_LOG + f" ({message})"
+        )
+    if "chunk" in low:
+        return FramingError(
+            f"The chunked body is malformed ({message}).", detail=f"invalid chunk size: {message}"
+        )
+    line = "Malformed HTTP request line"
     if "method" in low:
-        return FramingError("The request method is not one this server knows.")
-    return FramingError(f"The request is malformed ({message}).")
+        return FramingError("The request method is not one this server knows.", detail=line)
+    if "url" in low or "version" in low or "request line" in low:
+        return FramingError(f"The request line is malformed ({message}).", detail=line)
+    return FramingError(
+        f"The request is malformed ({message}).", detail=f"Malformed HTTP headers: {message}"
+    )
 
 
 def check_request_head(
@@ -63,11 +82,18 @@ def check_request_head(
         elif n == 14:
             if name.lower() == b"content-length":
                 if cl is not None:
-                    raise FramingError("Content-Length must be one non-negative integer.")
+                    raise FramingError(
+                        "Content-Length must be one non-negative integer.",
+                        detail="Multiple unequal Content-Lengths",
+                    )
                 cl = value
         elif n == 17 and name.lower() == b"transfer-encoding":
             if te is not None:
-                raise FramingError(_TE_UNSUPPORTED.format("(sent twice)"), 501)
+                raise FramingError(
+                    _TE_UNSUPPORTED.format("(sent twice)"),
+                    501,
+                    detail="Unsupported Transfer-Encoding (sent twice)",
+                )
             te = value
     if hosts > 1:
         raise FramingError("A request may carry one Host header, not several.")
@@ -75,16 +101,20 @@ def check_request_head(
         raise FramingError("An HTTP/1.1 request needs a Host header.")
     if te is not None:
         if cl is not None:
-            raise FramingError(_BOTH)
+            raise FramingError(_BOTH, detail=_BOTH_LOG)
         if te.strip().lower() != b"chunked":
-            raise FramingError(_TE_UNSUPPORTED.format(te[:40].decode("latin1")), 501)
+            shown = te[:40].decode("latin1")
+            raise FramingError(
+                _TE_UNSUPPORTED.format(shown), 501, detail=f"Unsupported Transfer-Encoding {shown}"
+            )
         return None, True
     if cl is None:
         return None, False
     text = cl.decode("latin1").strip(" \t")
     if not _DIGITS.fullmatch(text):
         raise FramingError(
-            f"Content-Length must be one non-negative integer, got {text[:40]!r}."
+            f"Content-Length must be one non-negative integer, got {text[:40]!r}.",
+            detail=f"{_CL_LOG}: {text[:40]}",
         )
     return int(text), False
 
@@ -121,7 +151,7 @@ def refusal(
     else:
         wants_json = "json" in ctype and "html" not in accept
     status = error.status
-    reason = "Not Implemented" if status == 501 else "Bad Request"
+    reason = _REASONS.get(status, "Bad Request")
     if wants_json:
         kind = "application/json; charset=UTF-8"
         text = json.dumps({"error": {"status": status, "message": str(error)}})

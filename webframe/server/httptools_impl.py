@@ -192,7 +192,10 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         if method == "HEAD" or code == 304:
             self._remaining = 0
         elif "Content-Length" in headers:
-            self._remaining = int(headers["Content-Length"])
+            declared = headers["Content-Length"]
+            if not (declared.isdigit() and declared.isascii()):
+                raise ValueError(f"not an integer Content-Length: {declared!r}")
+            self._remaining = int(declared)
         else:
             self._remaining = None
         lines = [f"HTTP/1.1 {code} {start_line.reason}"]
@@ -332,7 +335,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
             # Bytes read while a head is incomplete: bound what the parser buffers.
             self._head_bytes += len(data)
             if self._head_bytes > self.server.max_header_size + 65536:
-                self._parse_failed(FramingError("The request head is too large."))
+                self._parse_failed(FramingError("The request head is too large.", 431))
                 return
         try:
             self.parser.feed_data(data)
@@ -366,20 +369,20 @@ class HTTPToolsProtocol(asyncio.Protocol):
         msg.url += url
         self._head_size += len(url)
         if self._head_size > self.server.max_header_size:
-            self._refusal = FramingError("The request line is too long.")
+            self._refusal = FramingError("The request line is too long.", 431)
             raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.server.max_header_size:
-            self._refusal = FramingError("The request head is too large.")
+            self._refusal = FramingError("The request head is too large.", 431)
             raise _HeadTooLarge
         if self._in_head:
             msg = self._msg
             assert msg is not None
             msg.raw.append((name, value))
             if len(msg.raw) > self.server.max_headers:
-                self._refusal = FramingError("The request has too many header fields.")
+                self._refusal = FramingError("The request has too many header fields.", 431)
                 raise _HeadTooLarge
         # else: a chunked body's trailer fields, bounded above and ignored as Tornado does
 
@@ -456,7 +459,8 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self.loop.call_soon(self._run_queue)
 
     def _handle(self, kind: int, payload: Any) -> None:
-        if self._closed:
+        transport = self.transport
+        if self._closed or transport is None or transport.is_closing():
             return
         if kind == _HEAD:
             self._start(payload)
@@ -484,11 +488,8 @@ class HTTPToolsProtocol(asyncio.Protocol):
                 self.context.apply_xheaders(headers)
             conn._started = True
             result = delegate.headers_received(msg.start_line, headers)
-        except httputil.HTTPInputError as exc:
-            self._refuse(FramingError(f"{exc}."), conn)
-            return
-        except Exception:
-            self._delegate_failed(conn)
+        except Exception as exc:
+            self._delegate_failed(conn, exc)
             return
         if result is not None:
             self._wait(conn, result, self._after_head)
@@ -498,7 +499,13 @@ class HTTPToolsProtocol(asyncio.Protocol):
     def _after_head(self, conn: HTTPToolsConnection) -> None:
         msg = conn._msg
         if msg.length is not None and msg.length > conn._max_body_size:
-            self._refuse(FramingError("The request body is larger than this server accepts."), conn)
+            self._refuse(
+                FramingError(
+                    "The request body is larger than this server accepts.",
+                    detail="Content-Length too long",
+                ),
+                conn,
+            )
             return
         if msg.expect and not conn._headers_written and not conn._read_done:
             self._write(_CONTINUE)
@@ -509,15 +516,36 @@ class HTTPToolsProtocol(asyncio.Protocol):
             return  # answered already: the rest of the body is read and dropped
         conn._received += len(data)
         if conn._received > conn._max_body_size:
-            self._refuse(FramingError("The request body is larger than this server accepts."), conn)
+            self._refuse(
+                FramingError(
+                    "The request body is larger than this server accepts.",
+                    detail="chunked body too large" if conn._msg.chunked else "body too large",
+                ),
+                conn,
+            )
             return
+        size = self.server.chunk_size
+        if len(data) > size:
+            # Tornado hands bodies on in pieces of at most chunk_size; keep that promise.
+            for start in range(0, len(data), size):
+                if self._deliver(conn, data[start : start + size]):
+                    rest = len(data) - start - size
+                    if rest > 0:
+                        self._queue.appendleft((_BODY, data[start + size :]))
+                    return
+            return
+        self._deliver(conn, data)
+
+    def _deliver(self, conn: HTTPToolsConnection, data: bytes) -> bool:
+        """``data_received``; True if its awaitable now holds the body back."""
         try:
             result = conn._delegate.data_received(data)  # type: ignore[union-attr]
-        except Exception:
-            self._delegate_failed(conn)
-            return
+        except Exception as exc:
+            self._delegate_failed(conn, exc)
+            return True
         if result is not None:
-            self._wait(conn, result, None)
+            return self._wait(conn, result, None)
+        return False
 
     def _end(self, conn: HTTPToolsConnection) -> None:
         conn._read_done = True
@@ -527,20 +555,21 @@ class HTTPToolsProtocol(asyncio.Protocol):
             return
         try:
             conn._delegate.finish()  # type: ignore[union-attr]
-        except Exception:
-            self._delegate_failed(conn)
+        except Exception as exc:
+            self._delegate_failed(conn, exc)
 
     def _wait(
         self,
         conn: HTTPToolsConnection,
         result: Awaitable[None],
         then: Callable[[HTTPToolsConnection], None] | None,
-    ) -> None:
+    ) -> bool:
+        """Go on once ``result`` is done (``then``, then the queue); True if waiting."""
         future = asyncio.ensure_future(result)
         if future.done() and not future.cancelled() and future.exception() is None:
             if then is not None:
                 then(conn)
-            return
+            return False
         conn._waiting = True
         self._pause()
 
@@ -557,6 +586,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._run_queue()
 
         future.add_done_callback(done)
+        return True
 
     # -- answers and the next request ----------------------------------------
     def _response_done(self, conn: HTTPToolsConnection) -> None:
@@ -614,7 +644,11 @@ class HTTPToolsProtocol(asyncio.Protocol):
     def _refuse(self, error: FramingError, conn: HTTPToolsConnection | None = None) -> None:
         """400/501 + ``Connection: close`` (unless an answer has begun), then close."""
         self._dead = True
-        gen_log.info("Malformed HTTP message from %s: %s", self.context, error)
+        if error.status == 431:
+            # Tornado's wording for a head over max_header_size.
+            gen_log.info("Unsatisfiable read, closing connection from %s: %s", self.context, error)
+        else:
+            gen_log.info("Malformed HTTP message from %s: %s", self.context, error.detail)
         if conn is None:
             conn = self._current
         if conn is None or not conn._headers_written:
@@ -622,14 +656,13 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._write(refusal(error, msg.raw if msg is not None else []))
         self._close()
 
-    def _delegate_failed(self, conn: HTTPToolsConnection, exc: BaseException | None = None) -> None:
-        if exc is None:
-            app_log.error("Uncaught exception in the request delegate", exc_info=True)
-        elif isinstance(exc, httputil.HTTPInputError):
-            self._refuse(FramingError(f"{exc}."), conn)
+    def _delegate_failed(self, conn: HTTPToolsConnection, exc: BaseException) -> None:
+        """A delegate method raised: a bad request (``HTTPInputError``: Host header,
+        gzip data) is refused; anything else is logged and the connection closed."""
+        if isinstance(exc, httputil.HTTPInputError):
+            self._refuse(FramingError(f"{exc}.", detail=str(exc)), conn)
             return
-        else:
-            app_log.error("Uncaught exception in the request delegate", exc_info=exc)
+        app_log.error("Uncaught exception in the request delegate", exc_info=exc)
         self._abort()
 
     def _lost(self, conn: HTTPToolsConnection) -> None:
@@ -705,7 +738,12 @@ class HTTPToolsProtocol(asyncio.Protocol):
             return
         deadline = self.loop.time() + timeout
         self._deadline = deadline
-        if self._timer is None and not self._closed:
+        timer = self._timer
+        if timer is not None and deadline < timer.when():
+            # An earlier deadline than the timer's (a shorter set_body_timeout).
+            timer.cancel()
+            timer = self._timer = None
+        if timer is None and not self._closed:
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def _refresh_deadline(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from collections.abc import Callable, Iterable
@@ -71,7 +72,8 @@ class HTTPToolsServer(HTTPServer):
     ``listen`` / ``add_sockets`` / ``bind`` + ``start`` / ``stop`` /
     ``close_all_connections`` calls, so the two are interchangeable. Extra:
     ``header_timeout`` (seconds to send a request head), ``max_headers``
-    (header fields per request; default one per 16 bytes of ``max_header_size``), ``max_drain_size`` and :meth:`drain` (graceful stop).
+    (header fields per request; default one per 16 bytes of ``max_header_size``),
+    ``max_drain_size`` and :meth:`drain` (graceful stop).
 
     It subclasses ``tornado.httpserver.HTTPServer`` so that
     ``HTTPServer.configure(HTTPToolsServer)`` puts every ``HTTPServer(...)`` of a
@@ -124,6 +126,13 @@ class HTTPToolsServer(HTTPServer):
             decompress=decompress_request,
         )
         if isinstance(ssl_options, dict):
+            # Refused as TCPServer refuses them, before any socket is bound.
+            if "certfile" not in ssl_options:
+                raise KeyError('missing key "certfile" in ssl_options')
+            for key in ("certfile", "keyfile"):
+                path = ssl_options.get(key)
+                if path and not os.path.exists(path):
+                    raise ValueError(f'{key} "{path}" does not exist')
             ssl_options = tornado.netutil.ssl_options_to_context(ssl_options, server_side=True)
         self.ssl_context: ssl.SSLContext | None = ssl_options
         self._is_delegate = isinstance(request_callback, httputil.HTTPServerConnectionDelegate)
@@ -143,7 +152,7 @@ class HTTPToolsServer(HTTPServer):
         else:
             delegate = _CallableDelegate(callback, request_conn)  # type: ignore[arg-type]
         if self.decompress:
-            delegate = tornado_impl.gzip_delegate(delegate, self.chunk_size)
+            delegate = tornado_impl.gzip_delegate(delegate, self.chunk_size, self.max_body_size)
         return delegate
 
     # -- listening -----------------------------------------------------------------

@@ -21,7 +21,7 @@ _Gzip: Any = getattr(tornado.http1connection, "_GzipMessageDelegate", None)
 
 
 def gzip_delegate(
-    delegate: httputil.HTTPMessageDelegate, chunk_size: int
+    delegate: httputil.HTTPMessageDelegate, chunk_size: int, max_body_size: int
 ) -> httputil.HTTPMessageDelegate:
     """Wrap ``delegate`` so a ``Content-Encoding: gzip`` body arrives decompressed
     (``HTTPServer(decompress_request=True)``)."""
@@ -30,7 +30,10 @@ def gzip_delegate(
             f"decompress_request needs tornado.http1connection._GzipMessageDelegate, "
             f"missing in Tornado {tornado.version}"
         )
-    wrapped: httputil.HTTPMessageDelegate = _Gzip(delegate, chunk_size)
+    try:
+        wrapped: httputil.HTTPMessageDelegate = _Gzip(delegate, chunk_size, max_body_size)
+    except TypeError:  # pragma: no cover - Tornado before 6.5 took no size limit
+        wrapped = _Gzip(delegate, chunk_size)
     return wrapped
 
 
