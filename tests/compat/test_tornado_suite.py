@@ -44,7 +44,7 @@ MIN_TESTS = 1400
 MIN_PASSED = 1300
 #: the allow-list's size limit. Issue 12 expected "about 34"; XSRF alone fails 19 separate tests.
 MAX_DELIBERATE = 40
-#: seconds one run may take (about 50 s on the project's 2-core machine).
+#: seconds one run may take (50-160 s on the project's 2-core machine, with its load).
 RUN_TIMEOUT = 900.0
 LAYERS = [x.strip() for x in os.environ.get("WEBFRAME_COMPAT_LAYERS", "tornado").split(",") if x]
 RUNS = [("import", "tornado")] + [("substituted", layer) for layer in LAYERS]
