@@ -392,26 +392,12 @@ def expected_hits(position: str, kept: bool) -> list[str]:
     ("build", "status"), [c[1:] for c in FRAMINGS], ids=[c[0] for c in FRAMINGS]
 )
 def test_refused_framing_runs_no_hidden_request(
-    request: pytest.FixtureRequest,
     fresh: Site,
     build: Callable[[int], bytes],
     status: int | tuple[int, ...],
     n: int,
     position: str,
 ) -> None:
-    if (
-        fresh.served.server_class == "HTTPToolsServer"
-        and position == "pipelined"
-        and "expect-100" in request.node.name
-    ):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="httptools layer: after an answer with Connection: close given from "
-                "headers_received, a request pipelined behind the body in the same read is "
-                "still dispatched (HTTPToolsProtocol._event/_handle check _closed, not _dead)",
-            )
-        )
     answer, conn = exchange(fresh, build(n), position)
     with conn:
         assert answer.status in (status if isinstance(status, tuple) else (status,)), answer.raw
