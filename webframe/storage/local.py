@@ -25,6 +25,7 @@ from typing import BinaryIO, Final
 
 from webframe.storage.base import (
     READ_CHUNK,
+    InvalidKeyError,
     ObjectInfo,
     ObjectNotFoundError,
     ObjectReader,
@@ -250,7 +251,7 @@ class LocalStorage(Storage):
         # check_key already refuses '..'; a symlinked folder must not lead out either.
         real_root = os.path.realpath(self.root)
         if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
-            raise ObjectNotFoundError(f"No file is stored under {key!r}.")
+            raise InvalidKeyError(f"The file name {key!r} leads outside the storage folder.")
         return path
 
     def info_for(self, key: str, path: Path | int, sha256: str | None = None) -> ObjectInfo:
