@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import tornado.httpclient
 import tornado.web
 import tornado.websocket
 from tornado.httpclient import AsyncHTTPClient
@@ -463,22 +464,56 @@ def test_websocket_over_the_layer() -> None:
     assert run(go) == ["one", "two", "x" * 100_000]
 
 
-def test_tls() -> None:
+def test_tls_requests_and_websocket() -> None:
     import tornado.test
 
     folder = os.path.dirname(tornado.test.__file__)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(os.path.join(folder, "test.crt"), os.path.join(folder, "test.key"))
+    client_tls = ssl.create_default_context()
+    client_tls.check_hostname = False
+    client_tls.verify_mode = ssl.CERT_NONE
 
-    async def go() -> tuple[int, bytes]:
+    async def go() -> tuple[int, bytes, list[Any]]:
         async with serving(make_app(), ssl_options=context) as (port, _):
             r = await AsyncHTTPClient().fetch(
                 f"https://127.0.0.1:{port}/tls", validate_cert=False
             )
-            return r.code, r.body
+            ws = await tornado.websocket.websocket_connect(
+                tornado.httpclient.HTTPRequest(
+                    f"wss://127.0.0.1:{port}/ws", ssl_options=client_tls
+                )
+            )
+            got = []
+            for text in ("over tls", "y" * 200_000):
+                await ws.write_message(text)
+                got.append(await ws.read_message())
+            ws.close()
+            return r.code, r.body, got
 
-    code, body = run(go)
+    code, body, got = run(go)
     assert code == 200 and body.endswith(b"https")
+    assert got == ["over tls", "y" * 200_000]
+
+
+class RawContinue(tornado.web.RequestHandler):
+    """Writes through ``request.connection.stream`` as code for HTTP1Connection does."""
+
+    async def get(self) -> None:
+        raw = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nraw"
+        await self.request.connection.stream.write(raw)
+        self.request.connection.stream.close()
+        Recorder.hits.append(f"closed={self.request.connection.stream.closed()}")
+
+
+def test_connection_stream_writes_and_closes() -> None:
+    async def go() -> bytes:
+        app = tornado.web.Application([("/raw", RawContinue)])
+        async with serving(app) as (port, _):
+            return await exchange(port, GET % b"raw" + GET % b"never")
+
+    assert run(go) == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nraw"
+    assert Recorder.hits == ["closed=True"]
 
 
 def test_drain_finishes_busy_requests_and_closes_idle_ones() -> None:

@@ -41,6 +41,7 @@ from .framing import (
     describe_parser_error,
     refusal,
 )
+from .stream import TransportStream
 
 if TYPE_CHECKING:
     from .httptools_server import HTTPToolsServer
@@ -106,8 +107,12 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         "_write_done",
         "context",
         "params",
-        "stream",
     )
+
+    @property
+    def stream(self) -> TransportStream:
+        """The connection as an ``IOStream``-like object (raw writes, ``close()``)."""
+        return self._proto.stream_view()
 
     def __init__(self, proto: HTTPToolsProtocol, msg: _Message) -> None:
         self._proto = proto
@@ -129,7 +134,6 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         self._continue_sent = False
         self._status = 0
         self._started = False
-        self.stream: Any = None
 
     # -- HTTPConnection -------------------------------------------------------
     def set_close_callback(self, callback: Callable[[], None] | None) -> None:
@@ -272,9 +276,10 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
         self._draining = False
-        self._eof = False
         self._leftover: bytes | None = None
         self._detached = False
+        self._view: TransportStream | None = None
+        self._view_reads = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._scheduled = False
@@ -312,6 +317,8 @@ class HTTPToolsProtocol(asyncio.Protocol):
         if conn is not None and not self._detached:
             self._current = None
             self._lost(conn)
+        if self._view is not None:
+            self._view.connection_lost(exc)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -330,6 +337,8 @@ class HTTPToolsProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._dead:
+            if self._view_reads and self._view is not None:
+                self._view.feed(data)
             return
         if self._in_head:
             # Bytes read while a head is incomplete: bound what the parser buffers.
@@ -347,12 +356,9 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._parse_failed(self._refusal or describe_parser_error(str(exc)))
 
     def eof_received(self) -> bool | None:
-        # A client that half-closes after whole requests still gets its answers (we
-        # close after them); one that stops inside a request never completes it.
-        if self._msg is not None or (self._current is None and not self._queue):
-            return False
-        self._eof = True
-        return True
+        # As Tornado: the client's end of stream ends the connection (what is already
+        # written is still sent); the handler at work hears of it (on_connection_close).
+        return False
 
     # -- parser callbacks -----------------------------------------------------
     def on_message_begin(self) -> None:
@@ -613,7 +619,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._current = None
         if self.server.xheaders:
             self.context.unapply_xheaders()
-        if self._draining or (self._eof and not self._queue):
+        if self._draining:
             self._close()
             return
         if self._queue:
@@ -672,9 +678,12 @@ class HTTPToolsProtocol(asyncio.Protocol):
         callback = conn._close_callback
         conn._close_callback = None
         try:
-            if conn._started and not conn._read_done and conn._delegate is not None:
-                conn._delegate.on_connection_close()
-            if callback is not None:
+            # As HTTP1Connection: the delegate hears of it while its body is being
+            # read; once the body is read, the handler's close callback does.
+            if not conn._read_done:
+                if conn._started and conn._delegate is not None:
+                    conn._delegate.on_connection_close()
+            elif callback is not None:
                 callback()
         except Exception:
             app_log.error("Uncaught exception in a close callback", exc_info=True)
@@ -775,36 +784,43 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._abort()
 
     # -- detach ---------------------------------------------------------------
+    def stream_view(self) -> TransportStream:
+        """This connection's ``IOStream``-like view (made on first use)."""
+        if self._view is None:
+            self._view = TransportStream(self)
+        return self._view
+
     def _detach(self, conn: HTTPToolsConnection) -> iostream.IOStream:
         transport = self.transport
         if transport is None or self._closed:
             raise iostream.StreamClosedError()
-        if transport.get_extra_info("sslcontext") is not None:
-            raise NotImplementedError(
-                "detach() of a TLS connection is not supported by the httptools layer; "
-                "serve with http_impl='tornado' or terminate TLS in a proxy"
-            )
-        sock = transport.get_extra_info("socket")
-        transport.pause_reading()
-        pending = transport.get_write_buffer_size()
-        if pending:
-            raise RuntimeError("detach() with unsent bytes in the transport buffer")
-        dup = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
         self._detached = True
         self._current = None
         self._dead = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        leftover, self._leftover = self._leftover or b"", None
+        sock = transport.get_extra_info("socket")
+        tls = transport.get_extra_info("sslcontext") is not None
+        if tls or sock is None or transport.get_write_buffer_size():
+            # The TLS state (or unsent bytes) stays with the transport: the stream is
+            # a view of it, fed by this protocol from now on.
+            view = self.stream_view()
+            self._view_reads = True
+            view.feed(leftover)
+            if self._paused:
+                self._paused = False
+                transport.resume_reading()
+            return view  # type: ignore[return-value]
+        transport.pause_reading()
+        dup = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
         # The transport lets go of its own descriptor; the duplicate keeps the
-        # connection open for the stream.
+        # connection open for a real IOStream (every IOStream method works on it).
         transport.abort()
         stream = iostream.IOStream(dup)
-        tornado_impl.feed_stream(stream, self._leftover or b"")
-        self._leftover = None
-        conn.stream = stream
+        tornado_impl.feed_stream(stream, leftover)
         return stream
-
 
 def __getattr__(name: str) -> Any:
     # ``webframe.server.httptools_impl.HTTPServer``: the server class, found where the
