@@ -246,6 +246,7 @@ def test_unavailable_place_gives_503_with_a_message(backend: Backend) -> None:
     async def scenario() -> None:
         try:
             calls = [
+                storage.check(),
                 storage.stat("k"),
                 storage.open_read("k"),
                 storage.delete("k"),
@@ -265,6 +266,13 @@ def test_unavailable_place_gives_503_with_a_message(backend: Backend) -> None:
             await storage.close()
 
     asyncio.run(scenario())
+
+
+def test_check_passes_on_a_usable_storage(backend: Backend) -> None:
+    async def scenario(storage: Storage) -> None:
+        await storage.check()
+
+    backend.run(scenario)
 
 
 def test_presigned_urls_where_supported(backend: Backend) -> None:

@@ -301,6 +301,13 @@ class Storage(ABC):
     async def stat(self, key: str) -> ObjectInfo:
         """Describe the object ``key``."""
 
+    async def check(self) -> None:  # noqa: B027 (a backend with nothing to check keeps this)
+        """Raise :class:`StorageUnavailableError` unless the storage can be used now.
+
+        For start-up and health checks; the other methods raise the same error on
+        their own, so a request path need not call this first.
+        """
+
     async def exists(self, key: str) -> bool:
         """True if an object is stored under ``key``."""
         try:

@@ -244,6 +244,13 @@ class LocalStorage(Storage):
                 "the upload_storage setting."
             )
 
+    async def check(self) -> None:
+        self.check_root()
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageUnavailableError(
+                f"The file storage folder {self.root} is not writable by this process."
+            )
+
     def path_for(self, key: str) -> Path:
         """The file that holds ``key`` (validated: always inside ``root``)."""
         check_key(key)

@@ -524,6 +524,9 @@ class S3Storage(Storage):
             raise
         return self._info(key, answer, int(answer.get("ContentLength", 0)), sha256)
 
+    async def check(self) -> None:
+        await self._check_bucket()
+
     async def _check_bucket(self) -> None:
         """Raise 503 if the bucket itself is missing."""
         try:
