@@ -289,7 +289,7 @@ class _Delegate(_HandlerDelegate):
                 return self._check_declared(prepared, declared)
             return prepared
         self._reject(error)
-        if error.status_code == 413 and declared <= _DRAIN and not expect:
+        if error.status_code == 413 and _can_drain(declared, expect):
             # One valid Content-Length of a size worth reading: answer now, then read
             # and drop exactly that body, and keep the connection.
             self._answer(close=False)
@@ -480,12 +480,8 @@ class _Wire:
         chunk: bytes | None = None,
     ) -> asyncio.Future[None]:
         if not self.done and self.mode is None:
-            drainable = (
-                self.remaining is not None
-                and self.remaining <= _DRAIN
-                and (self.got_body or not self.expect)
-            )
-            self.mode = _DRAIN_MODE if drainable else _CLOSE
+            waiting = self.expect and not self.got_body
+            self.mode = _DRAIN_MODE if _can_drain(self.remaining, waiting) else _CLOSE
         if self.mode == _CLOSE:
             headers["Connection"] = "close"
         return self._write_headers(start_line, headers, chunk)
@@ -511,6 +507,14 @@ class _Wire:
     def close(self) -> None:
         _drop_read_buffer(self.connection.stream)
         self._close()
+
+
+def _can_drain(remaining: int | None, waits_for_continue: bool) -> bool:
+    """Whether a request answered before its body was read can keep its connection:
+    the rest of the body has a known length of at most ``_DRAIN`` bytes (it is read
+    and dropped), and the client is not holding it back for a ``100 Continue`` it
+    will never get (it might send it, or not: its end is unknowable)."""
+    return remaining is not None and remaining <= _DRAIN and not waits_for_continue
 
 
 def _server_body_cap(connection: httputil.HTTPConnection | None) -> int | None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tornado import httputil
 
 from webframe import Application, RequestHandler, route
 from webframe.testing import test_settings
@@ -251,3 +252,70 @@ def test_pipelined_requests_after_a_refusal_are_not_smuggled(live: ServerProcess
         assert first.status == 400
         second = read_response(sock, time.monotonic() + 3)
         assert second.status is None, "a second (smuggled) request was answered"
+
+
+# ------------------------------------------------ the rules, without a socket
+
+
+def _headers(*lines: tuple[str, str]) -> httputil.HTTPHeaders:
+    headers = httputil.HTTPHeaders()
+    for name, value in lines:
+        headers.add(name, value)
+    return headers
+
+
+@pytest.mark.parametrize(
+    ("lines", "status", "reason"),
+    [
+        ([("Content-Length", "5")], None, None),
+        ([("Content-Length", "5, 5")], None, None),
+        ([("Content-Length", "5,\t5")], None, None),
+        ([("Transfer-Encoding", "chunked")], None, None),
+        ([("Transfer-Encoding", "Chunked")], None, None),
+        ([("Content-Length", "+5")], 400, "Only integer Content-Length is allowed: +5"),
+        ([("Content-Length", "1_0")], 400, "Only integer Content-Length is allowed: 1_0"),
+        ([("Content-Length", "5, 6")], 400, "Multiple unequal Content-Lengths: '5, 6'"),
+        # Only SP and HTAB are whitespace in a list, not what Python's strip() takes.
+        ([("Content-Length", "5,\xa05")], 400, "Multiple unequal Content-Lengths"),
+        (
+            [("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+            400,
+            "Message with both Transfer-Encoding and Content-Length",
+        ),
+        (
+            [("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")],
+            400,
+            "Unsupported Transfer-Encoding chunked,chunked",
+        ),
+        ([("Transfer-Encoding", "gzip, chunked")], 501, "Unsupported Transfer-Encoding gzip"),
+        ([("Transfer-Encoding", "identity")], 501, "Unsupported Transfer-Encoding identity"),
+        ([("Content-Length", "2000")], 413, None),
+    ],
+)
+def test_check_framing(
+    lines: list[tuple[str, str]], status: int | None, reason: str | None
+) -> None:
+    """The framing rules: the answer, and Tornado's wording for its log line."""
+    from webframe.app import _check_framing
+
+    error, declared, malformed = _check_framing(_headers(*lines), 1024)
+    assert (error.status_code if error else None) == status
+    if error is not None:
+        assert error.message and "Traceback" not in error.message
+    if reason is None:
+        assert malformed is None
+    else:
+        assert malformed is not None and malformed.startswith(reason)
+    if status in (None, 413) and "Content-Length" in dict(lines):
+        assert declared == int(lines[0][1].split(",")[0])
+
+
+def test_drain_or_close() -> None:
+    """A refused body is read and dropped only when its end is known and near."""
+    from webframe.app import _DRAIN, _can_drain
+
+    assert _can_drain(0, False)
+    assert _can_drain(_DRAIN, False)
+    assert not _can_drain(_DRAIN + 1, False)
+    assert not _can_drain(None, False)  # chunked: the end is unknown
+    assert not _can_drain(10, True)  # the client waits for a 100 Continue
