@@ -228,3 +228,56 @@ def test_from_url_reads_the_standard_aws_variables(s3: S3Backend) -> None:
         assert "upload_storage" in str(caught.value)
     with pytest.raises(ConfigurationError, match="both"):
         from_url("s3://good-bucket", environ={"AWS_ACCESS_KEY_ID": "only-the-id"})
+
+
+def test_one_client_for_concurrent_first_calls_and_a_new_one_after_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    import webframe.storage.s3 as module
+
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    storage = S3Storage(
+        "some-bucket",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        access_key="k",
+        secret_key="s",
+        max_attempts=1,
+    )
+    made: list[Any] = []
+    create = storage._session.create_client
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(create(*args, **kwargs))
+        return made[-1]
+
+    storage._session.create_client = counting  # type: ignore[method-assign]
+    storage._retire_after = 0.05
+    closed: list[Any] = []
+    close_quietly = module._close_quietly
+
+    async def recording(cm: Any) -> None:
+        closed.append(cm)
+        await close_quietly(cm)
+
+    monkeypatch.setattr(module, "_close_quietly", recording)
+
+    async def scenario() -> None:
+        first = await asyncio.gather(*(storage._get_client("test") for _ in range(5)))
+        assert len(made) == 1 and all(c is first[0] for c in first)
+        with pytest.raises(StorageUnavailableError, match="cannot be reached"):
+            await storage.stat("k")
+        assert storage._client is None  # retired, not handed out again
+        assert len(storage._retired) == 1
+        await asyncio.sleep(0.2)  # the grace period passes: it is closed
+        assert storage._retired == {} and closed == [made[0]]
+        with pytest.raises(StorageUnavailableError):
+            await storage.stat("k")
+        assert len(made) == 2
+        await storage.close()
+        assert closed == made  # the second one closed by close()
+
+    asyncio.run(scenario())

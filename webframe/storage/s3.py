@@ -114,6 +114,12 @@ def parse_options(query: Mapping[str, str], setting: str = "upload_storage") -> 
     return options
 
 
+async def _close_quietly(cm: Any) -> None:
+    """Close a client's connections; a client that cannot even close is let go."""
+    with contextlib.suppress(Exception):
+        await cm.__aexit__(None, None, None)
+
+
 def _error_code(exc: botocore.exceptions.ClientError) -> tuple[str, int]:
     error = exc.response.get("Error", {})
     meta = exc.response.get("ResponseMetadata", {})
@@ -279,7 +285,7 @@ class S3Reader(ObjectReader):
                 if not chunk:
                     break
                 remaining -= len(chunk)
-                yield bytes(chunk)
+                yield chunk
         finally:
             await self.aclose()
 
@@ -296,16 +302,18 @@ class _ClientContext:
         self._storage = storage
         self._action = action
         self._key = key
+        self._client: Any = None
 
     async def __aenter__(self) -> Any:
-        return await self._storage._get_client(self._action)
+        self._client = await self._storage._get_client(self._action)
+        return self._client
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or not isinstance(exc, Exception):
             return
         if isinstance(exc, _CONNECTION_ERRORS):
             # The pool may hold dead sockets: the next call starts with a new client.
-            await self._storage._drop_client()
+            self._storage._retire_client(self._client)
         error = self._storage.translate(exc, self._action, self._key)
         if error is not exc:
             raise error from exc
@@ -370,6 +378,10 @@ class S3Storage(Storage):
         self._client: Any = None
         self._client_cm: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._retired: dict[Any, asyncio.TimerHandle] = {}
+        self._retire_after = read_timeout + connect_timeout
 
     # -- the client ----------------------------------------------------------
 
@@ -381,36 +393,58 @@ class S3Storage(Storage):
         loop = asyncio.get_running_loop()
         if self._client is not None and self._client_loop is loop:
             return self._client
-        # A client belongs to the loop it was made on (aiohttp); a new loop gets its own.
-        self._client = self._client_cm = None
-        access_key, secret_key, token = self._credentials
-        cm = self._session.create_client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            aws_session_token=token,
-            config=self._config,
-        )
-        try:
-            client = await cm.__aenter__()
-        except Exception as exc:
-            raise self.translate(exc, action, None) from exc
-        self._client, self._client_cm, self._client_loop = client, cm, loop
-        return client
+        if self._lock_loop is not loop:
+            # A client belongs to the loop it was made on (aiohttp); so does the lock.
+            self._client = self._client_cm = None
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._lock:  # concurrent first calls share one new client
+            if self._client is not None and self._client_loop is loop:
+                return self._client
+            access_key, secret_key, token = self._credentials
+            cm = self._session.create_client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                aws_session_token=token,
+                config=self._config,
+            )
+            try:
+                client = await cm.__aenter__()
+            except Exception as exc:
+                raise self.translate(exc, action, None) from exc
+            self._client, self._client_cm, self._client_loop = client, cm, loop
+            return client
 
-    async def _drop_client(self) -> None:
-        """Forget the client (after a connection failure), so the next call starts afresh."""
+    def _retire_client(self, client: Any) -> None:
+        """Stop handing out ``client`` (it met a connection failure); close it a bit later.
+
+        Not at once: other requests may still be using it. They finish or time out
+        within ``read_timeout``, then its connections are closed.
+        """
+        if client is None or client is not self._client:
+            return  # already retired by a request that failed at the same time
         cm, self._client, self._client_cm = self._client_cm, None, None
-        if cm is not None:
-            with contextlib.suppress(Exception):
-                await cm.__aexit__(None, None, None)
+        loop = asyncio.get_running_loop()
+        self._retired[cm] = loop.call_later(self._retire_after, self._close_retired, cm)
+
+    def _close_retired(self, cm: Any) -> None:
+        self._retired.pop(cm, None)
+        task = asyncio.ensure_future(_close_quietly(cm))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     async def close(self) -> None:
+        retired, self._retired = self._retired, {}
+        cm, self._client, self._client_cm = self._client_cm, None, None
         if self._client_loop is asyncio.get_running_loop():
-            await self._drop_client()
-        self._client = self._client_cm = self._client_loop = None
+            for old, handle in retired.items():
+                handle.cancel()
+                await _close_quietly(old)
+            if cm is not None:
+                await _close_quietly(cm)
+        self._client_loop = None
 
     def translate(self, exc: Exception, action: str, key: str | None) -> Exception:
         """The framework error for a botocore/aiohttp failure while ``action`` on ``key``."""
