@@ -281,3 +281,12 @@ def test_one_client_for_concurrent_first_calls_and_a_new_one_after_a_failure(
         assert closed == made  # the second one closed by close()
 
     asyncio.run(scenario())
+
+
+def test_missing_aiobotocore_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "aiobotocore.session", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "webframe.storage.s3")
+    with pytest.raises(ImportError, match=r"pip install 'webframe\[s3\]'"):
+        from_url("s3://some-bucket/x", environ={})
