@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from asyncio import Future
 from typing import Any
 
 from webframe import (
@@ -102,10 +103,13 @@ NOTES = NoteStore()
 def _note_text(data: Any) -> str:
     if not isinstance(data, dict) or not isinstance(data.get("text"), str):
         raise BadRequestError('Send a JSON object like {"text": "..."}.')
-    text = data["text"].strip()
+    text: str = data["text"].strip()
     if not 1 <= len(text) <= 500:
         raise BadRequestError("A note's text must be 1 to 500 characters long.")
     return text
+
+
+_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
 class JSONAPIHandler(RequestHandler):
@@ -114,6 +118,14 @@ class JSONAPIHandler(RequestHandler):
 
     def wants_json(self) -> bool:
         return True
+
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
+        # Every text these handlers finish with is JSON (their answers and errors).
+        # Writing <, > and & as \u escapes keeps an echoed '<script>' inert even for a
+        # client that reads the answer as HTML; the JSON value is the same.
+        if isinstance(chunk, str):
+            chunk = chunk.translate(_HTML_SAFE)
+        return super().finish(chunk)
 
     def check_xsrf_cookie(self) -> None:
         # A cross-site page can only send GET/POST forms with form or text bodies; a

@@ -125,3 +125,20 @@ async def test_404_page_knows_the_user_and_the_theme(client) -> None:  # type: i
         assert 'class="theme-dark"' in body, path
         assert ">nadia</a>" in body and "Log out" in body, path
         assert 'class="error-page"' in body
+
+
+@pytest.mark.gen_test
+async def test_api_json_never_carries_raw_markup(client) -> None:  # type: ignore[no-untyped-def]
+    # An error echoing what was sent, and a note's own text: <, > and & are \u escapes,
+    # so the answer stays inert for a client that reads it as HTML; the value is the same.
+    assert (await client.get("/register")).code == 200  # a page with a form: the token
+    r = await client.post(
+        "/api/notes",
+        body='{"text": 1}',
+        headers={"Content-Type": "<b>x</b>", "Accept": "text/html"},
+    )
+    assert r.code == 400 and b"<b>" not in r.body and b"\\u003cb\\u003e" in r.body
+    assert "<b>x</b>" in json.loads(r.body)["error"]["message"]
+    r = await client.post("/api/notes", json={"text": "a < b & c > d"}, xsrf=False)
+    assert r.code == 201 and b"<" not in r.body and b"&" not in r.body
+    assert json.loads(r.body)["text"] == "a < b & c > d"
