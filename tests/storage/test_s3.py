@@ -290,3 +290,30 @@ def test_missing_aiobotocore_says_which_extra_to_install(monkeypatch: pytest.Mon
     monkeypatch.delitem(sys.modules, "webframe.storage.s3")
     with pytest.raises(ImportError, match=r"pip install 'webframe\[s3\]'"):
         from_url("s3://some-bucket/x", environ={})
+
+
+def test_a_service_without_tagging_still_gets_the_object(s3: S3Backend) -> None:
+    import botocore.exceptions
+
+    data = os.urandom(5 * MiB + 7)
+
+    async def scenario(storage: Storage) -> None:
+        assert isinstance(storage, S3Storage)
+        client: Any = await storage._get_client("test")
+
+        async def refuse(**kwargs: Any) -> Any:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "NotImplemented"}, "ResponseMetadata": {"HTTPStatusCode": 501}},
+                "PutObjectTagging",
+            )
+
+        client.put_object_tagging = refuse
+        sink = await storage.open_sink("untagged.bin", content_type="application/octet-stream")
+        await sink.write(data)
+        info = await sink.commit()
+        assert info.sha256 == hashlib.sha256(data).hexdigest() and info.size == len(data)
+        assert (await storage.stat("untagged.bin")).sha256 is None  # unknown, not wrong
+        assert await (await storage.open_read("untagged.bin")).read_all() == data
+
+    s3.run(scenario)
+    assert s3.uploads() == []

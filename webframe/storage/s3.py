@@ -196,7 +196,7 @@ class S3Sink(Sink):
         digest = self.sha256
         if self._upload_id is None:
             async with storage.client("uploading", self.key) as client:
-                await client.put_object(
+                answer = await client.put_object(
                     Bucket=storage.bucket,
                     Key=self._name,
                     Body=self._body(),
@@ -207,21 +207,26 @@ class S3Sink(Sink):
             if self._filled:
                 await self._send_part()
             async with storage.client("uploading", self.key) as client:
-                await client.complete_multipart_upload(
+                answer = await client.complete_multipart_upload(
                     Bucket=storage.bucket,
                     Key=self._name,
                     UploadId=self._upload_id,
                     MultipartUpload={"Parts": self._parts},
                 )
-                self._upload_id = None  # complete: nothing left to abort
-                # The digest is known only now; a tag records it without rewriting the object.
-                await client.put_object_tagging(
-                    Bucket=storage.bucket,
-                    Key=self._name,
-                    Tagging={"TagSet": [{"Key": _TAG_SHA256, "Value": digest}]},
-                )
+            self._upload_id = None  # complete: nothing left to abort
+            await self._tag_digest(digest)
         self._release()
-        info = await storage.stat(self.key)
+        # The object is published: what follows must not turn it into a failure.
+        try:
+            info = await storage.stat(self.key)
+        except StorageUnavailableError:
+            info = ObjectInfo(
+                key=self.key,
+                size=self.size,
+                etag=str(answer.get("ETag", "")).strip('"'),
+                content_type=self.content_type,
+                modified=datetime.now(timezone.utc),
+            )
         return ObjectInfo(
             key=info.key,
             size=info.size,
@@ -230,6 +235,23 @@ class S3Sink(Sink):
             modified=info.modified,
             sha256=digest,
         )
+
+    async def _tag_digest(self, digest: str) -> None:
+        """Record the SHA-256 of a multipart object (known only at the end) as a tag.
+
+        Best effort: a service without tagging still gets the object, whose stat
+        then reports the digest as unknown.
+        """
+        storage = self._storage
+        try:
+            async with storage.client("tagging", self.key) as client:
+                await client.put_object_tagging(
+                    Bucket=storage.bucket,
+                    Key=self._name,
+                    Tagging={"TagSet": [{"Key": _TAG_SHA256, "Value": digest}]},
+                )
+        except Exception as exc:
+            log.warning("could not tag %s with its SHA-256: %s", self._name, exc)
 
     async def _abort(self) -> None:
         self._release()
@@ -278,7 +300,7 @@ class S3Reader(ObjectReader):
             while remaining > 0:
                 try:
                     chunk = await self._body.read(min(READ_CHUNK, remaining))
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                except _CONNECTION_ERRORS as exc:
                     raise StorageUnavailableError(
                         f"The file storage stopped answering while {self._key!r} was read."
                     ) from exc
