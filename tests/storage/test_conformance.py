@@ -199,6 +199,8 @@ def test_copy(backend: Backend) -> None:
         assert await (await storage.open_read("a/src.bin")).read_all() == data
         with pytest.raises(ObjectNotFoundError):
             await storage.copy("a/missing", "b/other")
+        same = await storage.copy("a/src.bin", "a/src.bin")
+        assert same.size == len(data) and same.sha256 == digest
 
     backend.run(scenario)
     assert len(backend.leftovers()) == 2
