@@ -22,7 +22,7 @@ MiB = 1024 * 1024
 SIZE = 100 * MiB
 
 CHILD = r"""
-import asyncio, hashlib, json, os, sys
+import asyncio, hashlib, json, os, sys, time
 
 from webframe.storage import from_url
 
@@ -52,6 +52,7 @@ async def main():
     await sink.commit()
     reset_peak()
     before = status_kib("VmRSS")
+    began = time.monotonic()
     # 16 distinct blocks, written in a rotating order: every part differs.
     blocks = [os.urandom(chunk_size) for _ in range(16)]
     expected = hashlib.sha256()
@@ -67,6 +68,7 @@ async def main():
         i += 1
     info = await sink.commit()
     after_write = status_kib("VmHWM")
+    written_at = time.monotonic()
     read = hashlib.sha256()
     count = 0
     async with await storage.open_read("big/object.bin") as reader:
@@ -74,6 +76,7 @@ async def main():
             read.update(piece)
             count += len(piece)
     after_read = status_kib("VmHWM")
+    read_at = time.monotonic()
     stat_sha256 = (await storage.stat("big/object.bin")).sha256
     await storage.close()
     print(json.dumps({
@@ -81,6 +84,7 @@ async def main():
         "size": info.size, "read": count, "sha256": info.sha256,
         "stat_sha256": stat_sha256, "expected": expected.hexdigest(),
         "read_sha256": read.hexdigest(),
+        "write_s": written_at - began, "read_s": read_at - written_at,
     }))
 
 
@@ -112,6 +116,9 @@ def check(figures: dict[str, int | str], limit_mib: int) -> None:
     write_mib = (int(figures["after_write_kib"]) - before) / 1024
     growth_mib = (int(figures["after_read_kib"]) - before) / 1024
     print(f"peak RSS growth, {SIZE // MiB} MiB in: {write_mib:.1f} MiB, out: {growth_mib:.1f} MiB")
+    mib = SIZE / MiB
+    speeds = f"{mib / float(figures['write_s']):.0f} / {mib / float(figures['read_s']):.0f}"
+    print(f"MiB/s in / out (SHA-256 included): {speeds}")
     assert growth_mib < limit_mib, figures
 
 
