@@ -1133,3 +1133,125 @@ def test_redis_take_unreachable_raises_store_error(clock: FakeClock) -> None:
             await store.close()
 
     run(main())
+
+
+# -- counters (login throttling): incr / reset_counter ------------------------
+
+
+def test_counter_counts_within_its_window_then_starts_again(
+    backend: Backend, clock: FakeClock
+) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            first = await store.incr("login:alice", 60)
+            assert first.value == 1 and first.reset_in == pytest.approx(60)
+            clock.advance(20)
+            second = await store.incr("login:alice", 60)
+            assert second.value == 2 and second.reset_in == pytest.approx(40)
+            assert (await store.incr("login:alice", 60, amount=3)).value == 5
+            assert (await store.incr("login:bob", 60)).value == 1  # one counter per key
+            clock.advance(40)  # the window (from the first increment) has ended
+            fresh = await store.incr("login:alice", 60)
+            assert fresh.value == 1 and fresh.reset_in == pytest.approx(60)
+
+    run(main())
+
+
+def test_counter_read_with_amount_zero_creates_nothing(backend: Backend, clock: FakeClock) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            assert await store.incr("ip:192.0.2.1", 30, amount=0) == (0, pytest.approx(30))
+            assert await store.incr("ip:192.0.2.1", 30, amount=0) == (0, pytest.approx(30))
+            clock.advance(10)
+            assert (await store.incr("ip:192.0.2.1", 30)).value == 1
+            clock.advance(10)
+            assert await store.incr("ip:192.0.2.1", 30, amount=0) == (1, pytest.approx(20))
+
+    run(main())
+
+
+def test_counter_reset_and_separation_from_sessions(backend: Backend, clock: FakeClock) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            sid = new_session_id()
+            await store.save(sid, {"user": 1}, new=True)
+            await store.incr("login:alice", 60)
+            await store.incr("login:alice", 60)
+            await store.reset_counter("login:alice")
+            await store.reset_counter("login:never-counted")
+            assert (await store.incr("login:alice", 60)).value == 1
+            record = await store.load(sid)
+            assert record is not None and record.data == {"user": 1}
+            # Purging counts expired sessions only; an ended counter goes too.
+            clock.advance(61)
+            assert await store.purge_expired() == 0
+            assert (await store.incr("login:alice", 60, amount=0)).value == 0
+            await store.delete(sid)
+            assert (await store.incr("login:alice", 60)).value == 1
+
+    run(main())
+
+
+def test_concurrent_increments_are_never_lost(backend: Backend, clock: FakeClock) -> None:
+    async def main() -> None:
+        async with backend.store(clock) as store:
+            if backend.name == "memory":
+                others = [store]
+            else:  # a second store on the same backend: another process or node
+                others = [store, backend.make(clock, idle_timeout=600.0, absolute_timeout=3600.0)]
+            try:
+                results = await asyncio.gather(
+                    *(others[i % len(others)].incr("ip:2001:db8::1", 60) for i in range(40))
+                )
+                assert sorted(r.value for r in results) == list(range(1, 41))
+            finally:
+                for other in others[1:]:
+                    await other.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("key", "window", "amount"),
+    [
+        ("", 60, 1),
+        ("has space", 60, 1),
+        ("x" * 201, 60, 1),
+        ("nul\x00", 60, 1),
+        ("é", 60, 1),
+        ("ok", 0, 1),
+        ("ok", -1, 1),
+        ("ok", float("inf"), 1),
+        ("ok", float("nan"), 1),
+        ("ok", 60, -1),
+        ("ok", 60, 1.5),
+        ("ok", 60, True),
+    ],
+)
+def test_counter_arguments_are_checked(
+    key: str, window: float, amount: int, counting: type[CountingStore]
+) -> None:
+    async def main() -> None:
+        inner = MemoryStore()
+        try:
+            with pytest.raises(ValueError):
+                await inner.incr(key, window, amount)
+            assert inner._counters == {}
+        finally:
+            await inner.close()
+
+    run(main())
+
+
+def test_counter_backend_failure_is_a_store_error(clock: FakeClock) -> None:
+    from webframe.sessions.redis import RedisStore
+
+    async def main() -> None:
+        store = RedisStore("redis://127.0.0.1:1/0", clock=clock, timeout=0.5)
+        try:
+            with pytest.raises(SessionStoreError):
+                await store.incr("login:alice", 60)
+        finally:
+            await store.close()
+
+    run(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from webframe.sessions.base import (
     Changeset,
     CookieAction,
+    Count,
     Record,
     Session,
     SessionStore,
@@ -25,6 +26,7 @@ from webframe.sessions.sqlite import SQLiteStore
 __all__ = [
     "Changeset",
     "CookieAction",
+    "Count",
     "MemoryStore",
     "Record",
     "SQLiteStore",

@@ -13,11 +13,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = [
     "Changeset",
     "CookieAction",
+    "Count",
     "Record",
     "Session",
     "SessionStore",
@@ -39,6 +40,9 @@ _SESSION_ID_RE = re.compile(rf"[A-Za-z0-9_-]{{{SESSION_ID_LENGTH}}}")
 
 # How many distinct corrupt records a store remembers having logged.
 _CORRUPT_LOG_MEMORY = 1024
+
+# Counter names: printable, no spaces, short enough for every backend's key.
+_COUNTER_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 def new_session_id() -> str:
@@ -67,6 +71,14 @@ def encode_value(key: object, value: Any) -> str:
 
 class SessionStoreError(Exception):
     """The session backend is unreachable, timed out or locked; the HTTP layer answers 503."""
+
+
+class Count(NamedTuple):
+    """What `SessionStore.incr` returns: the counter's value and when its window ends."""
+
+    value: int
+    #: seconds until the window ends and the counter starts again from zero (> 0).
+    reset_in: float
 
 
 @dataclass
@@ -184,6 +196,31 @@ class SessionStore(ABC):
         if is_valid_session_id(sid):
             await self._delete(sid)
 
+    async def incr(self, key: str, window: float, amount: int = 1) -> Count:
+        """Add `amount` to the counter `key` and return its new value, atomically.
+
+        A counter lives for a fixed `window` (seconds) from its first increment,
+        then starts again from zero; concurrent increments (from any process or
+        node sharing the backend) are never lost.  ``amount=0`` reads the
+        counter without creating it (value 0, ``reset_in == window`` when absent).
+        Counters are kept apart from sessions.  Raises ValueError for a bad key
+        or window and SessionStoreError if the backend fails.
+        """
+        if not isinstance(key, str) or not _COUNTER_KEY_RE.fullmatch(key):
+            raise ValueError(
+                f"counter key {key!r} must be 1 to 200 printable ASCII characters, no spaces"
+            )
+        if not (isinstance(window, (int, float)) and 0 < window < float("inf")):
+            raise ValueError(f"counter window must be > 0 seconds, got {window!r}")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise ValueError(f"counter amount must be an int >= 0, got {amount!r}")
+        return await self._incr(key, float(window), amount, self.clock())
+
+    async def reset_counter(self, key: str) -> None:
+        """Remove the counter `key` (no error if absent); the next `incr` starts at zero."""
+        if isinstance(key, str) and _COUNTER_KEY_RE.fullmatch(key):
+            await self._reset_counter(key)
+
     async def purge_expired(self) -> int:
         """Delete every expired record now; return how many were removed."""
         return await self._purge(self.clock())
@@ -251,6 +288,17 @@ class SessionStore(ABC):
     @abstractmethod
     async def _purge(self, now: float) -> int:
         """Called by `purge_expired`; delete records expired at `now`, return the count."""
+
+    async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
+        """Called by `incr` with checked arguments: in one atomic step, start the
+        counter afresh (window ending at ``now + window``) if absent or its window
+        ended at or before `now`, add `amount` (``amount=0`` creates nothing) and
+        return the value with ``reset_in = window end - now``."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep counters")
+
+    async def _reset_counter(self, key: str) -> None:
+        """Called by `reset_counter` with a well-formed key: delete the counter."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep counters")
 
     async def _close(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Called by `close` after the purger stopped; release backend resources."""

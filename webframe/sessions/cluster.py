@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from webframe.sessions.redis import _SAVE_LUA, RedisStore, _glob_escape, split_options
 from webframe.sessions.sentinel import parse_hosts, refuse_query, split_credentials
 
 __all__ = ["ClusterStore", "parse_cluster_url"]
+
+T = TypeVar("T")
 
 CLUSTER_PORT = 6379
 
@@ -64,6 +67,20 @@ class ClusterStore(RedisStore):
 
         # Raised (not a RedisError) when no startup node can be reached.
         self._redis_errors = (*self._redis_errors, RedisClusterException)
+        self._initializing: asyncio.Future[None] | None = None
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        # Concurrent first calls on a client that has not read the slot map yet
+        # each start initialising it and trip over one another (half-open
+        # connections, AttributeError from redis-py): one call reads it, the
+        # others wait for that same attempt and share its outcome.
+        if not self._client.get_nodes():
+            if self._initializing is None or self._initializing.done():
+                self._initializing = asyncio.ensure_future(
+                    RedisStore._call(self, self._client.initialize)
+                )
+            await asyncio.shield(self._initializing)
+        return await super()._call(make)
 
     async def _save_and_wait(self, key: str, args: list[str]) -> bool:
         """The save script and WAIT, pipelined to the master of `key`'s slot.

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from webframe.sessions.base import Changeset, Record, SessionStore
+from webframe.sessions.base import Changeset, Count, Record, SessionStore
 
 __all__ = ["MemoryStore"]
 
@@ -24,6 +24,8 @@ class MemoryStore(SessionStore):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._records: dict[str, _Entry] = {}
+        #: counter key -> [value, window end]
+        self._counters: dict[str, list[float]] = {}
 
     async def _load(self, sid: str, now: float) -> Record | None:
         entry = self._records.get(sid)
@@ -67,6 +69,19 @@ class MemoryStore(SessionStore):
             entry.blob = json.dumps(data, allow_nan=False, separators=(",", ":"))
         return taken
 
+    async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
+        # No await between read and write: atomic on the event loop.
+        entry = self._counters.get(key)
+        if entry is None or entry[1] <= now:
+            if not amount:
+                return Count(0, window)
+            entry = self._counters[key] = [0, now + window]
+        entry[0] += amount
+        return Count(int(entry[0]), entry[1] - now)
+
+    async def _reset_counter(self, key: str) -> None:
+        self._counters.pop(key, None)
+
     async def _delete(self, sid: str) -> None:
         self._records.pop(sid, None)
 
@@ -76,7 +91,10 @@ class MemoryStore(SessionStore):
         ]
         for sid in expired:
             del self._records[sid]
+        for key in [k for k, (_, end) in self._counters.items() if end <= now]:
+            del self._counters[key]
         return len(expired)
 
     async def _close(self) -> None:
         self._records.clear()
+        self._counters.clear()

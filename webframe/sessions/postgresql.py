@@ -8,7 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from webframe.sessions.base import Changeset, Record, SessionStore, SessionStoreError
+from webframe.sessions.base import Changeset, Count, Record, SessionStore, SessionStoreError
 
 __all__ = ["PostgreSQLStore"]
 
@@ -28,8 +28,28 @@ _STATEMENTS = {
         " created DOUBLE PRECISION NOT NULL,"
         " accessed DOUBLE PRECISION NOT NULL);"
         " CREATE INDEX IF NOT EXISTS webframe_sessions_accessed ON webframe_sessions (accessed);"
-        " CREATE INDEX IF NOT EXISTS webframe_sessions_created ON webframe_sessions (created)"
+        " CREATE INDEX IF NOT EXISTS webframe_sessions_created ON webframe_sessions (created);"
+        # Counters (login throttling...): a value and the epoch time its window ends.
+        " CREATE TABLE IF NOT EXISTS webframe_sessions_counters ("
+        " key TEXT PRIMARY KEY,"
+        " value BIGINT NOT NULL,"
+        " reset DOUBLE PRECISION NOT NULL)"
     ),
+    # $1 key, $2 amount (> 0), $3 now, $4 window.  One statement: the row lock of
+    # the upsert serialises concurrent increments from every node.
+    "incr": (
+        "INSERT INTO webframe_sessions_counters AS c (key, value, reset)"
+        " VALUES ($1, $2::bigint, $3::float8 + $4::float8)"
+        " ON CONFLICT (key) DO UPDATE SET"
+        " value = CASE WHEN c.reset > $3::float8 THEN c.value + $2::bigint ELSE $2::bigint END,"
+        " reset = CASE WHEN c.reset > $3::float8 THEN c.reset ELSE $3::float8 + $4::float8 END"
+        " RETURNING value, reset"
+    ),
+    "counter": (
+        "SELECT value, reset FROM webframe_sessions_counters WHERE key = $1 AND reset > $2"
+    ),
+    "reset_counter": "DELETE FROM webframe_sessions_counters WHERE key = $1",
+    "purge_counters": "DELETE FROM webframe_sessions_counters WHERE reset <= $1",
     "load": "SELECT data::text, created, accessed FROM webframe_sessions WHERE sid = $1",
     # $1 sid, $2 deleted keys, $3 changed keys (a JSON object), $4 touch, $5 now,
     # $6 now - idle, $7 now - absolute.  Only a live record is changed.
@@ -232,6 +252,21 @@ class PostgreSQLStore(SessionStore):
         blob = await self._call(lambda conn: conn.fetchval(sql, *args))
         return self._decode_data(sid, blob) if blob is not None else {}
 
+    async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
+        if amount:
+            sql = self._sql["incr"]
+            row = await self._call(lambda conn: conn.fetchrow(sql, key, amount, now, window))
+        else:
+            sql = self._sql["counter"]
+            row = await self._call(lambda conn: conn.fetchrow(sql, key, now))
+        if row is None:
+            return Count(0, window)
+        return Count(int(row[0]), float(row[1]) - now)
+
+    async def _reset_counter(self, key: str) -> None:
+        sql = self._sql["reset_counter"]
+        await self._call(lambda conn: conn.execute(sql, key))
+
     async def _delete(self, sid: str) -> None:
         sql = self._sql["delete"]
         await self._call(lambda conn: conn.execute(sql, sid))
@@ -240,6 +275,8 @@ class PostgreSQLStore(SessionStore):
         sql = self._sql["purge"]
         args = (now - self.idle_timeout, now - self.absolute_timeout)
         status: str = await self._call(lambda conn: conn.execute(sql, *args))
+        counters = self._sql["purge_counters"]
+        await self._call(lambda conn: conn.execute(counters, now))
         return int(status.rsplit(" ", 1)[-1])
 
     async def _close(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from webframe.sessions.base import Changeset, Record, SessionStore, SessionStoreError
+from webframe.sessions.base import Changeset, Count, Record, SessionStore, SessionStoreError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -135,6 +135,32 @@ end
 return removed
 """
 
+# KEYS[1] counter hash ("v" value, "r" epoch end of its window).  ARGV: now,
+# window, amount.  Starts afresh when absent, not a counter or its window has
+# ended (by the store's clock, like sessions); amount 0 only reads.  Returns
+# {value, window end} as text (Lua numbers would come back truncated to integers).
+_INCR_LUA = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local value, reset = 0, now + window
+if redis.call('TYPE', key)['ok'] == 'hash' then
+  local f = redis.call('HMGET', key, 'v', 'r')
+  local v, r = tonumber(f[1]), tonumber(f[2])
+  if v and r and r > now then value, reset = v, r end
+end
+if amount > 0 then
+  value = value + amount
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'v', string.format('%d', value), 'r', string.format('%.17g', reset))
+  local ttl = math.ceil((reset - now) * 1000)
+  if ttl < 1 then ttl = 1 end
+  redis.call('PEXPIRE', key, ttl)
+end
+return {string.format('%d', value), string.format('%.17g', reset)}
+"""
+
 
 _deadline: Any = getattr(asyncio, "timeout", None)
 
@@ -163,6 +189,7 @@ class RedisStore(SessionStore):
         url: str = "redis://127.0.0.1:6379/0",
         *,
         key_prefix: str = "webframe:session:",
+        counter_prefix: str = "webframe:counter:",
         max_connections: int = 1000,
         wait_replicas: int | None = None,
         **kwargs: Any,
@@ -174,6 +201,9 @@ class RedisStore(SessionStore):
         client_url, options = split_options(url)
         self.url = url
         self.key_prefix = key_prefix
+        if counter_prefix.startswith(key_prefix):
+            raise ValueError("counter_prefix must not start with key_prefix (purge scans it)")
+        self.counter_prefix = counter_prefix
         #: replicas that must acknowledge each write (Redis WAIT); 0: do not wait.
         if wait_replicas is None:
             wait_replicas = options.get("wait_replicas", 0)
@@ -193,6 +223,7 @@ class RedisStore(SessionStore):
         self._save_script = self._client.register_script(_SAVE_LUA)
         self._purge_script = self._client.register_script(_PURGE_LUA)
         self._take_script = self._client.register_script(_TAKE_LUA)
+        self._incr_script = self._client.register_script(_INCR_LUA)
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -346,6 +377,20 @@ class RedisStore(SessionStore):
             except ValueError as exc:  # cjson accepted what Python's json does not
                 self._report_corrupt(sid, f"invalid value: {exc}")
         return taken
+
+    def _counter_key(self, key: str) -> str:
+        return self.counter_prefix + key
+
+    async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
+        name = self._counter_key(key)
+        args = [repr(now), repr(window), str(amount)]
+        raw = await self._call(lambda: self._incr_script(keys=[name], args=args))
+        value, end = (_b(item) for item in raw)
+        return Count(int(value), float(end) - now)
+
+    async def _reset_counter(self, key: str) -> None:
+        name = self._counter_key(key)
+        await self._call(lambda: self._client.delete(name))
 
     async def _delete(self, sid: str) -> None:
         key = self._key(sid)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from webframe.sessions.base import Changeset, Record, SessionStore, SessionStoreError
+from webframe.sessions.base import Changeset, Count, Record, SessionStore, SessionStoreError
 
 __all__ = ["SQLiteStore"]
 
@@ -26,6 +26,11 @@ _SCHEMA = (
     " accessed REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS webframe_sessions_accessed ON webframe_sessions (accessed)",
     "CREATE INDEX IF NOT EXISTS webframe_sessions_created ON webframe_sessions (created)",
+    # Counters (login throttling...): a value and the epoch time its window ends.
+    "CREATE TABLE IF NOT EXISTS webframe_counters ("
+    " key TEXT PRIMARY KEY,"
+    " value INTEGER NOT NULL,"
+    " reset REAL NOT NULL)",
 )
 
 
@@ -321,6 +326,36 @@ class SQLiteStore(SessionStore):
 
         return await self._fast(take)
 
+    async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
+        def bump(conn: sqlite3.Connection) -> Count:
+            def body() -> Count:
+                row = conn.execute(
+                    "SELECT value, reset FROM webframe_counters WHERE key = ?", (key,)
+                ).fetchone()
+                value, end = (0, now + window)
+                if row is not None:
+                    stored_end = self._as_time(row[1], now)
+                    if stored_end > now and isinstance(row[0], int):
+                        value, end = row[0], stored_end
+                if not amount:
+                    return Count(int(value), end - now)
+                value += amount
+                conn.execute(
+                    "INSERT OR REPLACE INTO webframe_counters (key, value, reset) VALUES (?, ?, ?)",
+                    (key, value, end),
+                )
+                return Count(int(value), end - now)
+
+            return self._transaction(conn, body)
+
+        return await self._fast(bump)
+
+    async def _reset_counter(self, key: str) -> None:
+        def remove(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM webframe_counters WHERE key = ?", (key,))
+
+        await self._run(remove)
+
     async def _delete(self, sid: str) -> None:
         def remove(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM webframe_sessions WHERE sid = ?", (sid,))
@@ -333,7 +368,9 @@ class SQLiteStore(SessionStore):
                 "DELETE FROM webframe_sessions WHERE accessed < ? OR created < ?",
                 (now - self.idle_timeout, now - self.absolute_timeout),
             )
-            return cursor.rowcount
+            removed = cursor.rowcount
+            conn.execute("DELETE FROM webframe_counters WHERE reset <= ?", (now,))
+            return removed
 
         return await self._run(purge)
 
