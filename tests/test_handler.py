@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import tempfile
 from typing import Any
 
 import pytest
@@ -14,6 +15,9 @@ from tornado.httpclient import HTTPResponse
 from webframe import Application, BadRequestError, RequestHandler, route
 from webframe.handler import _bodyless
 from webframe.testing import WebTestCase, test_settings
+
+#: an existing folder with no templates: error pages fall back to the plain page.
+EMPTY_TEMPLATES = tempfile.mkdtemp(prefix="wf-no-templates-")
 
 
 @route("/items", name="items")
@@ -93,7 +97,7 @@ class PageHandler(RequestHandler):
 
 def make_app(**overrides: Any) -> Application:
     # No templates: errors use webframe's built-in page (the demo's page is tested elsewhere).
-    settings = test_settings(template_path="/nonexistent-templates", **overrides)
+    settings = test_settings(template_path=EMPTY_TEMPLATES, **overrides)
     return Application(
         [
             ItemsHandler,
@@ -376,7 +380,7 @@ class BodylessErrorTest(WebTestCase):
     def get_app(self) -> Application:
         return Application(
             [(r"/bodyless/([0-9]+)", BodylessErrorHandler)],
-            test_settings(template_path="/nonexistent-templates"),
+            test_settings(template_path=EMPTY_TEMPLATES),
         )
 
     def test_204_and_304_from_httperror_finish_without_a_body(self) -> None:
@@ -395,7 +399,7 @@ class NotFoundOriginTest(WebTestCase):
     xsrf_path = None
 
     def get_app(self) -> Application:
-        settings = test_settings(template_path="/nonexistent-templates")
+        settings = test_settings(template_path=EMPTY_TEMPLATES)
         return Application([EchoJSONHandler], settings, cross_origin_protection=True)
 
     def test_cross_site_post_to_unknown_url_is_404(self) -> None:
@@ -462,7 +466,7 @@ class LogFunctionTest(WebTestCase):
         def log_function(handler: tornado.web.RequestHandler) -> None:
             self.logged.append((handler.request.path, handler.get_status()))
 
-        settings = test_settings(template_path="/nonexistent-templates", access_log=True)
+        settings = test_settings(template_path=EMPTY_TEMPLATES, access_log=True)
         return Application([ItemsHandler], settings, log_function=log_function)
 
     def test_log_function_replaces_the_access_line(self) -> None:
