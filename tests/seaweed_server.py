@@ -239,13 +239,8 @@ class SeaweedServer:
         self._remove_sockets()
 
     def _remove_sockets(self) -> None:
-        # weed also listens on /tmp/seaweedfs-*-<grpc port>.sock; a killed one leaves them.
-        for port in (
-            self.ports["master_grpc"],
-            self.ports["volume_grpc"],
-            self.ports["filer_grpc"],
-            self.ports["s3_grpc"],
-        ):
+        # weed also listens on /tmp/seaweedfs-<service>[-grpc]-<port>.sock; SIGKILL leaves them.
+        for port in self.ports.values():
             for path in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
                 path.unlink(missing_ok=True)
 
