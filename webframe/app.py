@@ -36,6 +36,8 @@ access_log = logging.getLogger("tornado.access")
 #: (or the server's ``max_body_size``, when it was given one and it is stricter).
 _UNLIMITED = 1 << 62
 _DIGITS = re.compile(r"[0-9]{1,19}")
+#: an RFC 9110 token (a transfer coding's name).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: the most bytes of a refused body read and thrown away (its length known) so the
 #: connection is kept and a client still sending can read the answer; a longer
 #: body ends the connection instead.
@@ -545,10 +547,14 @@ def _check_framing(
                 0,
                 "Message with both Transfer-Encoding and Content-Length",
             )
-        codings = [c.strip(" \t").lower() for c in te.split(",")]
+        codings = [c.split(";", 1)[0].strip(" \t").lower() for c in te.split(",")]
         if codings != ["chunked"]:
             error: HTTPError
-            if all(c == "chunked" for c in codings):
+            if not all(_TOKEN.fullmatch(c) for c in codings):
+                error = BadRequestError(
+                    f"Transfer-Encoding {te[:40]!r} is not a list of transfer codings."
+                )
+            elif all(c == "chunked" for c in codings):
                 # RFC 9112 6.1: chunked is applied at most once; a repeat is malformed.
                 error = BadRequestError(
                     "Transfer-Encoding names chunked more than once; send it once."

@@ -289,6 +289,10 @@ def _headers(*lines: tuple[str, str]) -> httputil.HTTPHeaders:
         ),
         ([("Transfer-Encoding", "gzip, chunked")], 501, "Unsupported Transfer-Encoding gzip"),
         ([("Transfer-Encoding", "identity")], 501, "Unsupported Transfer-Encoding identity"),
+        # Not a token: malformed (400), not an unknown coding (501).
+        ([("Transfer-Encoding", "\xa0chunked")], 400, "Unsupported Transfer-Encoding"),
+        ([("Transfer-Encoding", ",chunked")], 400, "Unsupported Transfer-Encoding ,chunked"),
+        ([("Content-Length", "2\xa0")], 400, "Only integer Content-Length is allowed"),
         ([("Content-Length", "2000")], 413, None),
     ],
 )
