@@ -54,6 +54,8 @@ MAX_PART_SIZE: Final = 5 * 1024 * MiB
 DEFAULT_PART_SIZE: Final = 8 * MiB
 #: CopyObject copies at most 5 GiB; larger objects are copied part by part.
 COPY_OBJECT_LIMIT: Final = 5 * 1024 * MiB
+#: at most this many unabortable uploads are remembered for a retry.
+MAX_ORPHANS: Final = 10_000
 _META_SHA256: Final = "sha256"
 _TAG_SHA256: Final = "webframe-sha256"
 _BUCKET: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -76,7 +78,7 @@ _CONNECTION_ERRORS: Final = (
 )
 
 # Strong references to abort tasks started for sinks dropped without an abort.
-_background: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Future[Any]] = set()
 
 
 def _parse_size(value: str | int, setting: str, name: str) -> int:
@@ -331,7 +333,10 @@ class _ClientContext:
         return self._client
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or not isinstance(exc, Exception):
+        if exc is None:
+            self._storage._retry_orphans()
+            return
+        if not isinstance(exc, Exception):
             return
         if isinstance(exc, _CONNECTION_ERRORS):
             # The pool may hold dead sockets: the next call starts with a new client.
@@ -404,6 +409,9 @@ class S3Storage(Storage):
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._retired: dict[Any, asyncio.TimerHandle] = {}
         self._retire_after = read_timeout + connect_timeout
+        #: multipart uploads an outage kept us from aborting: upload ID -> object name.
+        self._orphans: dict[str, str] = {}
+        self._orphan_task: asyncio.Future[None] | None = None
 
     # -- the client ----------------------------------------------------------
 
@@ -458,6 +466,12 @@ class S3Storage(Storage):
         task.add_done_callback(_background.discard)
 
     async def close(self) -> None:
+        if self._orphans and self._client_loop is asyncio.get_running_loop():
+            if self._orphan_task is not None:
+                await asyncio.wait([self._orphan_task])
+            for upload_id, name in list(self._orphans.items()):
+                if not await self.abort_upload(name, upload_id):
+                    break  # still down: the bucket's lifecycle rule is the last resort
         retired, self._retired = self._retired, {}
         cm, self._client, self._client_cm = self._client_cm, None, None
         if self._client_loop is asyncio.get_running_loop():
@@ -665,8 +679,12 @@ class S3Storage(Storage):
                 Tagging={"TagSet": [{"Key": _TAG_SHA256, "Value": info.sha256}]},
             )
 
-    async def abort_upload(self, name: str, upload_id: str) -> None:
-        """Abort one multipart upload, logging (not raising) if the service is unreachable."""
+    async def abort_upload(self, name: str, upload_id: str) -> bool:
+        """Abort one multipart upload; False (logged, remembered) if the service is unreachable.
+
+        Uploads that could not be aborted are retried after the next request that
+        reaches the service, so a short outage leaves no orphan parts behind.
+        """
         try:
             async with self.client("aborting an upload", name) as client:
                 await client.abort_multipart_upload(
@@ -675,14 +693,36 @@ class S3Storage(Storage):
         except ObjectNotFoundError:
             pass  # already gone
         except Exception as exc:
+            if len(self._orphans) < MAX_ORPHANS:
+                self._orphans[upload_id] = name
             log.warning(
-                "could not abort multipart upload %s of %s in %s: %s; a bucket lifecycle "
-                "rule (AbortIncompleteMultipartUpload) will clean it up",
+                "could not abort multipart upload %s of %s in %s (%s); retrying once the "
+                "storage answers again",
                 upload_id,
                 name,
                 self.bucket,
                 exc,
             )
+            return False
+        self._orphans.pop(upload_id, None)
+        return True
+
+    def _retry_orphans(self) -> None:
+        """After a request that reached the service: abort what an outage left open."""
+        if not self._orphans or self._orphan_task is not None:
+            return
+
+        async def retry() -> None:
+            try:
+                for upload_id, name in list(self._orphans.items()):
+                    if not await self.abort_upload(name, upload_id):
+                        break  # down again: the next success retries
+            finally:
+                self._orphan_task = None
+
+        self._orphan_task = task = asyncio.ensure_future(retry())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     @property
     def supports_presigned_urls(self) -> bool:
