@@ -1,7 +1,18 @@
 """Pluggable storage for uploaded files: local disk (the default) or S3-compatible.
 
 ``from_url("file:///srv/uploads")`` or ``from_url("s3://bucket/prefix")`` gives a
-:class:`Storage`; see :mod:`webframe.storage.base` for the interface.
+:class:`Storage`; see :mod:`webframe.storage.base` for the interface::
+
+    storage = from_url("s3://media/uploads")       # AWS_* variables: endpoint, keys
+    async with await storage.open_sink("a/b.png", content_type="image/png") as sink:
+        async for chunk in body:                    # bytes as they arrive
+            await sink.write(chunk)
+        info = await sink.commit()                  # size, etag, sha256, ...
+    # leaving the block without commit() (error, cancel) aborts: nothing is left
+
+    async with await storage.open_read("a/b.png", 0, 1024) as reader:  # end exclusive
+        async for chunk in reader:
+            ...
 """
 
 from __future__ import annotations
