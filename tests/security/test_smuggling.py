@@ -149,6 +149,27 @@ class Upload(UploadHandler):
         self.write(str(len(self.uploads)))
 
 
+@route("/midway")
+@tornado.web.stream_request_body
+class Midway(RequestHandler):
+    """Answers on the first piece of its body, before the rest has arrived."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None
+
+    async def prepare(self) -> None:
+        await asyncio.sleep(0.01)
+
+    def data_received(self, chunk: bytes) -> None:
+        if not self._finished:
+            self.settings["hits"].append("midway")
+            self.set_status(415)
+            self.finish("Send this as an image.")
+
+    def post(self) -> None:
+        self.settings["hits"].append("midway-post")
+
+
 @route("/put")
 class Put(RequestHandler):
     def check_xsrf_cookie(self) -> None:
@@ -187,7 +208,7 @@ def make_app(tmp: Path, hits: list[str]) -> Application:
         upload_path=str(tmp / "up"),
         template_path=str(tmp / "no-templates"),  # the built-in error page
     )
-    return Application([Probe, Small, Upload, Put, Stream], settings, hits=hits)
+    return Application([Probe, Small, Upload, Put, Stream, Midway], settings, hits=hits)
 
 
 class Site:
@@ -431,6 +452,38 @@ def test_refusal_runs_no_hidden_request(
         # A small body of a known length is read and dropped: the connection stays.
         assert kept, "a 2 KiB body of known length should be drained, not closed on"
     assert fresh.ran() == expected_hits(position, kept)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_answer_in_the_middle_of_the_body(fresh: Site, framing: str) -> None:
+    """A handler answers on the first piece of its body: the rest (with requests hidden
+    in it) is dropped and the connection kept, or, if its end is unknown, closed."""
+    rest = padded(hidden(3), 64 * 1024)
+    first = b"f" * 1024
+    if framing == "chunked":
+        start = head("POST", "/midway", "Transfer-Encoding: chunked") + b"%x\r\n" % len(first)
+        start += first + b"\r\n"
+        end = chunked(rest)
+    else:
+        size = len(first) + len(rest)
+        start = head("POST", "/midway", f"Content-Length: {size}") + first
+        end = rest
+    with Conn(fresh.port) as conn:
+        conn.send(start)
+        answer = conn.read()
+        assert answer is not None and answer.status == 415
+        close = answer.headers.get("connection", "").lower() == "close"
+        assert close == (framing == "chunked")
+        try:
+            conn.send(end + probe("after"))
+        except OSError:
+            assert close  # the server may be gone already
+        if close:
+            assert conn.closed_by_server()
+        else:
+            follow = conn.read()
+            assert follow is not None and follow.body == b"ran after"
+    assert fresh.ran() == (["midway"] if close else ["midway", "after"])
 
 
 def test_accepted_body_that_looks_like_requests_is_only_data(fresh: Site) -> None:
