@@ -1,0 +1,654 @@
+"""``ResumableUploadHandler``: tus 1.0.0 uploads that survive dropped connections and restarts.
+
+Subclass it, route it at a creation URL and at that URL plus ``{upload_id}``,
+and override :meth:`ResumableUploadHandler.upload_finished` to keep the file::
+
+    @route("/files/tus/", name="tus")
+    @route("/files/tus/{upload_id}", name="tus-upload")
+    class Uploads(ResumableUploadHandler):
+        def upload_finished(self, upload: UploadedFile) -> None:
+            upload.save("/srv/files")
+
+SHA-256 of a finished upload: Python cannot save a ``hashlib`` state to disk, so
+the running hash is kept in this process only while the upload's PATCHes arrive
+here in order; when it is missing (a restart, another worker, a cut connection
+whose tail was kept) the data file is hashed again at the end, 1 MiB at a time,
+in a thread. Memory stays bounded either way and the digest is always that of
+the bytes on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import inspect
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import tornado.web
+
+from webframe.errors import (
+    BadRequestError,
+    ForbiddenError,
+    HTTPError,
+    InsufficientStorageError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
+from webframe.filenames import clean_filename
+from webframe.handler import RequestHandler
+from webframe.sizes import format_size
+from webframe.uploadfiles import (
+    SNIFF_BYTES,
+    UploadedFile,
+    UploadError,
+    UploadLimits,
+    _check_type,
+    _declared_type,
+    check_name,
+    sniff_type,
+)
+
+from .protocol import (
+    CHECKSUM_ALGORITHMS,
+    EXTENSIONS,
+    OFFSET_CONTENT_TYPE,
+    TUS_VERSION,
+    ChecksumMismatchError,
+    check_version,
+    http_date,
+    parse_checksum,
+    parse_metadata,
+    parse_size,
+)
+from .store import LocalUploadStore, UploadLock, UploadState, is_upload_id, new_upload_id
+
+if TYPE_CHECKING:
+    from webframe.settings import Settings
+
+__all__ = ["ResumableUploadHandler"]
+
+log = logging.getLogger("webframe.tus")
+
+#: running SHA-256 states of uploads written by this process: id -> (offset, hash).
+_HASHES: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+_MAX_HASHES = 1024
+
+
+def _remember_hash(upload_id: str, offset: int, digest: Any) -> None:
+    _HASHES[upload_id] = (offset, digest)
+    _HASHES.move_to_end(upload_id)
+    while len(_HASHES) > _MAX_HASHES:
+        _HASHES.popitem(last=False)
+
+
+class _Patch:
+    """The bytes of one request being appended to an upload."""
+
+    def __init__(
+        self,
+        state: UploadState,
+        fd: int,
+        lock: UploadLock,
+        checksum: tuple[str, bytes] | None,
+    ) -> None:
+        self.state = state
+        self.fd: int | None = fd
+        self.lock = lock
+        self.start = state.offset
+        self.received = 0
+        self.checksum = checksum
+        self.chunk_hash = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
+        cached = _HASHES.pop(state.id, None)
+        self.sha256 = cached[1] if cached is not None and cached[0] == state.offset else None
+        if self.sha256 is None and state.offset == 0:
+            self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        assert self.fd is not None
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+        if self.chunk_hash is not None:
+            self.chunk_hash.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
+        self.received += len(data)
+
+    def close_fd(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+@tornado.web.stream_request_body
+class ResumableUploadHandler(RequestHandler):
+    """A tus 1.0.0 endpoint: core protocol plus creation, creation-with-upload,
+    creation-defer-length, termination, checksum (sha1, sha256) and expiration.
+
+    Route it twice: at the creation URL (``POST`` makes an upload) and at that URL
+    plus ``{upload_id}`` (``HEAD``, ``PATCH``, ``DELETE``). Each upload belongs to
+    :meth:`upload_owner` (the logged-in user, else the session): anyone else gets
+    a 404. ``POST``/``PATCH``/``DELETE`` need the XSRF header like any unsafe
+    request. The route's :class:`UploadLimits` apply as to multipart uploads. State
+    and data live in :meth:`upload_folder`, so uploads survive a restart; expired
+    ones are purged every ``purge_interval`` seconds by a task started on the
+    first request (or by :meth:`start_purger`).
+    """
+
+    #: the route's limits; None: ``settings.max_upload_size`` per file.
+    upload_limits: ClassVar[UploadLimits | None] = None
+    #: seconds an upload may sit idle before it expires (``Upload-Expires``).
+    expires_after: ClassVar[float] = 24 * 3600.0
+    #: seconds between purges of expired uploads.
+    purge_interval: ClassVar[float] = 600.0
+    #: bytes are written out at once, so the body buffer may be reused.
+    reuses_body_buffer: ClassVar[bool] = True
+    uses_session: ClassVar[bool] = True
+
+    _patch: _Patch | None = None
+    _creating = False
+
+    # configuration -----------------------------------------------------------
+
+    @classmethod
+    def limits_for(cls, settings: Settings) -> UploadLimits:
+        """The limits in force for this route under ``settings``."""
+        if cls.upload_limits is not None:
+            return cls.upload_limits
+        size = settings.max_upload_size
+        return UploadLimits(max_body_size=size, max_file_size=size)
+
+    @classmethod
+    def body_size_limit(cls, settings: Settings) -> int:
+        """One request carries at most a whole file."""
+        return cls.limits_for(settings).max_file_size
+
+    def upload_folder(self) -> Path:
+        """Where upload state and data are kept: ``<upload_dir>/.tus`` by default."""
+        return Path(self.wf_settings.upload_dir) / ".tus"
+
+    @property
+    def upload_store(self) -> LocalUploadStore:
+        """The store of this route's uploads."""
+        return LocalUploadStore(self.upload_folder())
+
+    def upload_owner(self) -> str | None:
+        """Who owns uploads made by this request: ``user:<id>`` when logged in, else
+        ``session:<sid>``; None (no session) refuses creation with 403."""
+        user = self.current_user
+        if user:
+            ident = user.get("id", user) if isinstance(user, dict) else user
+            return f"user:{ident}"
+        session = self._session
+        if session is not None and not session.new:
+            return f"session:{session.sid}"
+        return None
+
+    def upload_finished(self, upload: UploadedFile) -> Awaitable[None] | None:
+        """Called once an upload is complete (all bytes, checksums and type checked),
+        before the final response; save the file here. ``upload.path`` is removed
+        afterwards. Raising an HTTP error answers the last PATCH with it and the
+        upload stays complete-but-unfinished: a PATCH with no body retries this."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must override upload_finished() to keep the file"
+        )
+
+    # purging -------------------------------------------------------------------
+
+    @classmethod
+    def start_purger(cls, app: tornado.web.Application, folder: Path) -> None:
+        """Start (once per app and folder) the task removing expired uploads."""
+        started: set[str] = app.__dict__.setdefault("_webframe_tus_purgers", set())
+        if str(folder) in started:
+            return
+        started.add(str(folder))
+        store = LocalUploadStore(folder)
+        interval = cls.purge_interval
+
+        async def purge_loop() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                try:
+                    removed = await loop.run_in_executor(None, store.purge_expired)
+                    if removed:
+                        log.info("purged %d expired upload(s) from %s", removed, folder)
+                except Exception:
+                    log.exception("purging expired uploads in %s failed", folder)
+                await asyncio.sleep(interval)
+
+        task = asyncio.get_running_loop().create_task(purge_loop())
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        add = getattr(app, "add_close_callback", None)
+        if add is not None:
+            add(stop)
+
+    # protocol ----------------------------------------------------------------
+
+    def set_default_headers(self) -> None:
+        """Every response, errors included, says which tus version it speaks."""
+        self.set_header("Tus-Resumable", TUS_VERSION)
+
+    def _upload_id(self) -> str | None:
+        value = self.path_kwargs.get("upload_id")
+        return None if value is None else str(value)
+
+    async def prepare(self) -> None:
+        """Called once the headers are in: checks the version, the owner and the
+        headers, and for POST/PATCH takes the upload's lock before any byte is read."""
+        result = super().prepare()
+        if result is not None:
+            await result
+        method = self.request.method
+        if method == "OPTIONS":
+            return
+        check_version(self.request.headers)
+        self.start_purger(self.application, self.upload_folder())
+        if method == "POST":
+            await self._prepare_creation()
+        elif method == "PATCH":
+            await self._prepare_patch()
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """Advertise the version, extensions, size limit and checksum algorithms."""
+        self.set_header("Tus-Version", TUS_VERSION)
+        self.set_header("Tus-Extension", ",".join(EXTENSIONS))
+        self.set_header("Tus-Max-Size", str(self.limits_for(self.wf_settings).max_file_size))
+        self.set_header("Tus-Checksum-Algorithm", ",".join(CHECKSUM_ALGORITHMS))
+        super().options(*args, **kwargs)
+
+    def _owner_key(self) -> str | None:
+        owner = self.upload_owner()
+        if owner is None:
+            return None
+        # Only a digest is written to disk: the state file never holds a session ID.
+        return hashlib.sha256(b"webframe-tus|" + owner.encode("utf-8")).hexdigest()
+
+    def _own_state(self, upload_id: str | None) -> UploadState:
+        """The state of an upload this request's owner may see, else 404 (410 once expired)."""
+        if upload_id is None:
+            raise NotFoundError(
+                "Send HEAD, PATCH and DELETE to the upload's own URL (the Location "
+                "answered at creation)."
+            )
+        state = self.upload_store.load(upload_id) if is_upload_id(upload_id) else None
+        owner = self._owner_key()
+        if state is None or owner is None or not hmac.compare_digest(state.owner, owner):
+            raise NotFoundError("There is no such upload.", quiet=True)
+        if state.expires <= time.time():
+            raise HTTPError("This upload has expired; start a new one.", status=410)
+        return state
+
+    def _check_body_type(self) -> None:
+        ctype = self.request.headers.get("Content-Type", "")
+        if ctype.split(";", 1)[0].strip().lower() != OFFSET_CONTENT_TYPE:
+            raise UnsupportedMediaTypeError(
+                f"Send upload bytes with Content-Type: {OFFSET_CONTENT_TYPE}, "
+                f"not {ctype[:60] or 'no type'}."
+            )
+
+    def _has_body(self) -> bool:
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        return "Transfer-Encoding" in headers or (length is not None and length.strip() != "0")
+
+    def _too_large(self, size: int) -> PayloadTooLargeError:
+        limit = self.limits_for(self.wf_settings).max_file_size
+        return PayloadTooLargeError(
+            f"This upload is {format_size(size)}; the limit is {format_size(limit)} per file."
+        )
+
+    async def _prepare_creation(self) -> None:
+        if self._upload_id() is not None:
+            raise MethodNotAllowedError(
+                "POST goes to the creation URL; an upload's own URL takes HEAD, PATCH "
+                "and DELETE.",
+                quiet=True,
+            )
+        owner = self._owner_key()
+        if owner is None:
+            raise ForbiddenError("Open a session (load a page) before uploading.")
+        headers = self.request.headers
+        limits = self.limits_for(self.wf_settings)
+        length = parse_size(headers.get("Upload-Length"), "Upload-Length")
+        defer = headers.get("Upload-Defer-Length")
+        if defer is not None and defer.strip() != "1":
+            raise BadRequestError("Upload-Defer-Length must be 1 when it is sent.")
+        if (length is None) == (defer is None):
+            raise BadRequestError(
+                "Send exactly one of Upload-Length (the size in bytes) or Upload-Defer-Length: 1."
+            )
+        if length is not None and length > limits.max_file_size:
+            raise self._too_large(length)
+        raw_metadata = headers.get("Upload-Metadata", "")
+        metadata = parse_metadata(raw_metadata)
+        raw_name = metadata.get("filename") or metadata.get("name") or ""
+        filename = clean_filename(raw_name)
+        declared_header = metadata.get("filetype") or metadata.get("type") or ""
+        declared, check = _declared_type(declared_header, filename)
+        try:
+            check_name(filename, limits, "Upload")
+        except UploadError as exc:
+            raise HTTPError(exc.message, status=exc.status) from None
+        checksum = parse_checksum(headers.get("Upload-Checksum"))
+        has_body = self._has_body()
+        if has_body:
+            self._check_body_type()
+            declared_body = parse_size(headers.get("Content-Length"), "Content-Length")
+            if length is not None and declared_body is not None and declared_body > length:
+                raise PayloadTooLargeError(
+                    f"The body is {declared_body} bytes, more than the upload's "
+                    f"Upload-Length of {length}."
+                )
+        now = time.time()
+        state = UploadState(
+            id=new_upload_id(),
+            owner=owner,
+            length=length,
+            metadata=metadata,
+            raw_metadata=raw_metadata.strip(),
+            filename=filename,
+            raw_filename=raw_name,
+            content_type=declared,
+            check_type=check,
+            created=now,
+            expires=now + self.expires_after,
+        )
+        store = self.upload_store
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, store.create, state)
+        except OSError as exc:
+            raise self._storage_error(exc) from None
+        lock = store.try_lock(state.id)
+        assert lock is not None  # nobody else knows the ID yet
+        self._creating = True
+        self._open_patch(state, lock, checksum)
+
+    def _open_patch(
+        self, state: UploadState, lock: UploadLock, checksum: tuple[str, bytes] | None
+    ) -> None:
+        try:
+            fd = self.upload_store.open_at(state.id, state.offset)
+        except OSError as exc:
+            lock.release()
+            raise self._storage_error(exc) from None
+        self._patch = _Patch(state, fd, lock, checksum)
+
+    def _storage_error(self, exc: OSError) -> InsufficientStorageError:
+        log.error("resumable upload storage in %s: %s", self.upload_folder(), exc)
+        return InsufficientStorageError("The upload could not be stored right now; try later.")
+
+    async def _prepare_patch(self) -> None:
+        upload_id = self._upload_id()
+        state = self._own_state(upload_id)
+        headers = self.request.headers
+        self._check_body_type()
+        offset = parse_size(headers.get("Upload-Offset"), "Upload-Offset")
+        if offset is None:
+            raise BadRequestError("A PATCH needs Upload-Offset: the offset its bytes start at.")
+        new_length = parse_size(headers.get("Upload-Length"), "Upload-Length")
+        checksum = parse_checksum(headers.get("Upload-Checksum"))
+        lock = self.upload_store.try_lock(state.id)
+        if lock is None:
+            raise HTTPError(
+                "Another request is writing to this upload; wait for it, then HEAD for "
+                "the offset.",
+                status=409,
+            )
+        try:
+            fresh = self.upload_store.load(state.id)
+            if fresh is None:
+                raise NotFoundError("There is no such upload.", quiet=True)
+            state = fresh
+            if offset != state.offset:
+                raise HTTPError(
+                    f"Upload-Offset is {offset} but the upload has {state.offset} bytes; "
+                    "HEAD for the offset and resume from there.",
+                    status=409,
+                    headers={"Upload-Offset": str(state.offset)},
+                )
+            limits = self.limits_for(self.wf_settings)
+            if new_length is not None:
+                if state.length is not None and new_length != state.length:
+                    raise BadRequestError(
+                        f"Upload-Length is already {state.length}; it cannot change."
+                    )
+                if new_length < state.offset:
+                    raise BadRequestError(
+                        f"Upload-Length {new_length} is less than the {state.offset} bytes "
+                        "already received."
+                    )
+                if new_length > limits.max_file_size:
+                    raise self._too_large(new_length)
+                state.length = new_length
+            declared_body = parse_size(headers.get("Content-Length"), "Content-Length")
+            end = state.length if state.length is not None else limits.max_file_size
+            if declared_body is not None and state.offset + declared_body > end:
+                if state.length is None:
+                    raise self._too_large(state.offset + declared_body)
+                raise PayloadTooLargeError(
+                    f"The chunk ends at byte {state.offset + declared_body}, past the "
+                    f"upload's length of {state.length}."
+                )
+        except BaseException:
+            lock.release()
+            raise
+        self._open_patch(state, lock, checksum)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Called for each piece of a POST/PATCH body: appended to the data file."""
+        patch = self._patch
+        if patch is None or patch.fd is None:
+            return
+        state = patch.state
+        end = patch.start + patch.received + len(chunk)
+        if state.length is not None and end > state.length:
+            raise PayloadTooLargeError(
+                f"The chunk goes past the upload's length of {state.length} bytes."
+            )
+        if state.length is None and end > self.limits_for(self.wf_settings).max_file_size:
+            raise self._too_large(end)
+        try:
+            patch.write(chunk)
+        except OSError as exc:
+            raise self._storage_error(exc) from None
+
+    # methods -----------------------------------------------------------------
+
+    async def post(self, upload_id: str | None = None) -> None:
+        """Creation (with upload): answers 201 with ``Location`` and ``Upload-Offset``."""
+        patch = self._patch
+        assert patch is not None
+        location = self.request.path.rstrip("/") + "/" + patch.state.id
+        try:
+            state = await self._commit(patch)
+        except ChecksumMismatchError:
+            self._terminate(patch)
+            raise
+        self.set_header("Location", location)
+        self._offset_headers(state)
+        self.set_status(201)
+        await self._finish_if_complete(state)
+        self.finish()
+
+    async def patch(self, upload_id: str | None = None) -> None:
+        """Append the body at ``Upload-Offset``: answers 204 with the new ``Upload-Offset``."""
+        patch = self._patch
+        assert patch is not None
+        state = await self._commit(patch)
+        self._offset_headers(state)
+        self.set_status(204)
+        await self._finish_if_complete(state)
+        self.finish()
+
+    async def head(self, upload_id: str | None = None) -> None:
+        """The upload's offset and length (never cached)."""
+        state = self._own_state(upload_id)
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Upload-Offset", str(state.offset))
+        if state.length is None:
+            self.set_header("Upload-Defer-Length", "1")
+        else:
+            self.set_header("Upload-Length", str(state.length))
+        if state.raw_metadata:
+            self.set_header("Upload-Metadata", state.raw_metadata)
+        self.set_header("Upload-Expires", http_date(state.expires))
+        self.set_status(200)
+        self.finish()
+
+    def delete(self, upload_id: str | None = None) -> None:
+        """Termination: the upload and its bytes are removed (204)."""
+        state = self._own_state(upload_id)
+        lock = self.upload_store.try_lock(state.id)
+        if lock is None:
+            raise HTTPError(
+                "A request is writing to this upload; try again once it ends.", status=409
+            )
+        try:
+            self.upload_store.delete(state.id)
+            _HASHES.pop(state.id, None)
+        finally:
+            lock.release()
+        self.set_status(204)
+        self.finish()
+
+    def _offset_headers(self, state: UploadState) -> None:
+        self.set_header("Upload-Offset", str(state.offset))
+        self.set_header("Upload-Expires", http_date(state.expires))
+
+    # committing --------------------------------------------------------------
+
+    async def _commit(self, patch: _Patch) -> UploadState:
+        """Check the chunk, make its bytes durable, then save (and so report) the offset."""
+        state = patch.state
+        store = self.upload_store
+        loop = asyncio.get_running_loop()
+        fd = patch.fd
+        assert fd is not None
+        if (
+            patch.checksum is not None
+            and patch.chunk_hash is not None
+            and not hmac.compare_digest(patch.chunk_hash.digest(), patch.checksum[1])
+        ):
+            # The chunk is dropped: the offset stays where it was.
+            try:
+                os.ftruncate(fd, patch.start)
+            except OSError as exc:
+                raise self._storage_error(exc) from None
+            patch.received = 0
+            patch.sha256 = None
+            raise ChecksumMismatchError()
+        try:
+            await loop.run_in_executor(None, os.fsync, fd)
+        except OSError as exc:
+            raise self._storage_error(exc) from None
+        state.offset = patch.start + patch.received
+        patch.received = 0
+        patch.start = state.offset
+        if not state.type_checked and (
+            state.offset >= SNIFF_BYTES or state.offset == state.length
+        ):
+            head = await loop.run_in_executor(None, store.read_head, state.id, SNIFF_BYTES)
+            state.sniffed_type = sniff_type(head)
+            allowed = self.limits_for(self.wf_settings).allowed_types
+            try:
+                _check_type(state.check_type, state.sniffed_type, allowed, "Upload")
+            except UploadError as exc:
+                self._terminate(patch)
+                raise HTTPError(exc.message, status=exc.status) from None
+            state.type_checked = True
+        state.expires = time.time() + self.expires_after
+        try:
+            await loop.run_in_executor(None, store.save, state)
+        except OSError as exc:
+            raise self._storage_error(exc) from None
+        if patch.sha256 is not None:
+            _remember_hash(state.id, state.offset, patch.sha256.copy())
+        return state
+
+    def _terminate(self, patch: _Patch) -> None:
+        """Remove an upload that can never be accepted (bad type, failed creation)."""
+        patch.close_fd()
+        self.upload_store.delete(patch.state.id)
+        _HASHES.pop(patch.state.id, None)
+        patch.lock.release()
+        self._patch = None
+
+    async def _finish_if_complete(self, state: UploadState) -> None:
+        if state.finished or state.length is None or state.offset != state.length:
+            return
+        store = self.upload_store
+        cached = _HASHES.get(state.id)
+        if cached is not None and cached[0] == state.offset:
+            sha256 = cached[1].hexdigest()
+        else:
+            loop = asyncio.get_running_loop()
+            sha256 = await loop.run_in_executor(None, store.sha256_of, state.id, state.offset)
+        upload = UploadedFile(
+            field_name="",
+            filename=state.filename,
+            raw_filename=state.raw_filename,
+            content_type=state.content_type,
+            sniffed_type=state.sniffed_type,
+            size=state.offset,
+            sha256=sha256,
+            path=store.data_path(state.id),
+        )
+        result = self.upload_finished(upload)
+        if inspect.isawaitable(result):
+            await result
+        state.finished = True
+        store.save(state)
+        store.drop_data(state.id)
+        _HASHES.pop(state.id, None)
+
+    # clean-up ------------------------------------------------------------------
+
+    def _release(self, keep_partial: bool) -> None:
+        """End this request's hold on its upload; uncommitted bytes are kept (made
+        durable and reported) only when ``keep_partial`` and the chunk had no checksum."""
+        patch, self._patch = self._patch, None
+        if patch is None:
+            return
+        try:
+            if patch.fd is not None and patch.received:
+                if keep_partial and patch.checksum is None:
+                    os.fsync(patch.fd)
+                    patch.state.offset = patch.start + patch.received
+                    patch.state.expires = time.time() + self.expires_after
+                    self.upload_store.save(patch.state)
+                    if patch.sha256 is not None:
+                        _remember_hash(patch.state.id, patch.state.offset, patch.sha256)
+                else:
+                    os.ftruncate(patch.fd, patch.start)
+        except OSError as exc:
+            log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
+        finally:
+            patch.close_fd()
+            patch.lock.release()
+
+    def on_connection_close(self) -> None:
+        """The client went away mid-body: keep what arrived (tus clients resume from it)."""
+        self._release(keep_partial=True)
+        super().on_connection_close()
+
+    def on_finish(self) -> None:
+        """Called once the response is sent: the lock goes, unreported bytes are dropped."""
+        self._release(keep_partial=False)
+        super().on_finish()

@@ -1,0 +1,260 @@
+"""Resumable uploads on local disk: one state file, one data file and one lock file per upload.
+
+``<id>.json`` holds what the server has promised (the offset it reported, the
+length, the owner, the metadata); ``<id>.bin`` holds the bytes. The state is
+replaced atomically (write, fsync, rename, fsync the folder) and only after the
+data it describes was fsynced, so a killed server resumes at the last offset it
+reported, never past it. ``<id>.lock`` carries an ``fcntl`` lock: one writer per
+upload across every process sharing the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["LocalUploadStore", "UploadLock", "UploadState", "new_upload_id"]
+
+#: upload IDs: 256 bits from ``secrets``, URL-safe base64 (43 characters).
+_ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def new_upload_id() -> str:
+    """A fresh upload ID (256 random bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def is_upload_id(value: str) -> bool:
+    """True if ``value`` has the shape of an ID this server issues."""
+    return bool(_ID.fullmatch(value))
+
+
+@dataclass
+class UploadState:
+    """What the server knows of one upload (saved as JSON next to its data)."""
+
+    id: str
+    owner: str
+    length: int | None
+    offset: int = 0
+    metadata: dict[str, str | None] = field(default_factory=dict)
+    raw_metadata: str = ""
+    filename: str = "upload"
+    raw_filename: str = ""
+    content_type: str = "application/octet-stream"
+    check_type: str = "application/octet-stream"
+    sniffed_type: str | None = None
+    type_checked: bool = False
+    created: float = 0.0
+    expires: float = 0.0
+    finished: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UploadState:
+        """Build from the saved dict; raises ValueError/TypeError/KeyError if it is not one."""
+        state = cls(**data)
+        if not isinstance(state.offset, int) or state.offset < 0:
+            raise ValueError("bad offset")
+        return state
+
+
+class UploadLock:
+    """An exclusive ``flock`` on an upload's lock file; :meth:`release` is safe twice."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Release the lock (closing the file releases it)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class LocalUploadStore:
+    """Upload state and data under ``folder`` (created on first use)."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def _ensure(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def state_path(self, upload_id: str) -> Path:
+        """The state file of ``upload_id``."""
+        return self.folder / f"{upload_id}.json"
+
+    def data_path(self, upload_id: str) -> Path:
+        """The data file of ``upload_id``."""
+        return self.folder / f"{upload_id}.bin"
+
+    def lock_path(self, upload_id: str) -> Path:
+        """The lock file of ``upload_id``."""
+        return self.folder / f"{upload_id}.lock"
+
+    # state -------------------------------------------------------------------
+
+    def load(self, upload_id: str) -> UploadState | None:
+        """The saved state of ``upload_id``, or None if there is none (or it is unreadable)."""
+        if not is_upload_id(upload_id):
+            return None
+        try:
+            data = json.loads(self.state_path(upload_id).read_text("utf-8"))
+            return UploadState.from_json(data)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def save(self, state: UploadState) -> None:
+        """Replace the state file atomically and durably."""
+        self._ensure()
+        target = self.state_path(state.id)
+        temp = target.with_name(f"{state.id}.{secrets.token_hex(4)}.tmp")
+        data = json.dumps(asdict(state), separators=(",", ":")).encode("utf-8")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        self._sync_folder()
+
+    def _sync_folder(self) -> None:
+        fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def create(self, state: UploadState) -> None:
+        """Make the empty data file, then the state file (the upload exists once both do)."""
+        self._ensure()
+        fd = os.open(self.data_path(state.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        try:
+            self.save(state)
+        except BaseException:
+            self.data_path(state.id).unlink(missing_ok=True)
+            raise
+
+    def delete(self, upload_id: str) -> None:
+        """Remove every file of ``upload_id`` (the state first: then it no longer exists)."""
+        for path in (
+            self.state_path(upload_id),
+            self.data_path(upload_id),
+            self.lock_path(upload_id),
+        ):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+    # locking -----------------------------------------------------------------
+
+    def try_lock(self, upload_id: str) -> UploadLock | None:
+        """Take the upload's lock without waiting; None if another request holds it."""
+        self._ensure()
+        fd = os.open(self.lock_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return UploadLock(fd)
+
+    # data --------------------------------------------------------------------
+
+    def open_at(self, upload_id: str, offset: int) -> int:
+        """Open the data file for writing at ``offset``; bytes past it (never reported) go."""
+        fd = os.open(self.data_path(upload_id), os.O_WRONLY)
+        try:
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def read_head(self, upload_id: str, size: int) -> bytes:
+        """The first ``size`` bytes of the data (for type sniffing)."""
+        with open(self.data_path(upload_id), "rb") as fh:
+            return fh.read(size)
+
+    def sha256_of(self, upload_id: str, length: int, block: int = 1024 * 1024) -> str:
+        """SHA-256 of the first ``length`` bytes, read ``block`` bytes at a time."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        left = length
+        with open(self.data_path(upload_id), "rb") as fh:
+            while left > 0:
+                chunk = fh.read(min(block, left))
+                if not chunk:
+                    raise OSError(f"upload {upload_id} is shorter than its offset")
+                digest.update(chunk)
+                left -= len(chunk)
+        return digest.hexdigest()
+
+    def drop_data(self, upload_id: str) -> None:
+        """Remove the data file only (a finished upload keeps its state until it expires)."""
+        with contextlib.suppress(OSError):
+            self.data_path(upload_id).unlink(missing_ok=True)
+
+    # expiry ------------------------------------------------------------------
+
+    def purge_expired(self, now: float | None = None, grace: float = 3600.0) -> int:
+        """Delete expired uploads not being written; returns how many were removed.
+
+        Files left without a state file (a crash during create or delete) go once
+        they are ``grace`` seconds old.
+        """
+        now = time.time() if now is None else now
+        removed = 0
+        try:
+            entries = list(os.scandir(self.folder))
+        except FileNotFoundError:
+            return 0
+        ids_with_state: set[str] = set()
+        for entry in entries:
+            name = entry.name
+            if not name.endswith(".json"):
+                continue
+            upload_id = name[: -len(".json")]
+            ids_with_state.add(upload_id)
+            state = self.load(upload_id)
+            if state is not None and state.expires > now:
+                continue
+            lock = self.try_lock(upload_id)
+            if lock is None:
+                continue  # a request is writing to it: it is alive
+            try:
+                state = self.load(upload_id)
+                if state is None or state.expires <= now:
+                    self.delete(upload_id)
+                    removed += 1
+            finally:
+                lock.release()
+        for entry in entries:
+            stem, dot, ext = entry.name.partition(".")
+            if not dot or stem in ids_with_state:
+                continue
+            if ext not in ("bin", "lock") and not ext.endswith("tmp"):
+                continue
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime > grace:
+                    os.unlink(entry.path)
+        return removed
