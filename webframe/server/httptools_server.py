@@ -116,12 +116,14 @@ class HTTPToolsServer(HTTPServer):
         self.max_headers = max_headers or max(100, self.max_header_size // 16)
         self.max_drain_size = max_drain_size
         self.chunk_size = chunk_size or 65536
-        self.params = HTTP1ConnectionParameters(
+        # What HTTPServer keeps as conn_params, with the values as given (None: unset),
+        # so code reading ``request.connection.params`` sees what it would on Tornado.
+        self.params = self.conn_params = HTTP1ConnectionParameters(
             no_keep_alive=no_keep_alive,
-            chunk_size=self.chunk_size,
-            max_header_size=self.max_header_size,
+            chunk_size=chunk_size,
+            max_header_size=max_header_size,
             header_timeout=self.header_timeout,
-            max_body_size=self.max_body_size,
+            max_body_size=max_body_size,
             body_timeout=body_timeout,
             decompress=decompress_request,
         )
