@@ -10,7 +10,8 @@ import re
 
 import tornado.web
 
-from webframe import route
+from webframe import RateLimiter, route
+from webframe.throttle import enforce
 
 from .base import PageHandler
 
@@ -20,6 +21,23 @@ MAX_PASSWORD = 1024
 # scrypt cost: ~50 ms per hash here; run off the event loop.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
 BAD_LOGIN = "Wrong username or password."
+
+# Login attempts, counted in the session store so that every node shares the counts:
+# per account (all attempts since its last successful login) and per client address
+# (every attempt: one address may try many names). Over a limit: 429 + Retry-After,
+# and nothing else runs: no lookup, no password hash.
+LOGIN_BY_ACCOUNT = RateLimiter(
+    "login-account",
+    limit=10,
+    window=15 * 60,
+    message="Too many login attempts for this account.",
+)
+LOGIN_BY_ADDRESS = RateLimiter(
+    "login-address",
+    limit=50,
+    window=15 * 60,
+    message="Too many login attempts from your network address.",
+)
 
 
 def _hash(password: str, salt: bytes) -> bytes:
@@ -56,7 +74,7 @@ class RegisterHandler(AccountPage):
             error = f"Choose a password of at least {MIN_PASSWORD} characters."
         if error is None:
             salt = os.urandom(16)
-            user_id = self.db.add_user(username, salt, await hash_password(password, salt))
+            user_id = await self.db.add_user(username, salt, await hash_password(password, salt))
             if user_id is None:
                 error = "That username is taken; choose another."
             else:
@@ -76,7 +94,14 @@ class LoginHandler(AccountPage):
     async def post(self) -> None:
         username = self.get_body_argument("username", "").strip()
         password = self.get_body_argument("password", "")[:MAX_PASSWORD]
-        user = self.db.user_by_name(username) if USERNAME.fullmatch(username) else None
+        store = self.application.session_store
+        account = username.lower()
+        await enforce(
+            store,
+            (LOGIN_BY_ACCOUNT, account),
+            (LOGIN_BY_ADDRESS, self.request.remote_ip or "unknown"),
+        )
+        user = await self.db.user_by_name(username) if USERNAME.fullmatch(username) else None
         salt = user["salt"] if user is not None else _DUMMY_SALT
         digest = await hash_password(password, salt)
         if user is None or not hmac.compare_digest(digest, user["password_hash"]):
@@ -84,6 +109,7 @@ class LoginHandler(AccountPage):
             self.set_status(400)
             self.render("login.html", username=username, next_url=self.safe_next_url())
             return
+        await LOGIN_BY_ACCOUNT.reset(store, account)
         self.log_in(user["id"], user["username"])
         self.flash(f"Welcome back, {user['username']}.", "success")
         self.redirect(self.safe_next_url())
@@ -100,8 +126,8 @@ class LogoutHandler(AccountPage):
 @route("/profile", name="profile")
 class ProfileHandler(AccountPage):
     @tornado.web.authenticated
-    def get(self) -> None:
-        user = self.db.user_by_id(self.current_user["id"])
+    async def get(self) -> None:
+        user = await self.db.user_by_id(self.current_user["id"])
         if user is None:  # deleted meanwhile
             self.session.invalidate()
             self.redirect(self.get_login_url())

@@ -46,6 +46,13 @@ class LockerMixin(PageHandler):
     def login_redirect(self) -> None:
         self.redirect(self.get_login_url() + "?" + urlencode({"next": self.request.uri or "/"}))
 
+    async def own_file(self, file_id: int) -> Any:
+        """The logged-in user's file ``file_id``; 404 for anyone else's, as for none."""
+        row = await self.db.file_of(self.user_id(), file_id)
+        if row is None:
+            raise NotFoundError("There is no such file in your locker.")
+        return row
+
     def file_json(self, row: Any) -> dict[str, Any]:
         return {
             "id": row["id"],
@@ -98,7 +105,7 @@ class LockerUpload(UploadHandler, LockerMixin):
     def too_large_text(self, size: str, limit: str) -> str:
         return f"This upload is {size}; the limit is {limit} per file and {limit} in all."
 
-    def store(self, owner: int, upload: UploadedFile) -> int:
+    async def store(self, owner: int, upload: UploadedFile) -> int:
         # Stored under a random name with the cleaned extension; the shown name is data.
         stored_name = secrets.token_hex(16) + extension_of(upload.filename)
         try:
@@ -110,7 +117,7 @@ class LockerUpload(UploadHandler, LockerMixin):
                 "Your file could not be stored right now; try again later."
             ) from None
         try:
-            return self.db.add_file(
+            return await self.db.add_file(
                 owner,
                 upload.filename,
                 path.name,
@@ -122,21 +129,21 @@ class LockerUpload(UploadHandler, LockerMixin):
             path.unlink(missing_ok=True)
             raise
 
-    def store_all(self, owner: int, uploads: list[UploadedFile]) -> list[int]:
+    async def store_all(self, owner: int, uploads: list[UploadedFile]) -> list[int]:
         """Store every upload, or none: a failure removes those already stored."""
         ids: list[int] = []
         try:
             for upload in uploads:
-                ids.append(self.store(owner, upload))
+                ids.append(await self.store(owner, upload))
         except BaseException:
             for file_id in ids:
-                self.remove(owner, file_id)
+                await self.remove(owner, file_id)
             raise
         return ids
 
-    def remove(self, owner: int, file_id: int) -> None:
-        row = self.db.file_of(owner, file_id)
-        if row is not None and self.db.delete_file(owner, file_id):
+    async def remove(self, owner: int, file_id: int) -> None:
+        row = await self.db.file_of(owner, file_id)
+        if row is not None and await self.db.delete_file(owner, file_id):
             (self.locker_dir(owner) / row["stored_name"]).unlink(missing_ok=True)
 
 
@@ -147,8 +154,12 @@ class FilesHandler(LockerUpload):
     upload_methods = ("POST",)
     raw_upload_methods = ()
 
-    def get(self) -> None:
-        rows = self.db.files_of(self.user_id())
+    async def get(self) -> None:
+        rows = await self.db.files_of(self.user_id())
+        if self.wants_json():
+            # For scripts: the same list as the page, one object per file.
+            await self.json({"files": [self.file_json(r) for r in rows]})
+            return
         limits = self.limits_for(self.wf_settings)
         self.render(
             "files.html",
@@ -158,9 +169,10 @@ class FilesHandler(LockerUpload):
             format_size=format_size,
         )
 
-    def post(self) -> None:
+    async def post(self) -> None:
         owner = self.user_id()
-        saved = [self.db.file_of(owner, file_id) for file_id in self.store_all(owner, self.uploads)]
+        ids = await self.store_all(owner, self.uploads)
+        saved = [await self.db.file_of(owner, file_id) for file_id in ids]
         rows = [r for r in saved if r is not None]
         from_page = self.request.headers.get("X-Requested-With") == "XMLHttpRequest"
         if rows and (from_page or not self.wants_json()):
@@ -186,7 +198,7 @@ class RawUploadHandler(LockerUpload):
         # The body is the file itself.
         return f"This file is {size}; the limit is {limit} per file."
 
-    def put(self, name: str) -> None:
+    async def put(self, name: str) -> None:
         owner = self.user_id()
         uploads = self.uploads
         # A multipart body is accepted when it carries exactly one file: refuse the
@@ -201,26 +213,20 @@ class RawUploadHandler(LockerUpload):
                 f"The body has {len(uploads)} files; PUT takes exactly one. "
                 f"To upload several at once, POST them to {self.reverse_url('files')}."
             )
-        file_id = self.store(owner, uploads[0])
+        file_id = await self.store(owner, uploads[0])
         self.set_header("Location", self.reverse_url("file", file_id=file_id))
-        self.json(self.file_json(self.db.file_of(owner, file_id)), status=201)
+        self.json(self.file_json(await self.db.file_of(owner, file_id)), status=201)
 
 
 @route("/files/{file_id:int}", name="file")
 class FileHandler(LockerMixin):
     """GET downloads (ranges, 304); DELETE removes (also POST with _method=DELETE)."""
 
-    def _row(self, file_id: int) -> Any:
-        row = self.db.file_of(self.user_id(), file_id)
-        if row is None:
-            raise NotFoundError("There is no such file in your locker.")
-        return row
-
     async def get(self, file_id: int) -> None:
         if not self.current_user:
             self.login_redirect()
             return
-        row = self._row(file_id)
+        row = await self.own_file(file_id)
         await self.send_file(
             self.locker_dir(row["owner_id"]) / row["stored_name"],
             root=self.locker_dir(row["owner_id"]),
@@ -229,17 +235,17 @@ class FileHandler(LockerMixin):
             content_type=row["content_type"],
         )
 
-    def post(self, file_id: int) -> None:
+    async def post(self, file_id: int) -> None:
         # Only reached without _method: with _method=DELETE (the no-JS delete form)
         # prepare() has already turned the POST into a DELETE. Defining post() is what
         # lets that form's POST past the 405 check, which runs before prepare().
-        self._row(file_id)
+        await self.own_file(file_id)
         raise BadRequestError("To delete this file, send DELETE (or POST with _method=DELETE).")
 
-    def delete(self, file_id: int) -> None:
-        row = self._row(file_id)
+    async def delete(self, file_id: int) -> None:
+        row = await self.own_file(file_id)
         owner = self.user_id()
-        if self.db.delete_file(owner, file_id):
+        if await self.db.delete_file(owner, file_id):
             (self.locker_dir(owner) / row["stored_name"]).unlink(missing_ok=True)
         if self.wants_json() or self.request.headers.get("X-Requested-With"):
             self.set_status(204)
@@ -247,3 +253,17 @@ class FileHandler(LockerMixin):
             return
         self.flash(f"Deleted {row['name']}.", "info")
         self.redirect(self.reverse_url("files"))
+
+
+@route("/files/{file_id:int}/delete", name="file-delete")
+class DeleteConfirmHandler(LockerMixin):
+    """GET: the page that asks before a delete. The list's Delete links here, so a
+    browser without JavaScript asks too; the page's script asks with a dialog instead
+    and sends DELETE itself."""
+
+    async def get(self, file_id: int) -> None:
+        if not self.current_user:
+            self.login_redirect()
+            return
+        row = await self.own_file(file_id)
+        self.render("delete.html", file=row, size=format_size(row["size"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
@@ -20,6 +21,9 @@ JSON = {"Accept": "application/json"}
 AJAX = {"Accept": "application/json", "X-Requested-With": "XMLHttpRequest"}
 TEXT = b"Hello locker!\n" + bytes(range(256)) * 10  # 2574 bytes
 NOTES = "Some notes, accented: déjà vu.\n".encode() * 100
+# The app fixture is requested by the client fixture at run time: name the database
+# fixture here so that every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("demo_database")
 
 
 @pytest.fixture
@@ -28,15 +32,18 @@ def instance(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def app(instance: Path):  # type: ignore[no-untyped-def]
-    """The demo app with a small upload limit (overrides the conftest fixture)."""
+def app(instance: Path, io_loop: Any, demo_database: str):  # type: ignore[no-untyped-def]
+    """The demo app with a small upload limit (overrides the conftest fixture), its
+    tables on SQLite and on PostgreSQL (the several-node setup)."""
     from handlers import DEMO_DEFAULTS, make_app
     from webframe.testing import test_settings
 
     settings = test_settings(
         **{**DEMO_DEFAULTS, "instance_path": str(instance), "max_upload_size": LIMIT}
     )
-    return make_app(settings)
+    application = make_app(settings, database_url=demo_database)
+    yield application
+    io_loop.run_sync(application.aclose)
 
 
 async def register(client: Client, name: str) -> None:
@@ -312,8 +319,8 @@ def locker_files(instance: Path, owner: int = 1) -> list[str]:
     return sorted(os.listdir(folder)) if folder.exists() else []
 
 
-def records(app: Any, owner: int = 1) -> list[Any]:
-    return list(app.settings["demo_db"].files_of(owner))
+async def records(app: Any, owner: int = 1) -> list[Any]:
+    return list(await app.settings["demo_db"].files_of(owner))
 
 
 def multipart(parts: list[bytes], boundary: str = "probe-b0undary") -> tuple[bytes, dict[str, str]]:
@@ -357,11 +364,11 @@ async def test_raw_put_of_multipart_without_a_file_is_400(
     assert error_of(r).startswith("The body has no file:")
     assert "curl -T" in error_of(r)
     assert temp_files(instance) == []
-    assert locker_files(instance) == [] and records(app) == []
+    assert locker_files(instance) == [] and (await records(app)) == []
     # The connection and the locker still work.
     r = await client.put("/files/raw/report.txt", body=b"fine", headers=JSON)
     assert r.code == 201, r.body[:300]
-    assert [row["name"] for row in records(app)] == ["report.txt"]
+    assert [row["name"] for row in await records(app)] == ["report.txt"]
 
 
 @pytest.mark.gen_test(timeout=20)
@@ -377,13 +384,13 @@ async def test_raw_put_of_several_files_is_400_and_stores_none(
         "To upload several at once, POST them to /files."
     )
     assert temp_files(instance) == []
-    assert locker_files(instance) == [] and records(app) == []
+    assert locker_files(instance) == [] and (await records(app)) == []
     # Exactly one file part is still accepted.
     body, headers = multipart([FIELD, file_part("one.txt", b"1" * 3000)])
     r = await client.put("/files/raw/one.txt", body=body, headers=headers)
     assert r.code == 201, r.body[:300]
     assert json.loads(r.body)["size"] == 3000
-    assert len(locker_files(instance)) == 1 and len(records(app)) == 1
+    assert len(locker_files(instance)) == 1 and len(await records(app)) == 1
     assert temp_files(instance) == []
 
 
@@ -429,7 +436,7 @@ async def test_a_record_with_an_unsendable_type_still_downloads(
     folder = instance / "uploads" / "users" / "1"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "0123abcd.txt").write_bytes(b"old file")
-    file_id = app.settings["demo_db"].add_file(
+    file_id = await app.settings["demo_db"].add_file(
         1, "日本 notes.txt", "0123abcd.txt", 8, "text/日本", "0" * 64
     )
     r = await client.get(f"/files/{file_id}")
@@ -468,7 +475,7 @@ async def test_a_failed_save_is_507_and_keeps_nothing(
     assert str(instance) not in r.body.decode()  # the folder goes to the log only
     assert len(calls) == 2
     # The first file, saved before the second failed, was taken back.
-    assert locker_files(instance) == [] and records(app) == []
+    assert locker_files(instance) == [] and (await records(app)) == []
     assert temp_files(instance) == []
 
 
@@ -485,7 +492,7 @@ async def test_a_locker_folder_that_cannot_be_made_is_507(
     assert error_of(r) == "Your file could not be stored right now; try again later."
     r = await client.put("/files/raw/a.txt", body=b"data", headers=JSON)
     assert r.code == 507, r.body[:300]
-    assert records(app) == [] and temp_files(instance) == []
+    assert (await records(app)) == [] and temp_files(instance) == []
     assert users.read_bytes() == b"a file where the lockers folder should be"
 
 
@@ -539,3 +546,39 @@ async def test_script_upload_and_delete_leave_the_same_messages_as_forms(client:
     assert 'data-file-name="one.txt"' in page
     r = await client.delete(f["url"], headers=AJAX)
     assert r.code == 204
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_delete_asks_first_without_javascript(
+    client: Client, second_client: Client, instance: Path
+) -> None:
+    await register(client, "lena")
+    [f] = await upload(client, ("plan & notes.txt", b"p" * 1500))
+    page = (await client.get("/files")).body.decode()
+    confirm_url = f"{f['url']}/delete"
+    # The list links to a page that asks; nothing is deleted by following the link.
+    assert f'href="{confirm_url}"' in page and f'data-url="{f["url"]}"' in page
+    r = await client.get(confirm_url)
+    assert r.code == 200
+    body = r.body.decode()
+    shown = html.escape(f["name"], quote=False)
+    assert "Delete this file?" in body and f"{shown}</strong> (1.5 KiB)" in body
+    assert f'action="{f["url"]}"' in body and 'name="_method" value="DELETE"' in body
+    assert 'href="/files">Cancel</a>' in body
+    assert (await client.get(f["url"])).code == 200, "the page alone deletes nothing"
+    # Another user, and a visitor who is not logged in, get nothing from it.
+    await register(second_client, "mallory")
+    assert (await second_client.get(confirm_url)).code == 404
+    await second_client.post("/logout", follow_redirects=False)
+    r = await second_client.get(confirm_url)
+    assert r.code == 302 and r.headers["Location"].startswith("/login?next=")
+    # Confirming posts the page's form: the file goes, with the flash message.
+    r = await client.post(
+        f["url"],
+        form={"_xsrf": page_token(body.encode()), "_method": "DELETE"},
+        xsrf=False,
+    )
+    assert r.code == 302 and r.headers["Location"] == "/files"
+    page = (await client.get("/files")).body.decode()
+    assert f"Deleted {shown}." in page and shows_empty_state(page)
+    assert locker_files(instance) == []

@@ -93,13 +93,14 @@
     list.appendChild(item);
   }
 
-  document.querySelectorAll("form.delete-form").forEach(function (del) {
-    del.addEventListener("submit", function (event) {
+  // Without JavaScript, Delete opens a page that asks first; here a dialog asks.
+  document.querySelectorAll("a.delete-link").forEach(function (del) {
+    del.addEventListener("click", function (event) {
       event.preventDefault();
       var row = del.closest("tr");
       var name = row ? row.getAttribute("data-file-name") : "this file";
       if (!window.confirm("Delete " + name + "? This cannot be undone.")) return;
-      fetch(del.action, {
+      fetch(del.getAttribute("data-url"), {
         method: "DELETE",
         headers: { "X-XSRFToken": token, "Accept": "application/json" },
         credentials: "same-origin"

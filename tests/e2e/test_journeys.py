@@ -282,17 +282,18 @@ def test_files_upload_progress_download_delete(new_page: NewPage) -> None:
         dialog.dismiss()
 
     page.once("dialog", dismiss)
-    page.click(f"tr[data-file-id='{rows['notes.txt']['id']}'] button.danger")
+    page.click(f"tr[data-file-id='{rows['notes.txt']['id']}'] a.delete-link")
     page.wait_for_timeout(300)
     assert dialogs == ["Delete notes.txt? This cannot be undone."]
     assert "DELETE" not in requests and "POST" not in requests
+    assert page.url.endswith("/files"), "the script stays on the list"
     assert set(file_rows(page)) == {"report.bin", "notes.txt"}
 
     # Accepted: fetch() sends DELETE with the XSRF header; the row goes, and the page
     # says so in the words the no-JS path flashes.
     page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
-        page.click(f"tr[data-file-id='{rows['notes.txt']['id']}'] button.danger")
+        page.click(f"tr[data-file-id='{rows['notes.txt']['id']}'] a.delete-link")
     assert deleted.value.status == 204
     assert deleted.value.request.headers.get("x-xsrftoken")
     page.wait_for_selector(f"tr[data-file-id='{rows['notes.txt']['id']}']", state="detached")
@@ -302,7 +303,7 @@ def test_files_upload_progress_download_delete(new_page: NewPage) -> None:
     # The last file: the empty state appears without a reload.
     page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_response(lambda r: r.request.method == "DELETE") as deleted:
-        page.click("button.danger")
+        page.click("a.delete-link")
     assert deleted.value.status == 204
     page.locator("#no-files").wait_for(state="visible")
     assert page.locator("#file-table").count() == 0
@@ -327,6 +328,19 @@ def test_files_delete_without_javascript(new_page: NewPage) -> None:
     assert nojs.locator("#upload-progress-wrap").is_hidden()
     assert file_rows(nojs)["old.txt"]["shown"] == "40 bytes"
     snap(nojs, "files", "nojs-list")
+    # Delete opens a page that asks first; Cancel goes back with nothing deleted.
+    with nojs.expect_navigation():
+        nojs.click("a.delete-link")
+    assert re.search(r"/files/\d+/delete$", nojs.url), nojs.url
+    check_page(nojs)
+    assert nojs.locator("h1").inner_text() == "Delete this file?"
+    assert "old.txt (40 bytes) will be removed" in nojs.locator("main").inner_text()
+    snap(nojs, "files", "nojs-confirm")
+    with nojs.expect_navigation():
+        nojs.click("text=Cancel")
+    assert set(file_rows(nojs)) == {"old.txt"}
+    with nojs.expect_navigation():
+        nojs.click("a.delete-link")
     with nojs.expect_navigation() as nav:
         nojs.click("button.danger")
     assert nav.value.status == 200, (nav.value.status, nojs.locator("main").inner_text())
@@ -458,9 +472,9 @@ def test_files_at_phone_width_names_and_sizes_do_not_wrap(new_page: NewPage) -> 
     }
     # Sizes and Delete buttons stay on one line; names break only when they must,
     # and their column keeps most of the row.
-    for text, lines, _width in page.evaluate(LINES_JS, "td.file-size, td button.danger"):
+    for text, lines, _width in page.evaluate(LINES_JS, "td.file-size, td a.delete-link"):
         assert lines == 1, (text, lines)
-    assert len(page.evaluate(LINES_JS, "td.file-size, td button.danger")) == 6
+    assert len(page.evaluate(LINES_JS, "td.file-size, td a.delete-link")) == 6
     table_width = page.eval_on_selector("#file-table", "el => el.getBoundingClientRect().width")
     for text, lines, width in page.evaluate(LINES_JS, "a.file-name"):
         assert width >= 0.8 * table_width, (text, width, table_width)
