@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.sessions.postgres_server import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,3 +46,43 @@ def app(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     settings = test_settings(**{**DEMO_DEFAULTS, "instance_path": str(tmp_path / "instance")})
     return make_app(settings)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole run (skips if it is not installed)."""
+    from tests.sessions.postgres_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+_demo_databases = 0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def demo_database(request: pytest.FixtureRequest) -> str:
+    """The demo's ``database_url``: "" (SQLite in the instance folder), or a fresh
+    PostgreSQL database on the shared test server."""
+    global _demo_databases
+    if request.param == "sqlite":
+        return ""
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    _demo_databases += 1
+    name = f"demo_{os.getpid()}_{_demo_databases}"
+    subprocess.run(
+        [
+            os.path.join(server.bindir, "psql"),
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            server.url,
+            "-c",
+            f"CREATE DATABASE {name}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return server.url.rpartition("/")[0] + "/" + name

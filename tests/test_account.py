@@ -20,6 +20,9 @@ from webframe.testing import Client, test_settings
 from .test_websession import session_id
 
 PASSWORD = "correct horse battery"
+# The app fixture is requested by the client fixture at run time: name the database
+# fixture here so that every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("demo_database")
 EVIL_NEXT = [
     "//evil.example/x",
     "https://evil.example",
@@ -42,9 +45,10 @@ class FlashPage(PageHandler):
 
 
 @pytest.fixture
-def app(tmp_path: Path, io_loop: Any) -> Any:
+def app(tmp_path: Path, io_loop: Any, demo_database: str) -> Any:
+    # Every test runs on SQLite and on PostgreSQL (the several-node setup).
     settings = test_settings(**{**DEMO_DEFAULTS, "instance_path": str(tmp_path / "instance")})
-    application = make_app(settings)
+    application = make_app(settings, database_url=demo_database)
     application.wildcard_router.add_rules([(r"/test/flash", FlashPage)])
     yield application
     io_loop.run_sync(application.aclose)
@@ -241,7 +245,7 @@ async def test_passwords_stored_with_scrypt_and_per_user_salt(
     await register(client, "alice")
     await register(second_client, "bob")
     db = app.settings["demo_db"]
-    alice, bob = db.user_by_name("alice"), db.user_by_name("bob")
+    alice, bob = await db.user_by_name("alice"), await db.user_by_name("bob")
     for row in (alice, bob):
         assert PASSWORD.encode() not in bytes(row["password_hash"])
         assert len(row["salt"]) >= 16 and len(row["password_hash"]) == 32

@@ -21,6 +21,8 @@ from .multipart import UploadedFile, UploadLimits
 from .routing import Route, RouteTable, route
 from .settings import Settings
 from .sizes import format_size
+from .tus import ResumableUploadHandler
+from .throttle import RateLimiter, TooManyRequestsError
 from .uploads import UploadHandler
 
 __version__ = "0.1.0"
@@ -35,11 +37,14 @@ __all__ = [
     "MethodNotAllowedError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "RateLimiter",
     "RequestHandler",
+    "ResumableUploadHandler",
     "Route",
     "RouteTable",
     "ServiceUnavailableError",
     "Settings",
+    "TooManyRequestsError",
     "UnsupportedMediaTypeError",
     "UploadHandler",
     "UploadLimits",

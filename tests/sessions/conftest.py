@@ -194,12 +194,6 @@ def redis_cluster() -> Iterator[RedisCluster]:
         yield cluster
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        yield server
-
-
 @pytest.fixture(params=["memory", "sqlite", "redis", "sentinel", "cluster", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "memory":
