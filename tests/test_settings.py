@@ -91,3 +91,21 @@ def test_debug_secret_generated_once_mode_0600(
     assert (inst / ".gitignore").read_text().strip().endswith("*")
     b = Application([], Settings(debug=True, instance_path=str(inst)))
     assert a.settings["cookie_secret"] == b.settings["cookie_secret"] == path.read_text().strip()
+
+
+def test_resolve_paths_makes_relative_folders_absolute_against_the_root(tmp_path: Path) -> None:
+    s = Settings(template_path="tpl", static_path="../shared/static", upload_path="up")
+    r = s.resolve_paths(tmp_path)
+    assert r.template_path == str(tmp_path / "tpl")
+    assert r.static_path == str((tmp_path / ".." / "shared" / "static").resolve())
+    assert r.instance_path == str(tmp_path / "instance")
+    assert r.upload_dir == str(tmp_path / "up")
+    # Absolute paths and ~ are kept as they are / expanded; the original is untouched.
+    home = Settings(instance_path="~/inst", template_path=str(tmp_path / "abs"))
+    h = home.resolve_paths(tmp_path / "elsewhere")
+    assert h.instance_path == str(Path("~/inst").expanduser())
+    assert h.template_path == str(tmp_path / "abs")
+    assert s.template_path == "tpl" and home.instance_path == "~/inst"
+    # Nothing to change: the same object back.
+    done = r.resolve_paths("/somewhere/else")
+    assert done is r
