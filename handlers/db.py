@@ -223,9 +223,7 @@ class PostgresDemoDB(DemoDB):
         try:
             import asyncpg  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "DEMO_DATABASE_URL is a PostgreSQL URL: pip install asyncpg"
-            ) from exc
+            raise ImportError("DEMO_DATABASE_URL is a PostgreSQL URL: pip install asyncpg") from exc
         self.url = url
         self.max_connections = max_connections
         self._asyncpg = asyncpg

@@ -582,3 +582,28 @@ async def test_delete_asks_first_without_javascript(
     page = (await client.get("/files")).body.decode()
     assert f"Deleted {shown}." in page and shows_empty_state(page)
     assert locker_files(instance) == []
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_files_list_as_json_for_scripts(client: Client, second_client: Client) -> None:
+    await register(client, "lena")
+    r = await client.get("/files", headers=JSON)
+    assert r.code == 200 and r.headers["Content-Type"].startswith("application/json")
+    assert json.loads(r.body) == {"files": []}
+    saved = await upload(client, ("a.txt", TEXT), ("notes.txt", NOTES))
+    r = await client.get("/files", headers=JSON)
+    listed = json.loads(r.body)["files"]
+    assert [f["name"] for f in listed] == ["notes.txt", "a.txt"]  # newest first
+    for entry in listed:
+        data = TEXT if entry["name"] == "a.txt" else NOTES
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["url"] == f"/files/{entry['id']}"
+        assert (await client.get(entry["url"])).body == data
+    assert {f["id"] for f in listed} == {f["id"] for f in saved}
+    # Another user's list is their own; a visitor is sent to log in, never shown JSON data.
+    await register(second_client, "omar")
+    assert json.loads((await second_client.get("/files", headers=JSON)).body) == {"files": []}
+    second_client.cookies.clear()
+    r = await second_client.get("/files", headers=JSON)
+    assert r.code in (302, 403) and b"notes.txt" not in r.body

@@ -60,9 +60,7 @@ class RateLimiter:
         message: str = TooManyRequestsError.default_message,
     ) -> None:
         if not name or not set(name) <= _NAME_CHARS or len(name) > 64:
-            raise ValueError(
-                f"rate limiter name {name!r}: use 1 to 64 of a-z, 0-9, '-', '_', '.'"
-            )
+            raise ValueError(f"rate limiter name {name!r}: use 1 to 64 of a-z, 0-9, '-', '_', '.'")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"rate limiter {name!r}: limit must be an int >= 1, got {limit!r}")
         if not (isinstance(window, (int, float)) and 0 < window < float("inf")):
