@@ -188,7 +188,7 @@ def test_large_copy_goes_part_by_part_on_the_server(s3: S3Backend) -> None:
         digest = (await sink.commit()).sha256
         storage.copy_object_limit = 5 * MiB  # as if the object were over 5 GiB
         calls: list[str] = []
-        client: Any = await storage._get_client("test")
+        client: Any = await storage.connection.get("test")
         original = client.upload_part_copy
 
         async def counting(**kwargs: Any) -> Any:
@@ -237,7 +237,7 @@ def test_one_client_for_concurrent_first_calls_and_a_new_one_after_a_failure(
 ) -> None:
     import socket
 
-    import webframe.storage.s3 as module
+    import webframe.storage.s3_client as module
 
     with socket.socket() as probe:  # a port with nothing listening
         probe.bind(("127.0.0.1", 0))
@@ -250,32 +250,32 @@ def test_one_client_for_concurrent_first_calls_and_a_new_one_after_a_failure(
         max_attempts=1,
     )
     made: list[Any] = []
-    create = storage._session.create_client
+    create = storage.connection.session.create_client
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         made.append(create(*args, **kwargs))
         return made[-1]
 
-    storage._session.create_client = counting  # type: ignore[method-assign]
-    storage._retire_after = 0.05
+    storage.connection.session.create_client = counting  # type: ignore[method-assign]
+    storage.connection.retire_after = 0.05
     closed: list[Any] = []
-    close_quietly = module._close_quietly
+    close_quietly = module.close_quietly
 
     async def recording(cm: Any) -> None:
         closed.append(cm)
         await close_quietly(cm)
 
-    monkeypatch.setattr(module, "_close_quietly", recording)
+    monkeypatch.setattr(module, "close_quietly", recording)
 
     async def scenario() -> None:
-        first = await asyncio.gather(*(storage._get_client("test") for _ in range(5)))
+        first = await asyncio.gather(*(storage.connection.get("test") for _ in range(5)))
         assert len(made) == 1 and all(c is first[0] for c in first)
         with pytest.raises(StorageUnavailableError, match="cannot be reached"):
             await storage.stat("k")
-        assert storage._client is None  # retired, not handed out again
-        assert len(storage._retired) == 1
+        assert storage.connection.current is None  # retired, not handed out again
+        assert len(storage.connection.retired) == 1
         await asyncio.sleep(0.2)  # the grace period passes: it is closed
-        assert storage._retired == {} and closed == [made[0]]
+        assert storage.connection.retired == {} and closed == [made[0]]
         with pytest.raises(StorageUnavailableError):
             await storage.stat("k")
         assert len(made) == 2
@@ -289,7 +289,12 @@ def test_missing_aiobotocore_says_which_extra_to_install(monkeypatch: pytest.Mon
     import sys
 
     monkeypatch.setitem(sys.modules, "aiobotocore.session", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "webframe.storage.s3")
+    for name in (
+        "webframe.storage.s3",
+        "webframe.storage.s3_client",
+        "webframe.storage.s3_transfer",
+    ):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     with pytest.raises(ImportError, match=r"pip install 'webframe\[s3\]'"):
         from_url("s3://some-bucket/x", environ={})
 
@@ -301,7 +306,7 @@ def test_a_service_without_tagging_still_gets_the_object(s3: S3Backend) -> None:
 
     async def scenario(storage: Storage) -> None:
         assert isinstance(storage, S3Storage)
-        client: Any = await storage._get_client("test")
+        client: Any = await storage.connection.get("test")
 
         async def refuse(**kwargs: Any) -> Any:
             raise botocore.exceptions.ClientError(
