@@ -86,7 +86,9 @@ def request_bytes(draw: st.DrawFn, last: bool) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: example.test"]
     tag = draw(TAGS)
     if tag:
-        lines.append(f"X-Tag: {tag}")
+        # Spaces and tabs around a value are not part of it (on both layers).
+        pad = draw(st.sampled_from(["", " ", "\t", " \t "]))
+        lines.append(f"X-Tag:{pad}{tag}{pad}")
     body = b""
     framing = "none"
     if method in ("POST", "PUT"):

@@ -166,18 +166,21 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         self._headers_written = True
         version = req.version
         method = req.method
+        # Tornado's own mapping when its layout is known (one dict lookup per name).
+        fields = tornado_impl.header_fields(headers)
+        has_length = "Content-Length" in fields
         self._chunking = (
             version == "HTTP/1.1"
             and method != "HEAD"
             and code != 204
             and code != 304
             and not 100 <= code < 200
-            and "Content-Length" not in headers
+            and not has_length
         )
         close = self._close_after or proto._draining
         if not close:
-            connection = headers.get("Connection")
-            if connection is not None and connection.lower() == "close":
+            connection = fields.get("Connection")
+            if connection is not None and ",".join(connection).lower() == "close":
                 close = True
             elif msg.upgrade and code != 101:
                 # The parser stops after an upgrade request's head; whatever follows
@@ -195,15 +198,16 @@ class HTTPToolsConnection(httputil.HTTPConnection):
             headers["Transfer-Encoding"] = "chunked"
         if method == "HEAD" or code == 304:
             self._remaining = 0
-        elif "Content-Length" in headers:
-            declared = headers["Content-Length"]
+        elif has_length:
+            declared = ",".join(fields["Content-Length"])
             if not (declared.isdigit() and declared.isascii()):
                 raise ValueError(f"not an integer Content-Length: {declared!r}")
             self._remaining = int(declared)
         else:
             self._remaining = None
+        fields = tornado_impl.header_fields(headers)  # again: the copy, if one, is stale
         lines = [f"HTTP/1.1 {code} {start_line.reason}"]
-        lines.extend([f"{n}: {v}" for n, v in headers.get_all()])
+        lines.extend([f"{n}: {v}" for n, values in fields.items() for v in values])
         text = "\r\n".join(lines)
         breaks = len(lines) - 1
         if text.count("\n") != breaks or text.count("\r") != breaks:
@@ -400,16 +404,10 @@ class HTTPToolsProtocol(asyncio.Protocol):
         version = parser.get_http_version()
         try:
             msg.length, msg.chunked = check_request_head(version, msg.raw)
-            headers = httputil.HTTPHeaders()
-            add = headers.add
-            for name, value in msg.raw:
-                add(name.decode("latin1"), value.decode("latin1"))
         except FramingError as exc:
             self._refusal = exc
             raise
-        except httputil.HTTPInputError as exc:
-            self._refusal = FramingError(f"{exc}.")
-            raise
+        headers = tornado_impl.headers_from_parsed(msg.raw)
         method = parser.get_method().decode("ascii")
         http_version = "HTTP/1.1" if version == "1.1" else "HTTP/1.0"
         msg.start_line = httputil.RequestStartLine(method, msg.url.decode("latin1"), http_version)

@@ -50,3 +50,53 @@ def feed_stream(stream: tornado.iostream.IOStream, data: bytes) -> None:
         )
     buffer[:0] = data
     stream._read_buffer_size += len(data)
+
+
+_normalize: Any = getattr(httputil, "_normalize_header", None)
+_FAST_HEADERS = _normalize is not None and {"_as_list", "_combined_cache"} <= set(
+    vars(httputil.HTTPHeaders())
+)
+
+
+def headers_from_parsed(raw: list[tuple[bytes, bytes]]) -> httputil.HTTPHeaders:
+    """``HTTPHeaders`` from the (name, value) pairs of a head llhttp has validated.
+
+    llhttp has checked the name bytes (token) and value bytes (no control
+    characters), so Tornado's per-field regex checks in ``HTTPHeaders.add`` are
+    skipped: the mapping is filled as ``add`` fills it. Values lose the
+    surrounding spaces/tabs, as Tornado's parser strips them.
+    """
+    if not _FAST_HEADERS:  # pragma: no cover - another HTTPHeaders layout
+        headers = httputil.HTTPHeaders()
+        for name, value in raw:
+            headers.add(name.decode("latin1"), value.decode("latin1").strip(" \t"))
+        return headers
+    as_list: dict[str, list[str]] = {}
+    normalize = _normalize
+    for name, value in raw:
+        key = normalize(name.decode("latin1"))
+        text = value.decode("latin1")
+        if text and (text[-1] in " \t" or text[0] in " \t"):
+            text = text.strip(" \t")
+        values = as_list.get(key)
+        if values is None:
+            as_list[key] = [text]
+        else:
+            values.append(text)
+    headers = httputil.HTTPHeaders.__new__(httputil.HTTPHeaders)
+    headers._as_list = as_list
+    headers._combined_cache = {}
+    return headers
+
+
+def header_fields(headers: httputil.HTTPHeaders) -> dict[str, list[str]]:
+    """Name -> values of ``headers`` (names in Tornado's Http-Header-Case): the
+    mapping itself when Tornado's layout is known (read it, do not write it), else
+    a copy made through the public API."""
+    if _FAST_HEADERS and type(headers) is httputil.HTTPHeaders:
+        fields: dict[str, list[str]] = headers._as_list
+        return fields
+    copy: dict[str, list[str]] = {}
+    for name, value in headers.get_all():
+        copy.setdefault(httputil._normalize_header(name) if _normalize else name, []).append(value)
+    return copy
