@@ -158,7 +158,7 @@ class ResumableUploadHandler(RequestHandler):
     uses_session: ClassVar[bool] = True
 
     _patch: _Patch | None = None
-    _creating = False
+    _done_state: UploadState | None = None
 
     # configuration -----------------------------------------------------------
 
@@ -377,7 +377,6 @@ class ResumableUploadHandler(RequestHandler):
             raise self._storage_error(exc) from None
         lock = store.try_lock(state.id)
         assert lock is not None  # nobody else knows the ID yet
-        self._creating = True
         self._open_patch(state, lock, checksum)
 
     def _open_patch(
@@ -449,6 +448,12 @@ class ResumableUploadHandler(RequestHandler):
         except BaseException:
             lock.release()
             raise
+        if state.finished:
+            # Complete and handed to the app: its bytes are gone, an empty PATCH at
+            # the end (a client making sure) is answered with the final offset.
+            lock.release()
+            self._done_state = state
+            return
         self._open_patch(state, lock, checksum)
 
     def data_received(self, chunk: bytes) -> None:
@@ -490,8 +495,11 @@ class ResumableUploadHandler(RequestHandler):
     async def patch(self, upload_id: str | None = None) -> None:
         """Append the body at ``Upload-Offset``: answers 204 with the new ``Upload-Offset``."""
         patch = self._patch
-        assert patch is not None
-        state = await self._commit(patch)
+        if patch is None:
+            assert self._done_state is not None
+            state = self._done_state
+        else:
+            state = await self._commit(patch)
         self._offset_headers(state)
         self.set_status(204)
         await self._finish_if_complete(state)
