@@ -33,7 +33,28 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       error.hidden = true;
-      if (!input.files.length) { showError("Choose at least one file."); return; }
+      if (!input.files.length) { showError("Choose at least one file to upload."); return; }
+      // Say at once what the server would refuse (a large body might only end in a
+      // dropped connection). Sizes are left to the server's own wording: the limit
+      // text comes from the page, formatted as everywhere else.
+      var max = parseInt(input.getAttribute("data-max-size"), 10);
+      var limit = input.getAttribute("data-limit-text");
+      if (max && limit) {
+        var total = 0;
+        for (var f = 0; f < input.files.length; f++) {
+          total += input.files[f].size;
+          if (input.files[f].size > max) {
+            showError(input.files[f].name + " is larger than the limit of " + limit +
+                      " per file; nothing was sent.");
+            return;
+          }
+        }
+        if (total > max) {
+          showError("These files are larger than " + limit +
+                    " in all; upload them in smaller groups.");
+          return;
+        }
+      }
       var xhr = new XMLHttpRequest();
       xhr.open("POST", form.action);
       xhr.setRequestHeader("Accept", "application/json");

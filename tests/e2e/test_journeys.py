@@ -355,18 +355,45 @@ def test_files_too_large_shows_the_413_message(new_page: NewPage) -> None:
     page = new_page()
     register(page, "big_" + os.urandom(3).hex(), PASSWORD)
     visit(page, "/files")
-    # 3 MB over a 2 MB limit: the server's 413 message appears in the page, in red.
+    big = [{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 3_000_000}]
+    assert MAX_UPLOAD_SIZE < 3_000_000
+    # 3 MB over a 2 MB limit: the page says so before sending anything.
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.set_input_files("#upload-files", big)
+    page.click("#upload-button")
+    error = page.locator("#upload-error")
+    error.wait_for(state="visible")
+    assert (
+        error.inner_text()
+        == "big.bin is larger than the limit of 1.9 MiB per file; nothing was sent."
+    )
+    assert posts == []
+    half = b"y" * 1_100_000
     page.set_input_files(
         "#upload-files",
-        [{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": b"x" * 3_000_000}],
+        [
+            {"name": "a.bin", "mimeType": "application/octet-stream", "buffer": half},
+            {"name": "b.bin", "mimeType": "application/octet-stream", "buffer": half},
+        ],
     )
-    assert MAX_UPLOAD_SIZE < 3_000_000
+    page.click("#upload-button")
+    page.wait_for_function("document.getElementById('upload-error').textContent.includes('in all')")
+    assert (
+        error.inner_text()
+        == "These files are larger than 1.9 MiB in all; upload them in smaller groups."
+    )
+    assert posts == []
+
+    # A page that does not check (an older copy, a tampered one): the server's 413
+    # message appears in the page, in red.
+    page.evaluate("document.getElementById('upload-files').removeAttribute('data-max-size')")
+    page.set_input_files("#upload-files", big)
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.click("#upload-button")
     assert posted.value.status == 413
-    error = page.locator("#upload-error")
+    page.wait_for_function("document.getElementById('upload-form').dataset.state === 'error'")
     error.wait_for(state="visible")
-    assert page.locator("#upload-form").get_attribute("data-state") == "error"
     text = error.inner_text()
     # The server's own message, in the words of the form's label.
     label = page.locator("label[for=upload-files]").inner_text()
