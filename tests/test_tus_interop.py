@@ -1,0 +1,318 @@
+"""tus interop with a real client, tuspy, against a server in a subprocess.
+
+Scenarios of issue 17: create, upload half in 1 MiB chunks, drop the client,
+resume with a new client from the URL alone, finish with checksums (sha1, and
+sha256); a connection cut mid-PATCH; the server killed mid-upload and started
+again. The server's ``upload_finished`` writes one JSON line per finished upload,
+so every test counts how many times the app was handed a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+requests = pytest.importorskip("requests")
+tusclient = pytest.importorskip("tusclient", reason="install tuspy (pip install -e '.[test]')")
+from tusclient.client import TusClient  # noqa: E402
+from tusclient.exceptions import TusCommunicationError, TusUploadFailed  # noqa: E402
+from tusclient.uploader import Uploader  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1024 * 1024
+
+SERVER = r"""
+import json, sys
+from pathlib import Path
+import tornado.ioloop
+from webframe import Application, RequestHandler, ResumableUploadHandler, route
+from webframe.testing import test_settings
+
+folder = Path(sys.argv[2])
+
+@route("/")
+class Home(RequestHandler):
+    uses_session = True
+    def get(self):
+        self.write(self.xsrf_token)
+
+@route("/login/{user_id:int}")
+class Login(RequestHandler):
+    uses_session = True
+    def post(self, user_id):
+        self.session["user"] = {"id": user_id}
+        self.write("ok")
+
+@route("/files/tus/")
+@route("/files/tus/{upload_id}")
+class Uploads(ResumableUploadHandler):
+    def upload_finished(self, upload):
+        saved = upload.save(folder / "saved")
+        with open(folder / "finished.jsonl", "a") as fh:
+            fh.write(json.dumps({"name": upload.filename, "size": upload.size,
+                                 "sha256": upload.sha256, "path": str(saved)}) + "\n")
+
+settings = test_settings(
+    instance_path=str(folder / "instance"),
+    session_store="sqlite:///" + str(folder / "sessions.db"),
+    max_upload_size=64 * 1024 * 1024,
+)
+app = Application([Home, Login, Uploads], settings, root_path=str(folder))
+app.listen(int(sys.argv[1]), "127.0.0.1")
+print("ready", flush=True)
+tornado.ioloop.IOLoop.current().start()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """The tus app in its own process; ``restart()`` kills it (SIGKILL) and starts anew."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.script = folder / "server.py"
+        self.script.write_text(SERVER)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(self.script), str(self.port), str(self.folder)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line.strip() == b"ready", line
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def finished(self) -> list[dict[str, Any]]:
+        path = self.folder / "finished.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path)
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def session_headers(server: Server, user_id: int = 1) -> dict[str, str]:
+    """Log a browser-like session in; the headers a tus client must send with it."""
+    http = requests.Session()
+    token = http.get(server.base + "/").text
+    r = http.post(server.base + f"/login/{user_id}", headers={"X-XSRFToken": token})
+    assert r.status_code == 200
+    # Logging in may rotate the session: take the token that belongs to it now.
+    token = http.get(server.base + "/").text
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    return {"Cookie": cookie, "X-XSRFToken": token}
+
+
+class Sha256Uploader(Uploader):
+    CHECKSUM_ALGORITHM_PAIR = ("sha256", hashlib.sha256)
+
+
+def tus_url(server: Server) -> str:
+    return server.base + "/files/tus/"
+
+
+def make_file(folder: Path, size: int) -> tuple[Path, bytes]:
+    data = os.urandom(size)
+    path = folder / "payload.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.mark.parametrize("uploader_class", [Uploader, Sha256Uploader])
+def test_half_in_1mib_chunks_then_a_new_client_resumes_from_the_url(
+    server: Server, tmp_path: Path, uploader_class: type[Uploader]
+) -> None:
+    """creation + core + checksum (sha1 and sha256) with tuspy."""
+    headers = session_headers(server)
+    path, data = make_file(tmp_path, 5 * MiB + 12345)
+    first = TusClient(tus_url(server), headers=headers)
+    up = uploader_class(
+        file_path=str(path),
+        client=first,
+        chunk_size=MiB,
+        metadata={"filename": "holiday video.mp4"},
+        upload_checksum=True,
+    )
+    assert up.checksum_algorithm_name == uploader_class.CHECKSUM_ALGORITHM_PAIR[0]
+    up.upload(stop_at=len(data) // 2)
+    url = up.url
+    assert url is not None and url.startswith(tus_url(server))
+    assert len(data) // 2 <= up.offset < len(data)
+    reported = up.offset
+    del up, first  # the client is dropped: only the URL is kept
+    assert server.finished() == []
+
+    second = TusClient(tus_url(server), headers=headers)
+    resumed = uploader_class(
+        file_path=str(path), client=second, url=url, chunk_size=MiB, upload_checksum=True
+    )
+    assert resumed.offset == reported  # from HEAD
+    resumed.upload()
+    [done] = server.finished()
+    assert done["size"] == len(data)
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    assert done["name"] == "holiday video.mp4"
+    assert hashlib.sha256(Path(done["path"]).read_bytes()).hexdigest() == done["sha256"]
+
+
+def test_another_user_cannot_resume_the_url(server: Server, tmp_path: Path) -> None:
+    path, _data = make_file(tmp_path, 2 * MiB)
+    up = TusClient(tus_url(server), headers=session_headers(server, 1)).uploader(
+        file_path=str(path), chunk_size=MiB
+    )
+    up.upload(stop_at=MiB)
+    other = TusClient(tus_url(server), headers=session_headers(server, 2))
+    with pytest.raises(TusCommunicationError) as info:
+        other.uploader(file_path=str(path), url=up.url, chunk_size=MiB)
+    assert info.value.status_code == 404
+    assert server.finished() == []
+
+
+def raw_patch(
+    server: Server,
+    url: str,
+    headers: dict[str, str],
+    offset: int,
+    size: int,
+    send: bytes,
+    checksum: str | None = None,
+) -> None:
+    """Send a PATCH's head and the first ``len(send)`` of ``size`` body bytes, then cut."""
+    path = url.removeprefix(server.base)
+    lines = [
+        f"PATCH {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{server.port}",
+        "Tus-Resumable: 1.0.0",
+        "Content-Type: application/offset+octet-stream",
+        f"Upload-Offset: {offset}",
+        f"Content-Length: {size}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    if checksum:
+        lines.append(f"Upload-Checksum: {checksum}")
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        sock.sendall(send)
+        time.sleep(0.3)  # let the server write what it got
+
+
+def head_offset(server: Server, url: str, headers: dict[str, str]) -> int:
+    r = requests.head(url, headers={**headers, "Tus-Resumable": "1.0.0"})
+    assert r.status_code == 200, r.status_code
+    return int(r.headers["Upload-Offset"])
+
+
+def test_connection_cut_mid_patch_keeps_what_arrived(server: Server, tmp_path: Path) -> None:
+    """core: a cut PATCH without a checksum keeps its bytes; with one, it keeps none."""
+    headers = session_headers(server)
+    path, data = make_file(tmp_path, 3 * MiB)
+    up = TusClient(tus_url(server), headers=headers).uploader(file_path=str(path), chunk_size=MiB)
+    up.upload(stop_at=MiB)
+    assert up.offset == MiB
+    raw_patch(server, up.url, headers, MiB, MiB, data[MiB : MiB + 300_000])
+    kept = head_offset(server, up.url, headers)
+    assert MiB < kept <= MiB + 300_000
+    # With a checksum the partial chunk cannot be verified, so it is dropped.
+    raw_patch(server, up.url, headers, kept, 1000, data[kept : kept + 500], "sha1 " + "A" * 28)
+    assert head_offset(server, up.url, headers) == kept
+    resumed = Uploader(
+        file_path=str(path),
+        client=TusClient(tus_url(server), headers=headers),
+        url=up.url,
+        chunk_size=MiB,
+        upload_checksum=True,
+    )
+    assert resumed.offset == kept
+    resumed.upload()
+    [done] = server.finished()
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_server_killed_mid_upload_resumes_at_the_last_reported_offset(
+    server: Server, tmp_path: Path
+) -> None:
+    """restart: state is on disk; bytes never reported are not counted after a kill."""
+    headers = session_headers(server)
+    path, data = make_file(tmp_path, 4 * MiB)
+    up = TusClient(tus_url(server), headers=headers).uploader(
+        file_path=str(path), chunk_size=MiB, upload_checksum=True
+    )
+    up.upload(stop_at=2 * MiB)
+    reported = up.offset
+    assert reported == 2 * MiB
+    # A PATCH is half-way in when the server is killed (SIGKILL: no clean-up runs).
+    path_part = up.url.removeprefix(server.base)
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    head = (
+        f"PATCH {path_part} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+        "Content-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: {reported}\r\nContent-Length: {MiB}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        + "\r\n"
+    )
+    sock.sendall(head.encode() + data[reported : reported + 400_000])
+    time.sleep(0.3)
+    server.restart()
+    sock.close()
+    assert head_offset(server, up.url, headers) == reported
+    resumed = Uploader(
+        file_path=str(path),
+        client=TusClient(tus_url(server), headers=headers),
+        url=up.url,
+        chunk_size=MiB,
+        upload_checksum=True,
+    )
+    assert resumed.offset == reported
+    resumed.upload()
+    [done] = server.finished()
+    assert done["size"] == len(data)
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_upload_over_the_limit_is_refused_at_creation(server: Server, tmp_path: Path) -> None:
+    """creation + limits: tuspy sees the 413 before sending a byte."""
+    headers = session_headers(server)
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(64 * MiB + 1)  # sparse: nothing is read before the refusal
+    up = TusClient(tus_url(server), headers=headers).uploader(file_path=str(big), chunk_size=MiB)
+    with pytest.raises((TusCommunicationError, TusUploadFailed)) as info:
+        up.upload()
+    assert info.value.status_code == 413
+    assert server.finished() == []
