@@ -124,7 +124,7 @@ class S3Backend(Backend):
         return sorted(self.objects() + [f"upload:{key}" for key in self.uploads()])
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """Each conformance test runs once per backend."""
     if request.param == "local":

@@ -13,6 +13,8 @@ from webframe.errors import ConfigurationError
 from webframe.storage import Storage, from_url
 from webframe.storage.s3 import S3Storage
 
+pytestmark = pytest.mark.slow  # a real SeaweedFS
+
 MiB = 1024 * 1024
 
 

@@ -13,6 +13,8 @@ from tests.storage.conftest import BUCKET, S3Backend
 from webframe.storage import Storage, StorageUnavailableError, from_url
 from webframe.storage.s3 import S3Storage
 
+pytestmark = pytest.mark.slow  # a real SeaweedFS
+
 MiB = 1024 * 1024
 
 

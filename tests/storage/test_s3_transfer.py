@@ -14,6 +14,8 @@ from webframe.errors import ConfigurationError
 from webframe.storage import Storage
 from webframe.storage.s3 import S3Sink, S3Storage
 
+pytestmark = pytest.mark.slow  # a real SeaweedFS
+
 MiB = 1024 * 1024
 
 

@@ -33,6 +33,7 @@ def test_missing_weed_fails_when_services_are_required(
         harness.find_weed()
 
 
+@pytest.mark.slow
 def test_every_port_is_loopback_and_explicit(seaweed: harness.SeaweedServer) -> None:
     command = " ".join(seaweed._command())
     for name, port in seaweed.ports.items():
