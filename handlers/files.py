@@ -18,6 +18,7 @@ from webframe import (
     ForbiddenError,
     InsufficientStorageError,
     NotFoundError,
+    ResumableUploadHandler,
     UploadedFile,
     UploadHandler,
     format_size,
@@ -64,6 +65,30 @@ class LockerMixin(PageHandler):
             "url": self.reverse_url("file", file_id=row["id"]),
         }
 
+    async def store(self, owner: int, upload: UploadedFile) -> int:
+        # Stored under a random name with the cleaned extension; the shown name is data.
+        stored_name = secrets.token_hex(16) + extension_of(upload.filename)
+        try:
+            path = upload.save(self.locker_dir(owner), stored_name)
+        except UploadStorageError as exc:
+            # The message names a server folder: it goes to the log, not to the client.
+            log.error("file locker: %s", exc.message)
+            raise InsufficientStorageError(
+                "Your file could not be stored right now; try again later."
+            ) from None
+        try:
+            return await self.db.add_file(
+                owner,
+                upload.filename,
+                path.name,
+                upload.size,
+                upload.sniffed_type or upload.content_type,
+                upload.sha256,
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
 
 class LockerUpload(UploadHandler, LockerMixin):
     """Uploads into the locker; the uploader is known before a byte is stored."""
@@ -104,30 +129,6 @@ class LockerUpload(UploadHandler, LockerMixin):
 
     def too_large_text(self, size: str, limit: str) -> str:
         return f"This upload is {size}; the limit is {limit} per file and {limit} in all."
-
-    async def store(self, owner: int, upload: UploadedFile) -> int:
-        # Stored under a random name with the cleaned extension; the shown name is data.
-        stored_name = secrets.token_hex(16) + extension_of(upload.filename)
-        try:
-            path = upload.save(self.locker_dir(owner), stored_name)
-        except UploadStorageError as exc:
-            # The message names a server folder: it goes to the log, not to the client.
-            log.error("file locker: %s", exc.message)
-            raise InsufficientStorageError(
-                "Your file could not be stored right now; try again later."
-            ) from None
-        try:
-            return await self.db.add_file(
-                owner,
-                upload.filename,
-                path.name,
-                upload.size,
-                upload.sniffed_type or upload.content_type,
-                upload.sha256,
-            )
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
 
     async def store_all(self, owner: int, uploads: list[UploadedFile]) -> list[int]:
         """Store every upload, or none: a failure removes those already stored."""
@@ -216,6 +217,25 @@ class RawUploadHandler(LockerUpload):
         file_id = await self.store(owner, uploads[0])
         self.set_header("Location", self.reverse_url("file", file_id=file_id))
         self.json(self.file_json(await self.db.file_of(owner, file_id)), status=201)
+
+
+@route("/files/tus/", name="files-tus")
+@route("/files/tus/{upload_id}", name="files-tus-upload")
+class TusUploadHandler(ResumableUploadHandler, LockerMixin):
+    """Resumable uploads (tus 1.0.0) into the locker: the page uses them for large
+    files, with pause and resume; creation here, each upload at its own URL below.
+    Same limits as the form; a finished upload joins the locker like a posted file."""
+
+    async def prepare(self) -> None:
+        await self.load_session()
+        if not self.current_user and self.request.method != "OPTIONS":
+            raise ForbiddenError("Log in to upload files.")
+        await super().prepare()
+
+    async def upload_finished(self, upload: UploadedFile) -> None:
+        # Called only once every byte is in (and checked): nothing partial is listed.
+        await self.store(self.user_id(), upload)
+        self.flash(f"Uploaded {upload.filename}.", "success")
 
 
 @route("/files/{file_id:int}", name="file")
