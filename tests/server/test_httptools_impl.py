@@ -4,6 +4,7 @@ refusals that run nothing, timeouts, flow control, TLS, WebSocket and graceful s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import ssl
 from collections.abc import Awaitable, Callable
@@ -569,3 +570,62 @@ def test_configure_puts_every_httpserver_on_the_layer() -> None:
         assert isinstance(server, HTTPToolsServer) and server.xheaders
     finally:
         HTTPServer.configure(None)
+
+
+@tornado.web.stream_request_body
+class Reuser(tornado.web.RequestHandler):
+    """Asks for the reused body buffer and records every piece it is given."""
+
+    pieces: list[tuple[str, int, int]] = []
+
+    def prepare(self) -> None:
+        Reuser.pieces = []
+        self.digest = hashlib.sha256()
+        connection = self.request.connection
+        fast = float(self.get_query_argument("fast", "0.01"))
+        assert connection.reuse_body_buffer(64 * 1024, 256 * 1024, fast, 0.5)  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        Reuser.pieces.append((type(chunk).__name__, len(chunk), id(chunk)))
+        self.digest.update(chunk)
+
+    def put(self) -> None:
+        self.write(self.digest.hexdigest())
+
+
+def test_reused_body_buffer_grows_for_a_fast_client_and_is_one_object() -> None:
+    body = bytes(range(256)) * (6 * 4096 + 7)  # ~6 MiB, not a multiple of the buffer
+
+    async def go() -> bytes:
+        app = tornado.web.Application([("/reuse", Reuser)])
+        async with serving(app) as (port, _):
+            return await exchange(
+                port,
+                b"PUT /reuse?fast=1e9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body,
+                timeout=20,
+            )
+
+    out = run(go)
+    assert out.endswith(hashlib.sha256(body).hexdigest().encode()), out[-200:]
+    sizes = [n for _, n, _ in Reuser.pieces]
+    assert {kind for kind, _, _ in Reuser.pieces} == {"bytearray"}
+    assert sizes[:3] == [64 * 1024, 128 * 1024, 256 * 1024], sizes[:5]
+    assert set(sizes[3:-1]) == {256 * 1024} and sum(sizes) == len(body)
+    assert len({ident for _, n, ident in Reuser.pieces if n == 256 * 1024}) == 1
+
+
+def test_reused_body_buffer_stays_small_for_a_trickling_client() -> None:
+    async def go() -> None:
+        app = tornado.web.Application([("/reuse", Reuser)])
+        async with serving(app) as (port, _):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"PUT /reuse HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n")
+            for _ in range(20):  # 8 KiB every 20 ms: each 64 KiB fill takes ~160 ms
+                writer.write(b"t" * 8192)
+                await writer.drain()
+                await asyncio.sleep(0.02)
+            writer.close()
+
+    run(go)
+    assert [n for _, n, _ in Reuser.pieces] == [64 * 1024, 64 * 1024]

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("webframe.server")
 
-_HEAD, _BODY, _END, _FAIL = 0, 1, 2, 3
+_HEAD, _BODY, _END, _FAIL, _MORE = 0, 1, 2, 3, 4
 _CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -94,6 +94,12 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         "_close_callback",
         "_continue_sent",
         "_delegate",
+        "_fill",
+        "_fill_feed",
+        "_fill_left",
+        "_fill_policy",
+        "_fill_pos",
+        "_fill_started",
         "_headers_written",
         "_max_body_size",
         "_msg",
@@ -134,6 +140,12 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         self._continue_sent = False
         self._status = 0
         self._started = False
+        self._fill: bytearray | None = None
+        self._fill_pos = 0
+        self._fill_left = 0
+        self._fill_feed = 0
+        self._fill_started = 0.0
+        self._fill_policy = (0, 0, 0.0, 0.0)
 
     # -- HTTPConnection -------------------------------------------------------
     def set_close_callback(self, callback: Callable[[], None] | None) -> None:
@@ -143,6 +155,30 @@ class HTTPToolsConnection(httputil.HTTPConnection):
     def set_max_body_size(self, max_body_size: int) -> None:
         """Body limit for this request (overrides the server's ``max_body_size``)."""
         self._max_body_size = max_body_size
+
+    def reuse_body_buffer(
+        self, min_size: int, max_size: int, fast_fill: float, slow_fill: float
+    ) -> bool:
+        """From now on, hand this request's body to ``data_received`` as one reused
+        ``bytearray`` (each piece the whole buffer; the last one exactly what is left).
+
+        Called from ``headers_received`` (before any body byte) by a delegate whose
+        handler keeps nothing it is given. The buffer starts at ``min_size`` and
+        doubles, up to ``max_size``, while fills come faster than ``fast_fill``
+        seconds or were already read; a fill slower than ``slow_fill`` takes it back
+        to ``min_size``. Returns False (and changes nothing) without a
+        Content-Length or once body bytes were handed on.
+        """
+        length = self._msg.length
+        if not length or self._received or self._msg.chunked:
+            return False
+        self._fill_policy = (min_size, max_size, fast_fill, slow_fill)
+        self._fill = bytearray(min(min_size, length))
+        self._fill_left = length
+        self._fill_pos = 0
+        self._fill_started = self._proto.loop.time()
+        self._fill_feed = self._proto._feeds
+        return True
 
     def set_body_timeout(self, timeout: float) -> None:
         """Seconds the client gets to send this request's body."""
@@ -282,6 +318,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._draining = False
         self._leftover: bytes | None = None
         self._detached = False
+        self._feeds = 0
         self._view: TransportStream | None = None
         self._view_reads = False
         self._deadline: float | None = None
@@ -340,6 +377,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._advance(conn, from_handler=False)
 
     def data_received(self, data: bytes) -> None:
+        self._feeds += 1
         if self._dead:
             if self._view_reads and self._view is not None:
                 self._view.feed(data)
@@ -476,6 +514,10 @@ class HTTPToolsProtocol(asyncio.Protocol):
             conn = self._current
             if conn is not None:
                 self._end(conn)
+        elif kind == _MORE:
+            conn = self._current
+            if conn is not None and not conn._write_done:
+                self._pieces(conn, payload)
         else:
             self._refuse(payload)
 
@@ -528,17 +570,67 @@ class HTTPToolsProtocol(asyncio.Protocol):
                 conn,
             )
             return
-        size = self.server.chunk_size
-        if len(data) > size:
-            # Tornado hands bodies on in pieces of at most chunk_size; keep that promise.
-            for start in range(0, len(data), size):
-                if self._deliver(conn, data[start : start + size]):
-                    rest = len(data) - start - size
-                    if rest > 0:
-                        self._queue.appendleft((_BODY, data[start + size :]))
-                    return
+        self._pieces(conn, data)
+
+    def _pieces(self, conn: HTTPToolsConnection, data: bytes) -> None:
+        """Hand ``data`` (already counted) on: through the reused buffer when one is
+        set, else in pieces of at most ``chunk_size`` (Tornado's promise). Whatever an
+        awaitable holds back goes to the front of the queue."""
+        if conn._fill is not None:
+            self._fill(conn, data)
             return
-        self._deliver(conn, data)
+        size = self.server.chunk_size
+        if len(data) <= size:
+            self._deliver(conn, data)
+            return
+        for start in range(0, len(data), size):
+            if self._deliver(conn, data[start : start + size]):
+                if start + size < len(data):
+                    self._queue.appendleft((_MORE, data[start + size :]))
+                return
+
+    def _fill(self, conn: HTTPToolsConnection, data: bytes) -> None:
+        """Copy body bytes into the connection's reused buffer; hand the buffer on
+        each time it is full (the last piece: exactly what is left)."""
+        view = memoryview(data)
+        while view:
+            buffer = conn._fill
+            assert buffer is not None
+            pos = conn._fill_pos
+            n = min(len(buffer) - pos, len(view))
+            buffer[pos : pos + n] = view[:n]
+            view = view[n:]
+            pos += n
+            conn._fill_pos = pos
+            if pos < len(buffer):
+                return
+            conn._fill_left -= pos
+            waited = conn._fill_feed != self._feeds
+            took = self.loop.time() - conn._fill_started
+            conn._fill_pos = 0
+            self._next_fill(conn, len(buffer), waited, took)
+            if self._deliver(conn, buffer):  # type: ignore[arg-type]
+                if view:
+                    self._queue.appendleft((_MORE, bytes(view)))
+                return
+
+    def _next_fill(self, conn: HTTPToolsConnection, size: int, waited: bool, took: float) -> None:
+        """Size the next fill: double while the client sends fast, back to the
+        minimum after a slow fill (the policy of ``reuse_body_buffer``)."""
+        low, high, fast, slow = conn._fill_policy
+        left = conn._fill_left
+        if left <= 0:
+            conn._fill = None
+            return
+        if (not waited or took < fast) and size < high and left > size:
+            size = min(2 * size, high)
+            conn._fill = bytearray(min(size, left))
+        elif took > slow and size > low:
+            conn._fill = bytearray(min(low, left))
+        elif left < size:
+            conn._fill = bytearray(left)
+        conn._fill_started = self.loop.time()
+        conn._fill_feed = self._feeds
 
     def _deliver(self, conn: HTTPToolsConnection, data: bytes) -> bool:
         """``data_received``; True if its awaitable now holds the body back."""
