@@ -38,6 +38,9 @@ ALLOWLIST: dict[str, Any] = tomllib.loads(ALLOWLIST_PATH.read_text())
 REASONS = ALLOWLIST.get("reasons", {})
 DELIBERATE = ALLOWLIST.get("deliberate", {})
 KNOWN_DEFECTS = ALLOWLIST.get("known_defects", {})
+#: entries for one connection layer only: ``[layers.NAME.deliberate]`` and
+#: ``[layers.NAME.known_defects]``, added to the lists above on that layer.
+LAYER_LISTS: dict[str, dict[str, dict[str, str]]] = ALLOWLIST.get("layers", {})
 
 #: tornado 6.6.1 runs 1517 tests (1434 pass plain); far fewer means the runner broke.
 MIN_TESTS = 1400
@@ -48,6 +51,17 @@ MAX_DELIBERATE = 40
 RUN_TIMEOUT = 900.0
 LAYERS = [x.strip() for x in os.environ.get("WEBFRAME_COMPAT_LAYERS", "tornado").split(",") if x]
 RUNS = [("import", "tornado")] + [("substituted", layer) for layer in LAYERS]
+
+
+def deliberate_on(layer: str) -> dict[str, str]:
+    """Deliberate differences on ``layer``: test id -> reason key."""
+    return {**DELIBERATE, **LAYER_LISTS.get(layer, {}).get("deliberate", {})}
+
+
+def known_defects_on(layer: str) -> dict[str, str]:
+    """Known defects on ``layer``: test id -> what is broken."""
+    return {**KNOWN_DEFECTS, **LAYER_LISTS.get(layer, {}).get("known_defects", {})}
+
 
 pytestmark = pytest.mark.slow
 
@@ -193,8 +207,8 @@ def test_import_mode_has_no_failures(reports: dict[tuple[str, str], dict[str, An
 def test_no_failure_outside_the_allowlist(
     reports: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
-    allowed = {**DELIBERATE, **KNOWN_DEFECTS}
     for layer, report in substituted(reports):
+        allowed = {**deliberate_on(layer), **known_defects_on(layer)}
         units = failing_units(report)
         new = sorted(u for u in units if not listed(u, allowed))
         assert not new, (
@@ -208,7 +222,7 @@ def test_no_failure_outside_the_allowlist(
 def test_allowlisted_tests_still_fail(reports: dict[tuple[str, str], dict[str, Any]]) -> None:
     for layer, report in substituted(reports):
         units = failing_units(report)
-        passing = sorted(name for name in DELIBERATE if not still_fails(name, units))
+        passing = sorted(name for name in deliberate_on(layer) if not still_fails(name, units))
         absent = [name for name in passing if name.split(" ", 1)[0] not in report["results"]]
         assert not passing, (
             f"these allow-listed tests no longer fail (layer {layer}): remove them from "
@@ -220,19 +234,30 @@ def test_allowlisted_tests_still_fail(reports: dict[tuple[str, str], dict[str, A
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("only_layer", "name"),
     [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason), id=name)
-        for name, reason in KNOWN_DEFECTS.items()
+        pytest.param(None, name, marks=pytest.mark.xfail(strict=True, reason=why), id=name)
+        for name, why in KNOWN_DEFECTS.items()
+    ]
+    + [
+        pytest.param(
+            layer, name, marks=pytest.mark.xfail(strict=True, reason=why), id=f"{layer}:{name}"
+        )
+        for layer in LAYERS
+        for name, why in LAYER_LISTS.get(layer, {}).get("known_defects", {}).items()
     ]
     # None listed: one passing case, so the run shows no skip.
-    or [pytest.param("", id="none-listed")],
+    or [pytest.param(None, "", id="none-listed")],
 )
-def test_known_defect_is_fixed(name: str, reports: dict[tuple[str, str], dict[str, Any]]) -> None:
+def test_known_defect_is_fixed(
+    only_layer: str | None, name: str, reports: dict[tuple[str, str], dict[str, Any]]
+) -> None:
     """A known defect is an expected failure until fixed; strict, so a fix must delist it."""
     if not name:
         return
     for layer, report in substituted(reports):
+        if only_layer is not None and layer != only_layer:
+            continue
         units = failing_units(report)
         assert not still_fails(name, units), f"layer {layer}: {name} fails:\n" + describe(
             units, [u for u in units if u.split(" ", 1)[0] == name.split(" ", 1)[0]]
@@ -240,22 +265,32 @@ def test_known_defect_is_fixed(name: str, reports: dict[tuple[str, str], dict[st
 
 
 def test_allowlist_is_well_formed() -> None:
-    assert set(ALLOWLIST) <= {"tornado", "reasons", "deliberate", "known_defects"}, set(ALLOWLIST)
+    top = {"tornado", "reasons", "deliberate", "known_defects", "layers"}
+    assert set(ALLOWLIST) <= top, set(ALLOWLIST) - top
     for key, rationale in REASONS.items():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", key), f"reason key {key!r}"
         assert rationale.strip() and "\n" not in rationale, f"{key}: one line, please"
-    unknown = {name: key for name, key in DELIBERATE.items() if key not in REASONS}
-    assert not unknown, f"entries with a reason key not in [reasons]: {unknown}"
-    unused = set(REASONS) - set(DELIBERATE.values())
+    layers = {None, *LAYER_LISTS}
+    for layer, lists in LAYER_LISTS.items():
+        assert set(lists) <= {"deliberate", "known_defects"}, (layer, set(lists))
+    used: set[str] = set()
+    for layer in layers:
+        deliberate = deliberate_on(layer) if layer else DELIBERATE
+        known = known_defects_on(layer) if layer else KNOWN_DEFECTS
+        unknown = {name: key for name, key in deliberate.items() if key not in REASONS}
+        assert not unknown, f"{layer or 'all layers'}: reason keys not in [reasons]: {unknown}"
+        used |= set(deliberate.values())
+        both = set(deliberate) & set(known)
+        assert not both, f"{layer or 'all layers'}: both deliberate and a known defect: {both}"
+        for name in [*deliberate, *known]:
+            assert name.startswith("tornado.test."), name
+        assert len(deliberate) <= MAX_DELIBERATE, (
+            f"{layer or 'all layers'}: {len(deliberate)} deliberate differences; issue 12 "
+            f"allows about {MAX_DELIBERATE}"
+        )
+    unused = set(REASONS) - used
     assert not unused, (
         f"reasons no test needs any more (remove them and their README line): {unused}"
-    )
-    both = set(DELIBERATE) & set(KNOWN_DEFECTS)
-    assert not both, f"listed both as deliberate and as a known defect: {both}"
-    for name in [*DELIBERATE, *KNOWN_DEFECTS]:
-        assert name.startswith("tornado.test."), name
-    assert len(DELIBERATE) <= MAX_DELIBERATE, (
-        f"{len(DELIBERATE)} deliberate differences; issue 12 allows about {MAX_DELIBERATE}"
     )
 
 
