@@ -1,4 +1,4 @@
-"""The demo locker's tus endpoint (/files/tus/): finished uploads join the locker, partial ones never do."""
+"""The demo locker's tus endpoint: finished uploads join the locker, partial ones never do."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ from .multipart import UploadedFile, UploadLimits
 from .routing import Route, RouteTable, route
 from .settings import Settings
 from .sizes import format_size
-from .tus import ResumableUploadHandler
 from .throttle import RateLimiter, TooManyRequestsError
+from .tus import ResumableUploadHandler
 from .uploads import UploadHandler
 
 __version__ = "0.1.0"
