@@ -26,6 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import tornado.httpclient
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+import tornado.websocket
 
 from webframe.testing import Client, CookieJar
 
@@ -176,6 +180,81 @@ def test_nginx_t_accepts_the_rendered_conf_and_refuses_a_broken_one(tmp_path: Pa
     )
     broken = nginx_t(nginx, tmp_path, conf)
     assert broken.returncode != 0 and "proxy_buffering" in broken.stderr
+
+
+class _Seen(tornado.web.RequestHandler):
+    """Records which upstream connection each request came on, and the forwarded headers."""
+
+    def initialize(self, seen: list[tuple[int, str, str]]) -> None:
+        self.seen = seen
+
+    def get(self) -> None:
+        # nginx's end of the upstream TCP connection: one port per connection.
+        stream = self.request.connection.stream  # type: ignore[union-attr]
+        self.seen.append(
+            (
+                stream.socket.getpeername()[1],
+                self.request.headers.get("X-Real-IP", ""),
+                self.request.headers.get("X-Forwarded-Proto", ""),
+            )
+        )
+        self.write("ok")
+
+
+class _Echo(tornado.websocket.WebSocketHandler):
+    def on_message(self, message: str | bytes) -> None:
+        self.write_message(message, binary=isinstance(message, bytes))
+
+
+def test_nginx_keeps_upstream_connections_alive_and_passes_websockets(tmp_path: Path) -> None:
+    nginx = find_nginx()
+    cert, key = make_cert(tmp_path)
+    seen: list[tuple[int, str, str]] = []
+
+    async def main() -> None:
+        app = tornado.web.Application([(r"/seen", _Seen, {"seen": seen}), (r"/ws", _Echo)])
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        server = tornado.httpserver.HTTPServer(app)
+        server.add_sockets(sockets)
+        node_port = sockets[0].getsockname()[1]
+        http_port = free_port()
+        conf = render_nginx_conf(
+            tmp_path, http_port=http_port, https_port=free_port(), nodes=[node_port],
+            cert=cert, key=key,
+        )  # fmt: skip
+        proxy = Process("nginx", [nginx, "-p", str(tmp_path), "-c", str(conf)], tmp_path / "out")
+        http = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+        try:
+            for _ in range(50):  # nginx is ready when it accepts connections
+                try:
+                    await http.fetch(f"http://127.0.0.1:{http_port}/seen")
+                    break
+                except OSError:
+                    await asyncio.sleep(0.1)
+            seen.clear()
+            for _ in range(12):  # each on a new client connection (Tornado's client)
+                r = await http.fetch(f"http://127.0.0.1:{http_port}/seen")
+                assert r.body == b"ok"
+            # Keep-alive: a few upstream connections (at most one per nginx worker
+            # that was picked) carry all twelve requests.
+            assert len(seen) == 12
+            assert len({conn for conn, _ip, _proto in seen}) <= (os.cpu_count() or 1)
+            assert {(ip, proto) for _conn, ip, proto in seen} == {("127.0.0.1", "http")}
+
+            ws = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{http_port}/ws")
+            try:
+                await ws.write_message("hello through nginx")
+                assert await asyncio.wait_for(ws.read_message(), 10) == "hello through nginx"
+                await ws.write_message(b"\x00\x01binary", binary=True)
+                assert await asyncio.wait_for(ws.read_message(), 10) == b"\x00\x01binary"
+            finally:
+                ws.close()
+        finally:
+            http.close()
+            proxy.stop()
+            server.stop()
+
+    asyncio.run(main())
 
 
 # ------------------------------------------------------------------ processes
