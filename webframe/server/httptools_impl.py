@@ -451,12 +451,16 @@ class HTTPToolsProtocol(asyncio.Protocol):
         msg.start_line = httputil.RequestStartLine(method, msg.url.decode("latin1"), http_version)
         msg.headers = headers
         framed = msg.chunked or msg.length is not None
+        fields = tornado_impl.header_fields(headers)
+        connection = fields.get("Connection")
         msg.keep_alive = not self.server.no_keep_alive and can_keep_alive(
-            version, headers.get("Connection"), framed, method
+            version, ",".join(connection) if connection else None, framed, method
         )
         msg.upgrade = parser.should_upgrade()
-        expect = headers.get("Expect")
-        msg.expect = expect is not None and expect.lower() == "100-continue" and version == "1.1"
+        expect = fields.get("Expect")
+        msg.expect = (
+            expect is not None and ",".join(expect).lower() == "100-continue" and version == "1.1"
+        )
         self._raw_reset()
         if self._current is None and (msg.chunked or msg.length):
             self._set_deadline(self.server.body_timeout)
