@@ -20,14 +20,11 @@ the bytes on disk.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import inspect
 import logging
-import os
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,6 +55,7 @@ from webframe.uploadfiles import (
     sniff_type,
 )
 
+from .chunks import ChunkWriter, cached_sha256, forget_hash
 from .protocol import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
@@ -70,6 +68,7 @@ from .protocol import (
     parse_metadata,
     parse_size,
 )
+from .purger import start_purger
 from .store import LocalUploadStore, UploadLock, UploadState, is_upload_id, new_upload_id
 
 if TYPE_CHECKING:
@@ -78,59 +77,6 @@ if TYPE_CHECKING:
 __all__ = ["ResumableUploadHandler"]
 
 log = logging.getLogger("webframe.tus")
-
-#: running SHA-256 states of uploads written by this process: id -> (offset, hash).
-_HASHES: OrderedDict[str, tuple[int, Any]] = OrderedDict()
-_MAX_HASHES = 1024
-
-
-def _remember_hash(upload_id: str, offset: int, digest: Any) -> None:
-    _HASHES[upload_id] = (offset, digest)
-    _HASHES.move_to_end(upload_id)
-    while len(_HASHES) > _MAX_HASHES:
-        _HASHES.popitem(last=False)
-
-
-class _Patch:
-    """The bytes of one request being appended to an upload."""
-
-    def __init__(
-        self,
-        state: UploadState,
-        fd: int,
-        lock: UploadLock,
-        checksum: tuple[str, bytes] | None,
-    ) -> None:
-        self.state = state
-        self.fd: int | None = fd
-        self.lock = lock
-        self.start = state.offset
-        self.received = 0
-        self.checksum = checksum
-        self.chunk_hash = CHECKSUM_ALGORITHMS[checksum[0]]() if checksum else None
-        cached = _HASHES.pop(state.id, None)
-        self.sha256 = cached[1] if cached is not None and cached[0] == state.offset else None
-        if self.sha256 is None and state.offset == 0:
-            self.sha256 = hashlib.sha256()
-
-    def write(self, data: bytes) -> None:
-        assert self.fd is not None
-        view = memoryview(data)
-        while view:
-            written = os.write(self.fd, view)
-            view = view[written:]
-        if self.chunk_hash is not None:
-            self.chunk_hash.update(data)
-        if self.sha256 is not None:
-            self.sha256.update(data)
-        self.received += len(data)
-
-    def close_fd(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
 
 @tornado.web.stream_request_body
 class ResumableUploadHandler(RequestHandler):
@@ -157,7 +103,7 @@ class ResumableUploadHandler(RequestHandler):
     reuses_body_buffer: ClassVar[bool] = True
     uses_session: ClassVar[bool] = True
 
-    _patch: _Patch | None = None
+    _patch: ChunkWriter | None = None
     _done_state: UploadState | None = None
 
     # configuration -----------------------------------------------------------
@@ -209,35 +155,9 @@ class ResumableUploadHandler(RequestHandler):
 
     @classmethod
     def start_purger(cls, app: tornado.web.Application, folder: Path) -> None:
-        """Start (once per app and folder) the task removing expired uploads."""
-        started: set[str] = app.__dict__.setdefault("_webframe_tus_purgers", set())
-        if str(folder) in started:
-            return
-        started.add(str(folder))
-        store = LocalUploadStore(folder)
-        interval = cls.purge_interval
-
-        async def purge_loop() -> None:
-            loop = asyncio.get_running_loop()
-            while True:
-                try:
-                    removed = await loop.run_in_executor(None, store.purge_expired)
-                    if removed:
-                        log.info("purged %d expired upload(s) from %s", removed, folder)
-                except Exception:
-                    log.exception("purging expired uploads in %s failed", folder)
-                await asyncio.sleep(interval)
-
-        task = asyncio.get_running_loop().create_task(purge_loop())
-
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        add = getattr(app, "add_close_callback", None)
-        if add is not None:
-            add(stop)
+        """Start (once per app and folder) the task removing expired uploads; called
+        by the first request, or by the app at start-up."""
+        start_purger(app, folder, cls.purge_interval)
 
     # protocol ----------------------------------------------------------------
 
@@ -387,7 +307,7 @@ class ResumableUploadHandler(RequestHandler):
         except OSError as exc:
             lock.release()
             raise self._storage_error(exc) from None
-        self._patch = _Patch(state, fd, lock, checksum)
+        self._patch = ChunkWriter(state, fd, lock, checksum)
 
     def _storage_error(self, exc: OSError) -> InsufficientStorageError:
         log.error("resumable upload storage in %s: %s", self.upload_folder(), exc)
@@ -530,7 +450,7 @@ class ResumableUploadHandler(RequestHandler):
             )
         try:
             self.upload_store.delete(state.id)
-            _HASHES.pop(state.id, None)
+            forget_hash(state.id)
         finally:
             lock.release()
         self.set_status(204)
@@ -542,33 +462,18 @@ class ResumableUploadHandler(RequestHandler):
 
     # committing --------------------------------------------------------------
 
-    async def _commit(self, patch: _Patch) -> UploadState:
+    async def _commit(self, patch: ChunkWriter) -> UploadState:
         """Check the chunk, make its bytes durable, then save (and so report) the offset."""
         state = patch.state
         store = self.upload_store
         loop = asyncio.get_running_loop()
-        fd = patch.fd
-        assert fd is not None
-        if (
-            patch.checksum is not None
-            and patch.chunk_hash is not None
-            and not hmac.compare_digest(patch.chunk_hash.digest(), patch.checksum[1])
-        ):
-            # The chunk is dropped: the offset stays where it was.
-            try:
-                os.ftruncate(fd, patch.start)
-            except OSError as exc:
-                raise self._storage_error(exc) from None
-            patch.received = 0
-            patch.sha256 = None
-            raise ChecksumMismatchError()
         try:
-            await loop.run_in_executor(None, os.fsync, fd)
+            if not patch.checksum_matches():
+                patch.discard()  # the offset stays where it was
+                raise ChecksumMismatchError()
+            state.offset = await patch.make_durable()
         except OSError as exc:
             raise self._storage_error(exc) from None
-        state.offset = patch.start + patch.received
-        patch.received = 0
-        patch.start = state.offset
         if not state.type_checked and (
             state.offset >= SNIFF_BYTES or state.offset == state.length
         ):
@@ -586,27 +491,23 @@ class ResumableUploadHandler(RequestHandler):
             await loop.run_in_executor(None, store.save, state)
         except OSError as exc:
             raise self._storage_error(exc) from None
-        if patch.sha256 is not None:
-            _remember_hash(state.id, state.offset, patch.sha256.copy())
         return state
 
-    def _terminate(self, patch: _Patch) -> None:
-        """Remove an upload that can never be accepted (bad type, failed creation)."""
-        patch.close_fd()
-        self.upload_store.delete(patch.state.id)
-        _HASHES.pop(patch.state.id, None)
-        patch.lock.release()
+    def _terminate(self, patch: ChunkWriter) -> None:
+        """Remove an upload that can never be accepted (bad type, failed checksum at creation)."""
         self._patch = None
+        patch.close()
+        self.upload_store.delete(patch.state.id)
+        forget_hash(patch.state.id)
 
     async def _finish_if_complete(self, state: UploadState) -> None:
+        """Hand a complete upload to :meth:`upload_finished`, then keep only its state."""
         if state.finished or state.length is None or state.offset != state.length:
             return
         store = self.upload_store
-        cached = _HASHES.get(state.id)
-        if cached is not None and cached[0] == state.offset:
-            sha256 = cached[1].hexdigest()
-        else:
-            loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        sha256 = cached_sha256(state.id, state.offset)
+        if sha256 is None:
             sha256 = await loop.run_in_executor(None, store.sha256_of, state.id, state.offset)
         upload = UploadedFile(
             field_name="",
@@ -622,34 +523,30 @@ class ResumableUploadHandler(RequestHandler):
         if inspect.isawaitable(result):
             await result
         state.finished = True
-        store.save(state)
+        await loop.run_in_executor(None, store.save, state)
         store.drop_data(state.id)
-        _HASHES.pop(state.id, None)
+        forget_hash(state.id)
 
     # clean-up ------------------------------------------------------------------
 
     def _release(self, keep_partial: bool) -> None:
         """End this request's hold on its upload; uncommitted bytes are kept (made
-        durable and reported) only when ``keep_partial`` and the chunk had no checksum."""
+        durable, then reported) only when ``keep_partial`` and the chunk had no checksum."""
         patch, self._patch = self._patch, None
         if patch is None:
             return
         try:
             if patch.fd is not None and patch.received:
                 if keep_partial and patch.checksum is None:
-                    os.fsync(patch.fd)
-                    patch.state.offset = patch.start + patch.received
+                    patch.state.offset = patch.make_durable_now()
                     patch.state.expires = time.time() + self.expires_after
                     self.upload_store.save(patch.state)
-                    if patch.sha256 is not None:
-                        _remember_hash(patch.state.id, patch.state.offset, patch.sha256)
                 else:
-                    os.ftruncate(patch.fd, patch.start)
+                    patch.discard()
         except OSError as exc:
             log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
         finally:
-            patch.close_fd()
-            patch.lock.release()
+            patch.close()
 
     def on_connection_close(self) -> None:
         """The client went away mid-body: keep what arrived (tus clients resume from it)."""
