@@ -14,9 +14,10 @@ already removed every temp file it created, so a caller never has to.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -24,6 +25,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from webframe.filenames import clean_filename
+from webframe.mediatypes import media_type_of
 from webframe.sizes import format_size
 from webframe.uploadfiles import (
     SNIFF_BYTES,
@@ -44,9 +46,12 @@ from webframe.uploadfiles import (
 
 # Re-exported: callers and tests reach it through this module.
 from webframe.uploadfiles import _storage_error as _storage_error
+from webframe.uploadstorage import StoredPart, StoredUpload, in_background
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
+
+    from webframe.storage import Storage
 
 __all__ = [
     "BadUploadError",
@@ -82,7 +87,7 @@ class _FilePart:
     __slots__ = ("checked", "declared", "field_name", "filename", "raw_filename", "temp", "type")
 
     def __init__(
-        self, field_name: str, raw_filename: str, content_type: str, temp: _TempFile
+        self, field_name: str, raw_filename: str, content_type: str, temp: _TempFile | StoredPart
     ) -> None:
         self.field_name = field_name
         self.raw_filename = raw_filename
@@ -161,8 +166,13 @@ class MultipartReceiver:
         *,
         checksum: bool = True,
         body_size: int | None = None,
+        storage: Storage | None = None,
     ) -> None:
         _validate_boundary(boundary)
+        self._storage = storage
+        #: stored parts with bytes queued for the awaitable ``feed()`` returns.
+        self._to_flush: list[StoredPart] = []
+        self._aborting: list[asyncio.Task[None]] = []
         self._checksum = checksum
         self._body_size = body_size
         self.limits = limits
@@ -195,7 +205,7 @@ class MultipartReceiver:
         self._closed = False
         self._fields: dict[str, list[str]] = {}
         self._files: list[UploadedFile] = []
-        self._temps: list[_TempFile] = []
+        self._temps: list[_TempFile | StoredPart] = []
         self._part: _FilePart | _FieldPart | None = None
         self._headers: dict[str, bytes] = {}
         self._header_name = bytearray()
@@ -212,6 +222,7 @@ class MultipartReceiver:
         *,
         checksum: bool = True,
         body_size: int | None = None,
+        storage: Storage | None = None,
     ) -> MultipartReceiver:
         """Build a receiver from a request's Content-Type header value."""
         return cls(
@@ -220,12 +231,18 @@ class MultipartReceiver:
             temp_dir,
             checksum=checksum,
             body_size=body_size,
+            storage=storage,
         )
 
     # public API
 
-    def feed(self, chunk: bytes) -> None:
-        """Parse the next chunk of the body; raises ``UploadError`` subclasses."""
+    def feed(self, chunk: bytes) -> Awaitable[None] | None:
+        """Parse the next chunk of the body; raises ``UploadError`` subclasses.
+
+        With a ``storage``, returns an awaitable when file bytes wait to be written to
+        it: await it before the next chunk (its errors, storage ones included, have
+        already aborted every part). Without one, writes are done and None is returned.
+        """
         if self._closed:
             raise RuntimeError("this MultipartReceiver is finished or aborted")
         try:
@@ -248,6 +265,26 @@ class MultipartReceiver:
         except BaseException:
             self._cleanup()
             raise
+        if self._to_flush:
+            return self._flush()
+        return None
+
+    async def _flush(self) -> None:
+        parts, self._to_flush = self._to_flush, []
+        try:
+            for part in parts:
+                await part.flush()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Like ``abort()``, and wait until stored parts are aborted in their storage."""
+        if not self._closed:
+            self._cleanup()
+        aborting, self._aborting = self._aborting, []
+        if aborting:
+            await asyncio.gather(*aborting, return_exceptions=True)
 
     def finish(self) -> tuple[dict[str, list[str]], list[UploadedFile]]:
         """Check the body ended properly; return ``(fields, files)``.
@@ -268,6 +305,7 @@ class MultipartReceiver:
             self._cleanup()
             raise
         self._closed = True
+        self._temps = []  # the files' parts now belong to the caller
         return self._fields, self._files
 
     def abort(self) -> None:
@@ -284,8 +322,14 @@ class MultipartReceiver:
 
     def _cleanup(self) -> None:
         self._closed = True
+        self._to_flush.clear()
         for temp in self._temps:
-            temp.remove()
+            if isinstance(temp, StoredPart):
+                task = in_background(temp.abort())
+                if task is not None:
+                    self._aborting.append(task)
+            else:
+                temp.remove()
         self._temps.clear()
         self._files.clear()
         self._part = None
@@ -381,9 +425,15 @@ class MultipartReceiver:
                 f"The form has more than {self.limits.max_files} files (max_files); "
                 f"refused at field {name!r}."
             )
-        temp = _TempFile(self.temp_dir, self._checksum, self._room())
-        self._temps.append(temp)
         content_type = _header_text(self._headers.get("content-type", b""))
+        temp: _TempFile | StoredPart
+        if self._storage is not None:
+            temp = StoredPart(
+                self._storage, media_type_of(content_type) or "", self._room() or None
+            )
+        else:
+            temp = _TempFile(self.temp_dir, self._checksum, self._room())
+        self._temps.append(temp)
         part = _FilePart(name, _header_text(raw_filename), content_type, temp)
         self._part = part
         self._on_data = self._on_file_data
@@ -438,6 +488,8 @@ class MultipartReceiver:
                 f"{format_size(self.limits.max_file_size)} (max_file_size)."
             )
         temp.write(memoryview(data)[start:end])
+        if isinstance(temp, StoredPart) and temp not in self._to_flush:
+            self._to_flush.append(temp)
         if not part.checked and len(temp.head) >= SNIFF_BYTES:
             self._check_content(part)
 
@@ -454,12 +506,28 @@ class MultipartReceiver:
             temp = part.temp
             if not part.raw_filename and temp.size == 0:
                 # No file chosen in the browser: not an upload at all.
-                temp.remove()
+                if isinstance(temp, StoredPart):
+                    in_background(temp.abort())
+                else:
+                    temp.remove()
                 self._temps.remove(temp)
                 self._file_count -= 1
                 return
             if not part.checked:
                 self._check_content(part)
+            if isinstance(temp, StoredPart):
+                self._files.append(
+                    StoredUpload(
+                        part=temp,
+                        field_name=part.field_name,
+                        filename=part.filename,
+                        raw_filename=part.raw_filename,
+                        content_type=part.declared,
+                        sniffed_type=sniff_type(bytes(temp.head)),
+                        sha256=None,
+                    )
+                )
+                return
             temp.close()
             self._files.append(
                 UploadedFile(
@@ -499,6 +567,7 @@ class RawBodyReceiver:
         field_name: str = "",
         checksum: bool = True,
         body_size: int | None = None,
+        storage: Storage | None = None,
     ) -> None:
         self.limits = limits
         self._raw_filename = filename or ""
@@ -508,11 +577,17 @@ class RawBodyReceiver:
         self._max = min(limits.max_body_size, limits.max_file_size)
         check_name(self._filename, limits, "Upload")
         room = min(body_size, self._max) if body_size is not None else 0
-        self._temp: _TempFile | None = _TempFile(Path(temp_dir), checksum, room)
+        self._temp: _TempFile | StoredPart | None
+        if storage is not None:
+            self._temp = StoredPart(storage, self._declared, room or None)
+        else:
+            self._temp = _TempFile(Path(temp_dir), checksum, room)
         self._checked = False
+        self._aborting: asyncio.Task[None] | None = None
 
-    def feed(self, chunk: bytes) -> None:
-        """Append the next chunk of the body to the temp file."""
+    def feed(self, chunk: bytes) -> Awaitable[None] | None:
+        """Append the next chunk of the body to the temp file (or the storage sink:
+        then an awaitable is returned, to await before the next chunk)."""
         temp = self._temp
         if temp is None:
             raise RuntimeError("this RawBodyReceiver is finished or aborted")
@@ -528,6 +603,23 @@ class RawBodyReceiver:
         except BaseException:
             self.abort()
             raise
+        if isinstance(temp, StoredPart):
+            return self._flush(temp)
+        return None
+
+    async def _flush(self, part: StoredPart) -> None:
+        try:
+            await part.flush()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Like ``abort()``, and wait until a stored part is aborted in its storage."""
+        self.abort()
+        task, self._aborting = self._aborting, None
+        if task is not None:
+            await task
 
     def finish(self) -> UploadedFile:
         """Close the temp file and return it as an ``UploadedFile`` owned by the caller."""
@@ -537,11 +629,22 @@ class RawBodyReceiver:
         try:
             if not self._checked:
                 self._check_content(temp)
-            temp.close()
+            if not isinstance(temp, StoredPart):
+                temp.close()
         except BaseException:
             self.abort()
             raise
         self._temp = None
+        if isinstance(temp, StoredPart):
+            return StoredUpload(
+                part=temp,
+                field_name=self._field_name,
+                filename=self._filename,
+                raw_filename=self._raw_filename,
+                content_type=self._declared,
+                sniffed_type=sniff_type(bytes(temp.head)),
+                sha256=None,
+            )
         return UploadedFile(
             field_name=self._field_name,
             filename=self._filename,
@@ -556,9 +659,11 @@ class RawBodyReceiver:
     def abort(self) -> None:
         """Delete the temp file; no-op after ``finish()``."""
         temp, self._temp = self._temp, None
-        if temp is not None:
+        if isinstance(temp, StoredPart):
+            self._aborting = in_background(temp.abort())
+        elif temp is not None:
             temp.remove()
 
-    def _check_content(self, temp: _TempFile) -> None:
+    def _check_content(self, temp: _TempFile | StoredPart) -> None:
         self._checked = True
         _check_type(self._check, sniff_type(bytes(temp.head)), self.limits.allowed_types, "Upload")

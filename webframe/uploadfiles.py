@@ -25,10 +25,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from webframe.filenames import clean_filename, extension_of
 from webframe.mediatypes import media_type_of
+
+if TYPE_CHECKING:
+    from webframe.storage import ObjectInfo, Storage
 
 __all__ = [
     "BadUploadError",
@@ -400,6 +403,7 @@ class UploadedFile:
         "raw_filename",
         "size",
         "sniffed_type",
+        "storage",
     )
 
     def __init__(
@@ -412,7 +416,8 @@ class UploadedFile:
         sniffed_type: str | None,
         size: int,
         sha256: str | None,
-        path: Path,
+        path: Path | None,
+        storage: Storage | None = None,
     ) -> None:
         self.field_name = field_name
         self.filename = filename
@@ -421,7 +426,10 @@ class UploadedFile:
         self.sniffed_type = sniffed_type
         self.size = size
         self._sha256 = sha256
+        #: the temp file holding the bytes (None for an upload held in a remote storage).
         self.path = path
+        #: the storage :meth:`store` writes to when given none (the app's upload storage).
+        self.storage = storage
 
     def __repr__(self) -> str:
         return (
@@ -443,11 +451,34 @@ class UploadedFile:
 
     def open(self) -> BinaryIO:
         """Open the received bytes for reading (binary)."""
-        return open(self.path, "rb")  # the caller closes it
+        return open(self._local_path(), "rb")  # the caller closes it
 
     def read(self) -> bytes:
         """Return the whole content; only for small files."""
-        return self.path.read_bytes()
+        return self._local_path().read_bytes()
+
+    def _local_path(self) -> Path:
+        if self.path is None:
+            raise UploadStorageError(f"The upload {self.filename!r} has no local file.")
+        return self.path
+
+    async def store(self, key: str, storage: Storage | None = None) -> ObjectInfo:
+        """Keep the upload as the object ``key`` of ``storage`` (default: ``self.storage``,
+        the app's ``upload_storage``) and describe it; call it before the request ends.
+
+        On local storage the temp file is hard-linked into place (atomic, no copy);
+        elsewhere its bytes stream into the storage. An upload received straight into
+        a storage (S3) is copied there server-side. Storage errors (503, 507) propagate.
+        """
+        from webframe.uploadstorage import store_file
+
+        target = storage if storage is not None else self.storage
+        if target is None:
+            raise UploadStorageError(
+                "This upload has no storage to go to: pass one, or receive it through "
+                "an UploadHandler (which uses the app's upload_storage)."
+            )
+        return await store_file(self, target, key)
 
     def save(self, folder: str | os.PathLike[str], name: str | None = None) -> Path:
         """Store the file in ``folder`` under a unique name and return its path.
@@ -462,6 +493,7 @@ class UploadedFile:
         """
         directory = Path(folder)
         wanted = clean_filename(name) if name is not None else self.filename
+        source = self._local_path()
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -469,7 +501,7 @@ class UploadedFile:
         try:
             return self._save_into(directory, wanted)
         except OSError as exc:
-            if not self.path.exists():
+            if not source.exists():
                 raise UploadStorageError(
                     f"The upload {self.filename!r} was already discarded; save it before "
                     "the request ends."
@@ -478,7 +510,7 @@ class UploadedFile:
 
     def _save_into(self, directory: Path, wanted: str) -> Path:
         try:
-            return _link_unique(self.path, directory, wanted)
+            return _link_unique(self._local_path(), directory, wanted)
         except _LinkUnsupportedError:
             pass
         fd, staged_name = tempfile.mkstemp(dir=directory, prefix=".saving-", suffix=".part")
@@ -497,8 +529,9 @@ class UploadedFile:
 
     def discard(self) -> None:
         """Delete the temp file (saved copies are kept); safe to call twice."""
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
 
 
 class _LinkUnsupportedError(Exception):
