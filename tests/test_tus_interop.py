@@ -68,7 +68,7 @@ settings = test_settings(
     max_upload_size=64 * 1024 * 1024,
 )
 app = Application([Home, Login, Uploads], settings, root_path=str(folder))
-app.listen(int(sys.argv[1]), "127.0.0.1")
+app.listen(int(sys.argv[1]), "127.0.0.1", http_impl=sys.argv[3])
 print("ready", flush=True)
 tornado.ioloop.IOLoop.current().start()
 """
@@ -83,8 +83,9 @@ def free_port() -> int:
 class Server:
     """The tus app in its own process; ``restart()`` kills it (SIGKILL) and starts anew."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, http_impl: str) -> None:
         self.folder = folder
+        self.http_impl = http_impl
         self.port = free_port()
         self.script = folder / "server.py"
         self.script.write_text(SERVER)
@@ -94,7 +95,7 @@ class Server:
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, str(self.script), str(self.port), str(self.folder)],
+            [sys.executable, str(self.script), str(self.port), str(self.folder), self.http_impl],
             stdout=subprocess.PIPE,
             env=env,
         )
@@ -119,9 +120,10 @@ class Server:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path)
+@pytest.fixture(params=["httptools", "tornado"])
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """The server on each connection layer (they must agree on cut connections too)."""
+    srv = Server(tmp_path, request.param)
     srv.start()
     yield srv
     srv.kill()

@@ -123,7 +123,8 @@ def parse_metadata(value: str | None) -> dict[str, str | None]:
         raise BadRequestError(f"Upload-Metadata is longer than {MAX_METADATA} characters.")
     result: dict[str, str | None] = {}
     for pair in value.split(","):
-        words = pair.strip().split(" ")
+        # "key " (a space, then nothing) is an empty value, as clients send "".
+        words = pair.lstrip(" \t").split(" ")
         if len(words) > 2 or not words[0]:
             raise BadRequestError(
                 f"Upload-Metadata pair {pair.strip()[:40]!r} is not 'key base64value'."
