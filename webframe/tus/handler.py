@@ -32,26 +32,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import tornado.web
 
 from webframe.errors import (
-    BadRequestError,
     ForbiddenError,
     HTTPError,
     InsufficientStorageError,
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
-    UnsupportedMediaTypeError,
 )
-from webframe.filenames import clean_filename
 from webframe.handler import RequestHandler
-from webframe.sizes import format_size
 from webframe.uploadfiles import (
     SNIFF_BYTES,
     UploadedFile,
     UploadError,
     UploadLimits,
     _check_type,
-    _declared_type,
-    check_name,
     sniff_type,
 )
 
@@ -59,16 +53,13 @@ from .chunks import ChunkWriter, cached_sha256, forget_hash
 from .protocol import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
-    OFFSET_CONTENT_TYPE,
     TUS_VERSION,
     ChecksumMismatchError,
     check_version,
     http_date,
-    parse_checksum,
-    parse_metadata,
-    parse_size,
 )
 from .purger import start_purger
+from .rules import apply_patch, read_creation, read_patch, too_large
 from .store import LocalUploadStore, UploadLock, UploadState, is_upload_id, new_upload_id
 
 if TYPE_CHECKING:
@@ -215,25 +206,6 @@ class ResumableUploadHandler(RequestHandler):
             raise HTTPError("This upload has expired; start a new one.", status=410)
         return state
 
-    def _check_body_type(self) -> None:
-        ctype = self.request.headers.get("Content-Type", "")
-        if ctype.split(";", 1)[0].strip().lower() != OFFSET_CONTENT_TYPE:
-            raise UnsupportedMediaTypeError(
-                f"Send upload bytes with Content-Type: {OFFSET_CONTENT_TYPE}, "
-                f"not {ctype[:60] or 'no type'}."
-            )
-
-    def _has_body(self) -> bool:
-        headers = self.request.headers
-        length = headers.get("Content-Length")
-        return "Transfer-Encoding" in headers or (length is not None and length.strip() != "0")
-
-    def _too_large(self, size: int) -> PayloadTooLargeError:
-        limit = self.limits_for(self.wf_settings).max_file_size
-        return PayloadTooLargeError(
-            f"This upload is {format_size(size)}; the limit is {format_size(limit)} per file."
-        )
-
     async def _prepare_creation(self) -> None:
         if self._upload_id() is not None:
             raise MethodNotAllowedError(
@@ -244,49 +216,18 @@ class ResumableUploadHandler(RequestHandler):
         owner = self._owner_key()
         if owner is None:
             raise ForbiddenError("Open a session (load a page) before uploading.")
-        headers = self.request.headers
-        limits = self.limits_for(self.wf_settings)
-        length = parse_size(headers.get("Upload-Length"), "Upload-Length")
-        defer = headers.get("Upload-Defer-Length")
-        if defer is not None and defer.strip() != "1":
-            raise BadRequestError("Upload-Defer-Length must be 1 when it is sent.")
-        if (length is None) == (defer is None):
-            raise BadRequestError(
-                "Send exactly one of Upload-Length (the size in bytes) or Upload-Defer-Length: 1."
-            )
-        if length is not None and length > limits.max_file_size:
-            raise self._too_large(length)
-        raw_metadata = headers.get("Upload-Metadata", "")
-        metadata = parse_metadata(raw_metadata)
-        raw_name = metadata.get("filename") or metadata.get("name") or ""
-        filename = clean_filename(raw_name)
-        declared_header = metadata.get("filetype") or metadata.get("type") or ""
-        declared, check = _declared_type(declared_header, filename)
-        try:
-            check_name(filename, limits, "Upload")
-        except UploadError as exc:
-            raise HTTPError(exc.message, status=exc.status) from None
-        checksum = parse_checksum(headers.get("Upload-Checksum"))
-        has_body = self._has_body()
-        if has_body:
-            self._check_body_type()
-            declared_body = parse_size(headers.get("Content-Length"), "Content-Length")
-            if length is not None and declared_body is not None and declared_body > length:
-                raise PayloadTooLargeError(
-                    f"The body is {declared_body} bytes, more than the upload's "
-                    f"Upload-Length of {length}."
-                )
+        creation = read_creation(self.request.headers, self.limits_for(self.wf_settings))
         now = time.time()
         state = UploadState(
             id=new_upload_id(),
             owner=owner,
-            length=length,
-            metadata=metadata,
-            raw_metadata=raw_metadata.strip(),
-            filename=filename,
-            raw_filename=raw_name,
-            content_type=declared,
-            check_type=check,
+            length=creation.length,
+            metadata=creation.metadata,
+            raw_metadata=creation.raw_metadata,
+            filename=creation.filename,
+            raw_filename=creation.raw_filename,
+            content_type=creation.declared_type,
+            check_type=creation.check_type,
             created=now,
             expires=now + self.expires_after,
         )
@@ -297,7 +238,7 @@ class ResumableUploadHandler(RequestHandler):
             raise self._storage_error(exc) from None
         lock = store.try_lock(state.id)
         assert lock is not None  # nobody else knows the ID yet
-        self._open_patch(state, lock, checksum)
+        self._open_patch(state, lock, creation.checksum)
 
     def _open_patch(
         self, state: UploadState, lock: UploadLock, checksum: tuple[str, bytes] | None
@@ -316,13 +257,7 @@ class ResumableUploadHandler(RequestHandler):
     async def _prepare_patch(self) -> None:
         upload_id = self._upload_id()
         state = self._own_state(upload_id)
-        headers = self.request.headers
-        self._check_body_type()
-        offset = parse_size(headers.get("Upload-Offset"), "Upload-Offset")
-        if offset is None:
-            raise BadRequestError("A PATCH needs Upload-Offset: the offset its bytes start at.")
-        new_length = parse_size(headers.get("Upload-Length"), "Upload-Length")
-        checksum = parse_checksum(headers.get("Upload-Checksum"))
+        request = read_patch(self.request.headers)
         lock = self.upload_store.try_lock(state.id)
         if lock is None:
             raise HTTPError(
@@ -335,36 +270,7 @@ class ResumableUploadHandler(RequestHandler):
             if fresh is None:
                 raise NotFoundError("There is no such upload.", quiet=True)
             state = fresh
-            if offset != state.offset:
-                raise HTTPError(
-                    f"Upload-Offset is {offset} but the upload has {state.offset} bytes; "
-                    "HEAD for the offset and resume from there.",
-                    status=409,
-                    headers={"Upload-Offset": str(state.offset)},
-                )
-            limits = self.limits_for(self.wf_settings)
-            if new_length is not None:
-                if state.length is not None and new_length != state.length:
-                    raise BadRequestError(
-                        f"Upload-Length is already {state.length}; it cannot change."
-                    )
-                if new_length < state.offset:
-                    raise BadRequestError(
-                        f"Upload-Length {new_length} is less than the {state.offset} bytes "
-                        "already received."
-                    )
-                if new_length > limits.max_file_size:
-                    raise self._too_large(new_length)
-                state.length = new_length
-            declared_body = parse_size(headers.get("Content-Length"), "Content-Length")
-            end = state.length if state.length is not None else limits.max_file_size
-            if declared_body is not None and state.offset + declared_body > end:
-                if state.length is None:
-                    raise self._too_large(state.offset + declared_body)
-                raise PayloadTooLargeError(
-                    f"The chunk ends at byte {state.offset + declared_body}, past the "
-                    f"upload's length of {state.length}."
-                )
+            apply_patch(request, state, self.limits_for(self.wf_settings).max_file_size)
         except BaseException:
             lock.release()
             raise
@@ -374,7 +280,7 @@ class ResumableUploadHandler(RequestHandler):
             lock.release()
             self._done_state = state
             return
-        self._open_patch(state, lock, checksum)
+        self._open_patch(state, lock, request.checksum)
 
     def data_received(self, chunk: bytes) -> None:
         """Called for each piece of a POST/PATCH body: appended to the data file."""
@@ -388,7 +294,7 @@ class ResumableUploadHandler(RequestHandler):
                 f"The chunk goes past the upload's length of {state.length} bytes."
             )
         if state.length is None and end > self.limits_for(self.wf_settings).max_file_size:
-            raise self._too_large(end)
+            raise too_large(end, self.limits_for(self.wf_settings).max_file_size)
         try:
             patch.write(chunk)
         except OSError as exc:
