@@ -629,3 +629,32 @@ def test_reused_body_buffer_stays_small_for_a_trickling_client() -> None:
 
     run(go)
     assert [n for _, n, _ in Reuser.pieces] == [64 * 1024, 64 * 1024]
+
+
+@pytest.mark.parametrize("split", [1, 1000, 65536, 65537, 70000, 200_000])
+def test_large_bodies_read_past_the_parser_end_exactly(split: int) -> None:
+    """A body from 64 KiB on is read without the parser; the bytes after it (a
+    pipelined request, small and large bodies mixed) are parsed again, split anywhere."""
+    big = bytes(range(256)) * 400  # 102400 bytes
+    data = (
+        b"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+        + b"PUT /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nsmall"
+        + b"PUT /c HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+        + b"GET /d HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nGET "
+    )
+
+    async def go() -> bytes:
+        async with serving(make_app()) as (port, _):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for i in range(0, len(data), split):
+                writer.write(data[i : i + split])
+                await writer.drain()
+            out = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return out
+
+    out = responses(run(go))
+    assert [r[2][:12] for r in out] == [
+        b"len=102400:\x00", b"len=5:small", b"len=102400:\x00", b"GET /d 127.0"
+    ]
+    assert Recorder.hits == ["PUT /a", "PUT /b", "PUT /c", "GET /d"]

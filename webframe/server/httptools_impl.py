@@ -50,6 +50,9 @@ log = logging.getLogger("webframe.server")
 
 _HEAD, _BODY, _END, _FAIL, _MORE = 0, 1, 2, 3, 4
 _CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
+#: Content-Length bodies from this size on are read past the parser once their head
+#: is parsed (llhttp would copy every piece; the length is already validated).
+_RAW_BODY = 64 * 1024
 _LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -319,6 +322,9 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._leftover: bytes | None = None
         self._detached = False
         self._feeds = 0
+        #: bytes of a large Content-Length body still to come past the parser.
+        self._body_left = 0
+        self._body_seen = 0
         self._view: TransportStream | None = None
         self._view_reads = False
         self._deadline: float | None = None
@@ -382,6 +388,10 @@ class HTTPToolsProtocol(asyncio.Protocol):
             if self._view_reads and self._view is not None:
                 self._view.feed(data)
             return
+        if self._body_left:
+            data = self._raw_body(data)
+            if not data:
+                return
         if self._in_head:
             # Bytes read while a head is incomplete: bound what the parser buffers.
             self._head_bytes += len(data)
@@ -396,6 +406,30 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._pause()
         except httptools.HttpParserError as exc:
             self._parse_failed(self._refusal or describe_parser_error(str(exc)))
+            return
+        if self._body_left and self._msg is not None and not self._in_head:
+            # A large fixed-length body goes on past the parser (no copy per piece);
+            # a fresh parser takes the bytes after it.
+            self._body_left -= self._body_seen
+        else:
+            self._body_left = 0
+
+    def _raw_body(self, data: bytes) -> bytes:
+        """The next bytes of a Content-Length body read past the parser; returns what
+        follows the body (for a new parser), if anything."""
+        left = self._body_left
+        if len(data) <= left:
+            self._body_left = left - len(data)
+            self._event(_BODY, data)
+            rest = b""
+        else:
+            self._body_left = 0
+            self._event(_BODY, data[:left])
+            rest = data[left:]
+        if self._body_left == 0:
+            self.parser = httptools.HttpRequestParser(self)
+            self.on_message_complete()
+        return rest
 
     def eof_received(self) -> bool | None:
         # As Tornado: the client's end of stream ends the connection (what is already
@@ -462,15 +496,20 @@ class HTTPToolsProtocol(asyncio.Protocol):
             expect is not None and ",".join(expect).lower() == "100-continue" and version == "1.1"
         )
         self._raw_reset()
+        self._body_seen = 0
+        big = msg.length is not None and msg.length >= _RAW_BODY and not msg.upgrade
+        self._body_left = msg.length if big and msg.length is not None else 0
         if self._current is None and (msg.chunked or msg.length):
             self._set_deadline(self.server.body_timeout)
         self._event(_HEAD, msg)
 
     def on_body(self, body: bytes) -> None:
+        self._body_seen += len(body)
         self._event(_BODY, body)
 
     def on_message_complete(self) -> None:
         self._msg = None
+        self._body_left = 0
         self._event(_END, None)
 
     def _raw_reset(self) -> None:
