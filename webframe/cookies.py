@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
+from .signing import signing_keys
+
 if TYPE_CHECKING:
     from .settings import Settings
 
@@ -134,10 +136,7 @@ class CookieMixin(tornado.web.RequestHandler):
             value = self.get_cookie(name)
         if value is None or tornado.web.get_signature_key_version(value) != 0 or 0 in secret:
             return None
-        current = secret.get(self.application.settings.get("key_version"))
-        keys = [current] if current is not None else []
-        keys += [key for key in secret.values() if key is not current]
-        for key in keys:
+        for key in signing_keys(self.application.settings):
             result = tornado.web.decode_signed_value(
                 key, name, value, max_age_days=max_age_days, min_version=min_version
             )

@@ -22,7 +22,8 @@ from .errors import (
     NotFoundError,
     PayloadTooLargeError,
 )
-from .websession import SessionMixin
+from .sessions.flash import FlashMixin
+from .xsrf import XSRFMixin
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -50,7 +51,7 @@ DEFAULT_MESSAGES = {
 }
 
 
-class RequestHandler(SessionMixin):
+class RequestHandler(XSRFMixin, FlashMixin):
     """Base class for every webframe handler; it *is* a Tornado RequestHandler.
 
     Implement any of ``get``/``post``/``put``/``patch``/``delete``. HEAD is answered

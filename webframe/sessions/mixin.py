@@ -1,0 +1,337 @@
+"""The HTTP side of a session: ``self.session`` loaded from the signed cookie and
+saved before the response headers leave.
+
+Stores know nothing of HTTP (see :mod:`webframe.sessions`). This mixin reads the
+session ID from the signed cookie, loads the session once, saves it (only if it
+changed) before the headers go out, and turns store failures into a 503. Flash
+messages (:mod:`webframe.sessions.flash`) and the session-bound XSRF token
+(:mod:`webframe.xsrf`) build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tornado.concurrent import Future
+from tornado.iostream import StreamClosedError
+
+from ..cookies import CookieMixin
+from ..errors import ServiceUnavailableError
+from .base import CookieAction, Session, SessionStoreError, is_valid_session_id
+
+if TYPE_CHECKING:
+    from .base import SessionStore
+
+__all__ = [
+    "SessionMixin",
+    "SessionStoreUnavailableError",
+    "StoreFailureLog",
+    "store_failures",
+    "store_unavailable",
+]
+
+log = logging.getLogger("webframe.sessions")
+
+_UNSET: Any = object()
+_SID_CACHE_SIZE = 10_000
+
+
+def _raw_cookie(header: str | None, name: str) -> str | None:
+    """The value of cookie ``name`` in a Cookie header (the last one wins, as in
+    Tornado's parser); None if absent or escaped (then Tornado's parser decides)."""
+    if not header or name not in header:
+        return None
+    found = None
+    for part in header.split(";"):
+        key, eq, value = part.strip().partition("=")
+        if eq and key == name:
+            found = value
+    if found is not None and found.startswith('"'):
+        # Signed values are sent quoted (they hold '='); escapes are left to Tornado.
+        if len(found) < 2 or not found.endswith('"') or "\\" in found:
+            return None
+        return found[1:-1]
+    return found
+
+
+def _signed_timestamp(raw: str) -> float | None:
+    """The signing time in a Tornado v2 signed value (``2|1:0|10:<time>|...``)."""
+    fields = raw.split("|")
+    if len(fields) < 3 or fields[0] != "2":
+        return None
+    _length, _colon, stamp = fields[2].partition(":")
+    return float(stamp) if stamp.isdigit() else None
+
+
+class StoreFailureLog:
+    """Logs store failures at most once per ``interval`` seconds, counting the rest."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        self.interval = interval
+        self.last = 0.0
+        self.suppressed = 0
+
+    def report(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            more = f" ({self.suppressed} more since the last report)" if self.suppressed else ""
+            log.error("session store unavailable: %s%s", exc, more)
+            self.last = now
+            self.suppressed = 0
+        else:
+            self.suppressed += 1
+
+
+store_failures = StoreFailureLog()
+
+
+class SessionStoreUnavailableError(ServiceUnavailableError):
+    """503: the session store failed; already reported through ``store_failures``."""
+
+
+def store_unavailable() -> ServiceUnavailableError:
+    """The 503 answered when the session store fails."""
+    return SessionStoreUnavailableError(
+        "The session store is unavailable, so this page cannot be shown right now. "
+        "Please try again in a moment.",
+        headers={"Retry-After": "5"},
+    )
+
+
+class SessionMixin(CookieMixin):
+    """Adds ``self.session`` to a handler, saved before the headers leave.
+
+    Used through :class:`webframe.RequestHandler`, with flash messages and XSRF.
+    """
+
+    #: load the session in ``prepare`` (needed to use ``self.session`` synchronously
+    #: when the client has a session cookie; pages showing the user or flashes set it).
+    uses_session: ClassVar[bool] = False
+
+    _session: Session | None = None
+    _session_committed = False
+    _commit_task: Future[None] | None = None
+    _cookie_sid_value: Any = _UNSET
+    #: the end of the response, when it waits for the store (a save, or flashes taken).
+    _final: Future[None] | None = None
+    _final_running = False
+    #: finish() found nothing to save: the flush it makes need not look again.
+    _session_settled = False
+    #: the flash messages this page shows (an error page after a failed save shows none).
+    _flashes: list[tuple[str, str]] | None = None
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Called for an exception that ends the request; store outages are logged by the
+        rate-limited ``store_failures`` instead of once per request."""
+        if isinstance(value, SessionStoreUnavailableError):
+            return
+        super().log_exception(typ, value, tb)
+
+    # Loading ------------------------------------------------------------------
+
+    @property
+    def session_store(self) -> SessionStore:
+        """The application's session store."""
+        store: SessionStore = self.application.session_store  # type: ignore[attr-defined]
+        return store
+
+    def session_id_from_cookie(self) -> str | None:
+        """The session ID in the verified, signed cookie, or None (never from the URL)."""
+        if self._cookie_sid_value is _UNSET:
+            s = self.wf_settings
+            sid: str | None = None
+            raw = _raw_cookie(self.request.headers.get("Cookie"), s.session_cookie)
+            if raw is None and s.session_cookie in self.request.cookies:
+                raw = self.request.cookies[s.session_cookie].value  # quoted or escaped
+            if raw:
+                sid = self._verified_sid(raw, s.session_absolute_timeout / 86400 + 1)
+            self._cookie_sid_value = sid
+        result: str | None = self._cookie_sid_value
+        return result
+
+    def _verified_sid(self, raw: str, max_age_days: float) -> str | None:
+        """The session ID signed in ``raw``, or None; verified signatures are cached.
+
+        Checking the HMAC is a large part of a session read; the same cookie arrives on
+        every request of a session, so the result is kept per exact cookie text (and
+        the signature's age is still checked on every use).
+        """
+        cache: dict[str, tuple[str, float]] = self.application.__dict__.setdefault(
+            "_webframe_sid_cache", {}
+        )
+        hit = cache.get(raw)
+        now = time.time()
+        if hit is not None:
+            return hit[0] if now < hit[1] else None
+        value = self.get_signed_cookie(self.wf_settings.session_cookie, raw, max_age_days)
+        if value is None:
+            return None
+        text = value.decode("ascii", "replace")
+        if not is_valid_session_id(text):
+            return None
+        signed_at = _signed_timestamp(raw)
+        if signed_at is not None:
+            if len(cache) >= _SID_CACHE_SIZE:
+                cache.clear()
+            cache[raw] = (text, signed_at + max_age_days * 86400)
+        return text
+
+    async def load_session(self) -> Session:
+        """Load the session once (a store call only if the client has a session cookie).
+
+        Raises a 503 :class:`ServiceUnavailableError` if the store is down.
+        """
+        if self._session is None:
+            sid = self.session_id_from_cookie()
+            store = self.session_store
+            interval = self.wf_settings.session_touch_interval
+            if sid is None:
+                self._session = Session.fresh(store.clock(), touch_interval=interval)
+            else:
+                try:
+                    self._session = await Session.open(store, sid, touch_interval=interval)
+                except SessionStoreError as exc:
+                    store_failures.report(exc)
+                    raise store_unavailable() from None
+        return self._session
+
+    @property
+    def session(self) -> Session:
+        """The request's session, a mutable mapping of JSON values.
+
+        Loaded by ``prepare`` when ``uses_session`` is set, or by ``await
+        self.load_session()``; without a session cookie a fresh one is started here.
+        """
+        if self._session is None:
+            if self.session_id_from_cookie() is not None:
+                raise RuntimeError(
+                    f"{type(self).__name__}: the session is not loaded yet; set "
+                    "uses_session = True on the handler or call await self.load_session()"
+                )
+            store = self.session_store
+            self._session = Session.fresh(
+                store.clock(), touch_interval=self.wf_settings.session_touch_interval
+            )
+        return self._session
+
+    def prepare(self) -> Awaitable[None] | None:
+        """Called before the method; loads the session when ``uses_session`` is set."""
+        if self.uses_session and self._session is None:
+            return self._prepare_session()
+        return None
+
+    async def _prepare_session(self) -> None:
+        await self.load_session()
+
+    def get_current_user(self) -> Any:
+        """The ``user`` stored in the session by the login code, or None."""
+        return self._session.get("user") if self._session is not None else None
+
+    # Saving before the headers leave -----------------------------------------
+
+    def _session_pending(self) -> bool:
+        """True while the session still has to be saved before the headers go out."""
+        if self._commit_task is not None:
+            return not self._commit_task.done()  # saving now: wait for it
+        session = self._session
+        if session is None or self._session_committed or self._headers_written:
+            return False
+        store = self.session_store
+        return session.needs_commit(store.clock(), store.idle_timeout)
+
+    def _commit_once(self) -> Future[None]:
+        """Save the session once per request; a second caller waits for the same save."""
+        if self._commit_task is None:
+            self._commit_task = asyncio.ensure_future(self._commit_session())
+        return self._commit_task
+
+    async def _commit_session(self) -> None:
+        """Save what changed and set or clear the cookie (skipped on a 5xx)."""
+        self._session_committed = True
+        session = self._session
+        if session is None or self._status_code >= 500:
+            return
+        try:
+            action = await session.commit(self.session_store)
+        except SessionStoreError as exc:
+            store_failures.report(exc)
+            raise store_unavailable() from None
+        s = self.wf_settings
+        if action is CookieAction.SET:
+            self.set_signed_cookie(
+                s.session_cookie, session.sid, expires_days=s.session_absolute_timeout / 86400
+            )
+        elif action is CookieAction.CLEAR:
+            self.clear_cookie(s.session_cookie)
+        self._session_cookie_changed(action)
+
+    def _session_cookie_changed(self, action: CookieAction) -> None:
+        """Called after a save, with what it did to the session cookie (a hook for
+        cookies derived from the session ID, such as the XSRF one)."""
+
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
+        """Finish the response; a changed session is saved first (asynchronously)."""
+        if self._session is None and self._final is None:
+            return super().finish(chunk)  # the common case: no session in this request
+        if self._final is not None and not self._final_running:
+            if chunk is not None:
+                self.write(chunk)
+            return self._final
+        if self._final is None and self._session_pending():
+            if chunk is not None:
+                self.write(chunk)
+            self._final = asyncio.ensure_future(self._commit_then_finish())
+            # Finished as far as Tornado is concerned: the method is not called after a
+            # finish() in prepare, and late write()s fail as they would without a session.
+            self._finished = True
+            return self._final
+        self._session_settled = True
+        return super().finish(chunk)
+
+    async def _commit_then_finish(self) -> None:
+        try:
+            await self._commit_once()
+        except ServiceUnavailableError as exc:
+            self._final_running = True
+            self._finished = False
+            self._flashes = []
+            self.clear()
+            self.send_error(503, exc_info=(type(exc), exc, None))
+            return
+        except Exception as exc:
+            self._final_running = True
+            self._fail(exc)
+            return
+        self._final_running = True
+        self._finished = False
+        try:
+            await super().finish()
+        except StreamClosedError:
+            pass  # the client went away while the session was being saved
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """Answer an error raised in a background step of finish/render (Tornado never
+        sees those tasks: without this the client would wait until it times out)."""
+        self._finished = self._headers_written
+        try:
+            raise exc
+        except Exception as e:
+            # Logs it and sends the error page (a 5xx: the session is not saved).
+            self._handle_request_exception(e)
+
+    def flush(self, include_footers: bool = False) -> Future[None]:
+        """Send what is buffered; before the first flush a changed session is saved."""
+        if self._session is not None and not self._session_settled and self._session_pending():
+            return asyncio.ensure_future(self._commit_then_flush(include_footers))
+        return super().flush(include_footers)
+
+    async def _commit_then_flush(self, include_footers: bool) -> None:
+        # A flush() that is not awaited is followed by finish(): both wait for one save.
+        await self._commit_once()
+        await super().flush(include_footers)
