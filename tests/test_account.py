@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from tornado.httpclient import HTTPResponse
 from handlers import DEMO_DEFAULTS, make_app
 from handlers.account import BAD_LOGIN, SCRYPT
 from handlers.base import PageHandler
-from webframe import Application
+from webframe import Application, ConfigurationError
 from webframe.testing import Client, test_settings
 
 from .test_websession import session_id
@@ -253,3 +254,38 @@ async def test_passwords_stored_with_scrypt_and_per_user_salt(
         assert bytes(row["password_hash"]) == expected
     assert alice["salt"] != bob["salt"] and alice["password_hash"] != bob["password_hash"]
     assert SCRYPT["n"] >= 2**14
+
+
+@pytest.mark.gen_test(timeout=20)
+async def test_an_unreachable_demo_database_is_a_503_with_a_message(tmp_path: Path) -> None:
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = test_settings(**{**DEMO_DEFAULTS, "instance_path": str(tmp_path / "instance")})
+    application = make_app(settings, database_url=f"postgresql://nobody@127.0.0.1:{port}/demo")
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = HTTPServer(application)
+    server.add_sockets(sockets)
+    http = AsyncHTTPClient(force_instance=True)
+    try:
+        client = Client(http, f"http://127.0.0.1:{sockets[0].getsockname()[1]}")
+        assert (await client.get("/register")).code == 200  # no database needed
+        r = await client.post("/register", form={"username": "alice", "password": PASSWORD})
+        assert r.code == 503 and r.headers["Retry-After"] == "5"
+        assert "The accounts database is unavailable right now" in text(r)
+        assert "Traceback" not in text(r) and str(port) not in text(r)
+    finally:
+        http.close()
+        server.stop()
+        await application.aclose()
+
+
+def test_a_demo_database_url_of_another_kind_stops_start_up(tmp_path: Path) -> None:
+    settings = test_settings(**{**DEMO_DEFAULTS, "instance_path": str(tmp_path / "instance")})
+    with pytest.raises(ConfigurationError, match=r"DEMO_DATABASE_URL.*postgresql://") as err:
+        make_app(settings, database_url="mysql://user:secret@db/demo")
+    assert "secret" not in str(err.value)  # the password is never echoed
