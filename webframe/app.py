@@ -725,7 +725,11 @@ def _check_paths(s: Settings, template_path: str) -> None:
     than the default, or an SQLite session folder, that does not exist."""
     from .sessions.registry import scheme_of
 
-    if template_path != Settings.template_path and not os.path.isdir(s.template_path):
+    if (
+        template_path
+        and template_path != Settings.template_path
+        and not os.path.isdir(s.template_path)
+    ):
         raise ConfigurationError(
             "template_path",
             f"the folder {s.template_path} does not exist (a relative template_path is "

@@ -126,7 +126,9 @@ def test_500_keepalive_clients_lose_no_session_write(
     store: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     # No templates: error answers are the built-in plain page (the demo's error.html
-    # links to routes this app does not have).
+    # links to routes this app does not have). The folder exists, empty: a missing
+    # template_path stops start-up.
+    (tmp_path / "no-templates").mkdir()
     env = {"WEBFRAME_TEMPLATE_PATH": str(tmp_path / "no-templates")}
     if store == "redis":
         env["WEBFRAME_SESSION_STORE"] = request.getfixturevalue("redis").url
