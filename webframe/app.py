@@ -27,6 +27,7 @@ from .routing import RouteSpec, RouteTable
 from .sessions import SessionStore, open_store
 from .settings import Settings
 from .sizes import format_size
+from .storage import Storage
 
 log = logging.getLogger("webframe")
 #: Tornado's own access logger, so existing log configuration keeps working.
@@ -97,6 +98,9 @@ class Application(tornado.web.Application):
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._store: SessionStore | None = None
         self.session_store_url = _session_store_url(s)
+        #: where uploads are kept (the ``upload_storage`` setting); closed by :meth:`aclose`.
+        self.upload_storage: Storage = _upload_storage(s)
+        self._on_close.append(self.upload_storage.close)
         secret, version = _resolve_cookie_secret(s)
         options: dict[str, Any] = {
             "debug": s.debug,
@@ -748,6 +752,17 @@ def _check_paths(s: Settings, template_path: str) -> None:
                     f"the folder {folder} of the SQLite database does not exist; create it, "
                     "or leave session_store unset for sessions.db in the instance folder",
                 )
+
+
+def _upload_storage(s: Settings) -> Storage:
+    """The storage of the ``upload_storage`` setting; by default the upload folder
+    (created when the first upload arrives, as before)."""
+    from .storage import from_url
+    from .storage.local import LocalStorage
+
+    if s.upload_storage is None:
+        return LocalStorage(s.upload_dir, create=False)
+    return from_url(s.upload_storage)
 
 
 def _session_store_url(s: Settings) -> str:

@@ -60,6 +60,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     p.add_argument("--session-store", help="session store URL: " + valid_schemes())
     p.add_argument("--instance-path", help="folder for the dev secret, session db and uploads")
+    p.add_argument(
+        "--upload-storage",
+        help="where uploads are kept: file:///path or s3://bucket/prefix (AWS_* variables)",
+    )
     return p
 
 

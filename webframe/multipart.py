@@ -314,6 +314,11 @@ class MultipartReceiver:
             self._cleanup()
 
     @property
+    def stores_remotely(self) -> bool:
+        """True if file parts go to a storage sink (``feed()`` may return awaitables)."""
+        return self._storage is not None
+
+    @property
     def bytes_received(self) -> int:
         """Body bytes fed so far."""
         return self._received
@@ -584,6 +589,8 @@ class RawBodyReceiver:
             self._temp = _TempFile(Path(temp_dir), checksum, room)
         self._checked = False
         self._aborting: asyncio.Task[None] | None = None
+        #: True if the file goes to a storage sink (``feed()`` returns awaitables).
+        self.stores_remotely = storage is not None
 
     def feed(self, chunk: bytes) -> Awaitable[None] | None:
         """Append the next chunk of the body to the temp file (or the storage sink:

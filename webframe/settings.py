@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
@@ -89,6 +90,10 @@ class Settings:
     session_redis_wait: int = 0
     #: where uploads are stored; temporary parts live in ``<upload_path>/.tmp``.
     upload_path: str | None = None
+    #: the storage uploads are kept in: ``file:///absolute/path`` or ``s3://bucket/prefix``
+    #: (endpoint and keys from ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``,
+    #: ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``); default: the upload folder.
+    upload_storage: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -128,6 +133,8 @@ class Settings:
             raise ConfigurationError("session_touch_interval", "must not be negative")
         if not self.static_url_prefix.startswith("/") or not self.static_url_prefix.endswith("/"):
             raise ConfigurationError("static_url_prefix", "must start and end with '/'")
+        if self.upload_storage is not None:
+            _check_storage_url(self.upload_storage)
         secret = self.cookie_secret
         if isinstance(secret, dict):
             if not secret:
@@ -200,6 +207,26 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+
+def _check_storage_url(url: str) -> None:
+    """Refuse an ``upload_storage`` URL whose form is wrong (the app builds the storage)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ConfigurationError(
+                "upload_storage", f"{url!r}: use file:///absolute/path (three slashes)"
+            )
+    elif scheme == "s3":
+        if not parts.netloc:
+            raise ConfigurationError(
+                "upload_storage", f"{url!r}: name the bucket: s3://bucket/prefix"
+            )
+    else:
+        raise ConfigurationError(
+            "upload_storage", f"{url!r}: use file:///absolute/path or s3://bucket/prefix"
+        )
 
 
 def _check_secret(value: object, name: str) -> None:

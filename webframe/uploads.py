@@ -30,6 +30,8 @@ from .multipart import (
     UploadError,
     UploadLimits,
 )
+from .storage import Storage
+from .storage.local import LocalStorage
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -107,10 +109,20 @@ class UploadHandler(RequestHandler):
             self._uploads = []
         return self._uploads
 
+    @property
+    def upload_storage(self) -> Storage | None:
+        """The app's upload storage (``upload_storage`` setting); None outside a webframe app."""
+        storage = getattr(self.application, "upload_storage", None)
+        return storage if isinstance(storage, Storage) else None
+
     def upload_temp_dir(self) -> Path:
         """Where parts are written while they arrive: on the upload volume, so that
-        ``UploadedFile.save()`` into the upload folder is a link, not a copy."""
-        base = Path(self.wf_settings.upload_dir)
+        ``UploadedFile.store()`` into local storage (or ``save()`` into the upload
+        folder) is a link, not a copy."""
+        storage = self.upload_storage
+        base = (
+            storage.root if isinstance(storage, LocalStorage) else Path(self.wf_settings.upload_dir)
+        )
         temp = base / ".tmp"
         temp.mkdir(parents=True, exist_ok=True)
         return temp
@@ -139,6 +151,10 @@ class UploadHandler(RequestHandler):
         if method in self.upload_methods:
             ctype = self.request.headers.get("Content-Type", "")
             body_size = _declared_size(self.request.headers.get("Content-Length"))
+            storage = self.upload_storage
+            # Local storage keeps the tuned temp files (linked into place on store());
+            # any other storage gets the parts streamed into its sinks as they arrive.
+            remote = None if storage is None or isinstance(storage, LocalStorage) else storage
             try:
                 if ctype.split(";", 1)[0].strip().lower() == "multipart/form-data":
                     self._receiver = MultipartReceiver.from_content_type(
@@ -147,6 +163,7 @@ class UploadHandler(RequestHandler):
                         self.upload_temp_dir(),
                         checksum=self.checksum,
                         body_size=body_size,
+                        storage=remote,
                     )
                 elif method in self.raw_upload_methods:
                     self._receiver = RawBodyReceiver(
@@ -156,6 +173,7 @@ class UploadHandler(RequestHandler):
                         ctype or None,
                         checksum=self.checksum,
                         body_size=body_size,
+                        storage=remote,
                     )
                 else:
                     raise UnsupportedMediaTypeError(
@@ -171,20 +189,46 @@ class UploadHandler(RequestHandler):
             self._plain_body = bytearray()
         return super().prepare()
 
-    def data_received(self, chunk: bytes) -> None:
-        """Called for each piece of the body; raising an HTTPError stops the upload."""
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """Called for each piece of the body; raising an HTTPError stops the upload.
+
+        Returns an awaitable while file bytes are being written to a remote storage,
+        so that the next piece is read only once they are (back-pressure).
+        """
         if self._receiver is not None:
             try:
-                self._receiver.feed(chunk)
+                pending = self._receiver.feed(chunk)
             except UploadError as exc:
-                self._receiver = None  # it already removed its temp files
+                receiver, self._receiver = self._receiver, None  # it removed its temp files
+                if receiver.stores_remotely:
+                    return self._refuse_after_abort(receiver, exc)
                 raise upload_error(exc) from None
+            if pending is not None:
+                return self._await_stored(pending)
         elif self._plain_body is not None:
             self._plain_body += chunk
             limit = self.wf_settings.max_body_size
             if len(self._plain_body) > limit:
                 self._plain_body = None
                 raise PayloadTooLargeError(f"The request body is larger than {limit} bytes.")
+        return None
+
+    async def _await_stored(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except UploadError as exc:
+            self._receiver = None  # it aborted every part before raising
+            raise upload_error(exc) from None
+        except BaseException:
+            self._receiver = None
+            raise
+
+    async def _refuse_after_abort(
+        self, receiver: MultipartReceiver | RawBodyReceiver, exc: UploadError
+    ) -> None:
+        # The answer goes out once the storage has dropped the parts (no orphans).
+        await receiver.aclose()
+        raise upload_error(exc) from None
 
     def on_body_complete(self) -> None:
         """Called by the application when the whole body has arrived, before the method."""
@@ -201,6 +245,7 @@ class UploadHandler(RequestHandler):
                 fields, files = receiver.finish()
             except UploadError as exc:
                 raise upload_error(exc) from None
+            self._attach_storage(files)
             self.uploads.extend(files)
             for name, values in fields.items():
                 encoded = [v.encode("utf-8") for v in values]
@@ -208,9 +253,11 @@ class UploadHandler(RequestHandler):
                 self.request.arguments.setdefault(name, []).extend(encoded)
         elif isinstance(receiver, RawBodyReceiver):
             try:
-                self.uploads.append(receiver.finish())
+                upload = receiver.finish()
             except UploadError as exc:
                 raise upload_error(exc) from None
+            self._attach_storage([upload])
+            self.uploads.append(upload)
         elif self._plain_body is not None:
             self.request.body = bytes(self._plain_body)
             self._plain_body = None
@@ -230,6 +277,12 @@ class UploadHandler(RequestHandler):
             except HTTPError:
                 self._discard_uploads()
                 raise
+
+    def _attach_storage(self, files: list[UploadedFile]) -> None:
+        storage = self.upload_storage
+        for upload in files:
+            if upload.storage is None:
+                upload.storage = storage
 
     def _discard_uploads(self) -> None:
         if self._receiver is not None:
