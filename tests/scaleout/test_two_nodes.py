@@ -125,8 +125,12 @@ def render_nginx_conf(
 
 def make_cert(folder: Path) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        _missing("openssl is not installed (for the test's certificate): apt-get install openssl")
+        raise AssertionError  # unreachable
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
