@@ -1,4 +1,4 @@
-"""Send a file from disk: ranges, conditional requests, Content-Disposition, traversal safety.
+"""Send a file from disk or from storage: ranges, conditional requests, Content-Disposition.
 
 ``send_file`` streams in chunks and waits for each to be flushed, so memory
 stays flat for any file size and a slow client slows the reading down.
@@ -15,7 +15,7 @@ import stat
 import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 from urllib.parse import quote
 
 import tornado.web
@@ -23,7 +23,10 @@ from tornado.iostream import StreamClosedError
 
 from webframe.mediatypes import valid_media_type
 
-__all__ = ["content_disposition", "send_file"]
+if TYPE_CHECKING:
+    from webframe.storage import Storage
+
+__all__ = ["content_disposition", "send_file", "send_stored"]
 
 # RFC 5987 attr-char minus ALPHA / DIGIT (which quote() never escapes).
 _ATTR_CHARS: Final = "!#$&+-.^_`|~"
@@ -230,6 +233,54 @@ async def _send_open_file(
     content_type: str,
     chunk_size: int,
 ) -> None:
+    body = await _answer_head(
+        handler,
+        size=size,
+        mtime=mtime,
+        etag=etag,
+        name=name,
+        as_attachment=as_attachment,
+        content_type=content_type,
+    )
+    if body is None:
+        return
+    start, length = body
+    file.seek(start)
+    remaining = length
+    try:
+        while remaining > 0:
+            chunk = file.read(min(chunk_size, remaining))
+            if not chunk:
+                _drop(handler)
+                return
+            remaining -= len(chunk)
+            handler.write(chunk)
+            await handler.flush()
+    except StreamClosedError:
+        return
+    await _finish(handler)
+
+
+def _drop(handler: tornado.web.RequestHandler) -> None:
+    """The content shrank while being sent: the promised length cannot be met, so
+    drop the connection rather than send a short body as whole."""
+    close = getattr(handler.request.connection, "close", None)
+    if close is not None:
+        close()
+
+
+async def _answer_head(
+    handler: tornado.web.RequestHandler,
+    *,
+    size: int,
+    mtime: float,
+    etag: str,
+    name: str,
+    as_attachment: bool,
+    content_type: str,
+) -> tuple[int, int] | None:
+    """Set the status and headers for sending ``size`` bytes; return ``(start, length)``
+    of the body to send, or None once a bodyless answer (304, 416, HEAD) is finished."""
     request = handler.request
     headers = request.headers
     method = request.method
@@ -240,7 +291,7 @@ async def _send_open_file(
     if method in ("GET", "HEAD") and _not_modified(headers, etag, mtime):
         handler.set_status(304)
         await _finish(handler)
-        return
+        return None
     handler.set_header("Content-Type", content_type)
     handler.set_header(
         "Content-Disposition", content_disposition(name, as_attachment=as_attachment)
@@ -260,7 +311,7 @@ async def _send_open_file(
             handler.set_header("Content-Range", f"bytes */{size}")
             handler.set_header("Content-Length", 0)
             await _finish(handler)
-            return
+            return None
         if byte_range is not None:
             start, last = byte_range
             length = last - start + 1
@@ -269,24 +320,76 @@ async def _send_open_file(
     handler.set_header("Content-Length", length)
     if method == "HEAD":
         await _finish(handler)
-        return
+        return None
+    return start, length
 
-    file.seek(start)
+
+async def send_stored(
+    handler: tornado.web.RequestHandler,
+    storage: Storage,
+    key: str,
+    *,
+    filename: str | None = None,
+    as_attachment: bool = False,
+    content_type: str | None = None,
+    presigned: bool = False,
+    expires: int = 300,
+) -> None:
+    """Send the object ``key`` of ``storage`` as the whole response, then finish it.
+
+    The same answers as :func:`send_file` (304, 206, 416, HEAD, Content-Disposition
+    from ``filename``, the stored content type unless ``content_type`` is given),
+    streamed chunk by chunk, each flushed before the next is read. A missing object
+    is a 404, a storage that cannot be reached a 503, both before anything is sent.
+    ``presigned=True`` answers 307 with a URL of the storage valid for ``expires``
+    seconds instead, where the backend can sign one (S3); elsewhere it streams.
+    """
+    name = filename or key.rsplit("/", 1)[-1]
+    if presigned and storage.supports_presigned_urls:
+        info = await storage.stat(key)
+        url = await storage.presigned_url(
+            key,
+            expires,
+            filename=name,
+            content_type=_content_type(content_type or info.content_type, filename, key),
+            as_attachment=as_attachment,
+        )
+        handler.set_header("Cache-Control", "private, no-store")
+        handler.redirect(url, status=307)
+        return
+    info = await storage.stat(key)
+    body = await _answer_head(
+        handler,
+        size=info.size,
+        mtime=info.modified.timestamp(),
+        etag=f'"{info.etag}"',
+        name=name,
+        as_attachment=as_attachment,
+        content_type=_content_type(content_type or info.content_type, filename, key),
+    )
+    if body is None:
+        return
+    start, length = body
+    if length == 0:
+        await _finish(handler)
+        return
+    reader = await storage.open_read(key, start, start + length)
     remaining = length
     try:
-        while remaining > 0:
-            chunk = file.read(min(chunk_size, remaining))
-            if not chunk:
-                # The file shrank while being sent: the promised length cannot be
-                # met, so drop the connection rather than send a short body as whole.
-                close = getattr(request.connection, "close", None)
-                if close is not None:
-                    close()
-                return
-            remaining -= len(chunk)
-            handler.write(chunk)
-            await handler.flush()
+        async with reader:
+            async for chunk in reader:
+                remaining -= len(chunk)
+                handler.write(chunk)
+                await handler.flush()
     except StreamClosedError:
+        return
+    except tornado.web.HTTPError:
+        if remaining == length:
+            raise  # nothing sent yet: the error page can still go out (a 503)
+        _drop(handler)  # the storage failed mid-body: the client sees a cut transfer
+        return
+    if remaining != 0:
+        _drop(handler)
         return
     await _finish(handler)
 
