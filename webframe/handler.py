@@ -27,6 +27,7 @@ from .xsrf import XSRFMixin
 
 if TYPE_CHECKING:
     from .settings import Settings
+    from .storage import Storage
 
 log = logging.getLogger("webframe")
 
@@ -178,6 +179,33 @@ class RequestHandler(XSRFMixin, FlashMixin):
             filename=filename,
             as_attachment=as_attachment,
             content_type=content_type,
+        )
+
+    def send_stored(
+        self,
+        key: str,
+        *,
+        filename: str | None = None,
+        as_attachment: bool = False,
+        content_type: str | None = None,
+        presigned: bool = False,
+        storage: Storage | None = None,
+    ) -> Awaitable[None]:
+        """Stream the object ``key`` of the app's ``upload_storage`` (or ``storage``); await it.
+
+        The answers of :meth:`send_file` (ranges, 304, Content-Disposition);
+        ``presigned=True`` redirects (307) to a short-lived URL of the storage where
+        it can sign one. See :func:`webframe.files.send_stored`.
+        """
+        source = storage if storage is not None else self.application.upload_storage  # type: ignore[attr-defined]
+        return files.send_stored(
+            self,
+            source,
+            key,
+            filename=filename,
+            as_attachment=as_attachment,
+            content_type=content_type,
+            presigned=presigned,
         )
 
     # JSON -----------------------------------------------------------------

@@ -206,9 +206,7 @@ class StoredUpload(UploadedFile):
         in_background(self.part.abort())
 
 
-async def store_file(
-    upload: UploadedFile, storage: Storage, key: str
-) -> ObjectInfo:
+async def store_file(upload: UploadedFile, storage: Storage, key: str) -> ObjectInfo:
     """Store a temp-file upload under ``key``: a hard link on the same local volume
     (atomic, no copy), else the bytes streamed through a sink of ``storage``."""
     if upload.path is None:
