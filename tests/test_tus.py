@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 from tornado.httpclient import HTTPRequest, HTTPResponse
 
-from webframe import Application, RequestHandler, UploadedFile, UploadLimits, route
+from webframe import (
+    Application,
+    InsufficientStorageError,
+    RequestHandler,
+    UploadedFile,
+    UploadLimits,
+    route,
+)
 from webframe.filenames import clean_filename
 from webframe.testing import Client, test_settings
 from webframe.tus import LocalUploadStore, ResumableUploadHandler
@@ -74,6 +81,19 @@ class Uploads(ResumableUploadHandler):
         )
 
 
+@route("/flaky/")
+@route("/flaky/{upload_id}")
+class FlakyUploads(Uploads):
+    """The app's storage fails the first time it is asked to keep a file."""
+
+    def upload_finished(self, upload: UploadedFile) -> None:
+        calls: list[int] = self.settings["flaky_calls"]
+        calls.append(upload.size)
+        if len(calls) == 1:
+            raise InsufficientStorageError("The locker is full right now; try again.")
+        super().upload_finished(upload)
+
+
 @route("/png/")
 @route("/png/{upload_id}")
 class PngUploads(Uploads):
@@ -85,7 +105,11 @@ class PngUploads(Uploads):
 def make_app(folder: Path) -> Application:
     settings = test_settings(instance_path=str(folder / "instance"))
     # root_path: no templates there, so errors are the built-in plain pages.
-    return Application([Home, Login, Uploads, PngUploads], settings, root_path=folder, finished=[])
+    return Application([Home, Login, Uploads, PngUploads, FlakyUploads],
+        settings,
+        root_path=folder,
+        finished=[],
+        flaky_calls=[],)
 
 
 @pytest.fixture
@@ -734,3 +758,26 @@ async def test_two_concurrent_patches_one_is_409(
     assert r.headers["Upload-Offset"] == "200"
     store = store_of(webframe_app)
     assert store.data_path(url.rsplit("/", 1)[1]).read_bytes() == b"a" * 200
+
+
+@pytest.mark.gen_test
+async def test_a_failing_hook_leaves_the_last_chunk_to_be_sent_again(
+    webframe_client: Client, webframe_app: Application
+) -> None:
+    """core: an upload is never reported complete before the app has the file."""
+    await login(webframe_client, 1)
+    data = os.urandom(9000)
+    url = location(await create(webframe_client, len(data), path="/flaky/"))
+    assert (await send(webframe_client, url, 0, data[:4000])).code == 204
+    r = await send(webframe_client, url, 4000, data[4000:])
+    assert r.code == 507
+    assert "Upload-Offset" not in r.headers
+    assert await offset_of(webframe_client, url) == 4000  # not 9000: not handed over
+    assert store_of(webframe_app).data_path(url.rsplit("/", 1)[1]).stat().st_size == 4000
+    assert finished(webframe_app) == []
+    r = await send(webframe_client, url, 4000, data[4000:])
+    assert r.code == 204 and r.headers["Upload-Offset"] == str(len(data))
+    assert webframe_app.settings["flaky_calls"] == [len(data), len(data)]
+    [done] = finished(webframe_app)
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await offset_of(webframe_client, url) == len(data)

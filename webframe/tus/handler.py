@@ -96,6 +96,9 @@ class ResumableUploadHandler(RequestHandler):
 
     _patch: ChunkWriter | None = None
     _done_state: UploadState | None = None
+    #: the offset saved before the chunk that completes the upload (kept until the
+    #: app has the file, so that a failing hook leaves the upload resumable).
+    _completing_from: int | None = None
 
     # configuration -----------------------------------------------------------
 
@@ -136,8 +139,10 @@ class ResumableUploadHandler(RequestHandler):
     def upload_finished(self, upload: UploadedFile) -> Awaitable[None] | None:
         """Called once an upload is complete (all bytes, checksums and type checked),
         before the final response; save the file here. ``upload.path`` is removed
-        afterwards. Raising an HTTP error answers the last PATCH with it and the
-        upload stays complete-but-unfinished: a PATCH with no body retries this."""
+        afterwards. If it raises, the last PATCH is answered with the error and its
+        chunk is dropped (the offset stays where it was), so the client sends that
+        chunk again and this hook runs again: an upload is never reported complete
+        before the app has it."""
         raise NotImplementedError(
             f"{type(self).__name__} must override upload_finished() to keep the file"
         )
@@ -377,6 +382,7 @@ class ResumableUploadHandler(RequestHandler):
             if not patch.checksum_matches():
                 patch.discard()  # the offset stays where it was
                 raise ChecksumMismatchError()
+            before = state.offset
             state.offset = await patch.make_durable()
         except OSError as exc:
             raise self._storage_error(exc) from None
@@ -393,6 +399,9 @@ class ResumableUploadHandler(RequestHandler):
                 raise HTTPError(exc.message, status=exc.status) from None
             state.type_checked = True
         state.expires = time.time() + self.expires_after
+        if state.length is not None and state.offset == state.length and not state.finished:
+            self._completing_from = before  # saved once upload_finished() succeeds
+            return state
         try:
             await loop.run_in_executor(None, store.save, state)
         except OSError as exc:
@@ -425,13 +434,29 @@ class ResumableUploadHandler(RequestHandler):
             sha256=sha256,
             path=store.data_path(state.id),
         )
-        result = self.upload_finished(upload)
-        if inspect.isawaitable(result):
-            await result
+        try:
+            result = self.upload_finished(upload)
+            if inspect.isawaitable(result):
+                await result
+        except BaseException:
+            self._not_handed_over(state)
+            raise
         state.finished = True
         await loop.run_in_executor(None, store.save, state)
         store.drop_data(state.id)
         forget_hash(state.id)
+
+    def _not_handed_over(self, state: UploadState) -> None:
+        """The hook failed: drop the completing chunk so the client sends it again."""
+        if self._completing_from is None:
+            return  # completed by an earlier request: its state already says so
+        state.offset, self._completing_from = self._completing_from, None
+        forget_hash(state.id)
+        try:
+            self.upload_store.truncate(state.id, state.offset)
+        except OSError as exc:
+            log.warning("resumable upload %s: could not drop the last chunk: %s",
+                        state.id[:8], exc)
 
     # clean-up ------------------------------------------------------------------
 
@@ -443,7 +468,10 @@ class ResumableUploadHandler(RequestHandler):
             return
         try:
             if patch.fd is not None and patch.received:
-                if keep_partial and patch.checksum is None:
+                complete = patch.start + patch.received == patch.state.length
+                # A tail that completes the upload is not kept: the app must get the
+                # file (upload_finished) before the upload is reported complete.
+                if keep_partial and patch.checksum is None and not complete:
                     patch.state.offset = patch.make_durable_now()
                     patch.state.expires = time.time() + self.expires_after
                     self.upload_store.save(patch.state)

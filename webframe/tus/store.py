@@ -189,6 +189,10 @@ class LocalUploadStore:
             raise
         return fd
 
+    def truncate(self, upload_id: str, size: int) -> None:
+        """Cut the data back to ``size`` bytes (bytes past the saved offset)."""
+        os.truncate(self.data_path(upload_id), size)
+
     def read_head(self, upload_id: str, size: int) -> bytes:
         """The first ``size`` bytes of the data (for type sniffing)."""
         with open(self.data_path(upload_id), "rb") as fh:
