@@ -9,10 +9,15 @@ from .errors import (
     ForbiddenError,
     HTTPError,
     InsufficientStorageError,
+    InternalServerError,
     MethodNotAllowedError,
     NotFoundError,
+    NotSupportedError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     ServiceUnavailableError,
+    TooManyRequestsError,
+    UnauthorizedError,
     UnsupportedMediaTypeError,
     XSRFError,
 )
@@ -21,7 +26,7 @@ from .multipart import UploadedFile, UploadLimits
 from .routing import Route, RouteTable, route
 from .settings import Settings
 from .sizes import format_size
-from .throttle import RateLimiter, TooManyRequestsError
+from .throttle import RateLimiter
 from .tus import ResumableUploadHandler
 from .uploads import UploadHandler
 
@@ -34,17 +39,21 @@ __all__ = [
     "ForbiddenError",
     "HTTPError",
     "InsufficientStorageError",
+    "InternalServerError",
     "MethodNotAllowedError",
     "NotFoundError",
+    "NotSupportedError",
     "PayloadTooLargeError",
     "RateLimiter",
     "RequestHandler",
+    "RequestTimeoutError",
     "ResumableUploadHandler",
     "Route",
     "RouteTable",
     "ServiceUnavailableError",
     "Settings",
     "TooManyRequestsError",
+    "UnauthorizedError",
     "UnsupportedMediaTypeError",
     "UploadHandler",
     "UploadLimits",

@@ -1,7 +1,14 @@
-"""Error types that carry their HTTP status and a message safe to show a client."""
+"""Error types that carry their HTTP status and a message safe to show a client.
+
+This is webframe's one error vocabulary: each class names a status and carries the
+default message for it, and :func:`default_message` gives that message for a bare
+status (an error page sent with no exception behind it).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import tornado.web
@@ -45,6 +52,13 @@ class BadRequestError(HTTPError):
     default_message = "The request could not be understood."
 
 
+class UnauthorizedError(HTTPError):
+    """401: the page needs a logged-in user."""
+
+    status = 401
+    default_message = "You need to log in to see this page."
+
+
 class ForbiddenError(HTTPError):
     """403: the request is refused."""
 
@@ -72,6 +86,13 @@ class MethodNotAllowedError(HTTPError):
     default_message = "This method is not allowed here."
 
 
+class RequestTimeoutError(HTTPError):
+    """408: the request did not arrive in time."""
+
+    status = 408
+    default_message = "The request took too long to arrive."
+
+
 class PayloadTooLargeError(HTTPError):
     """413: the body is larger than this route accepts."""
 
@@ -86,6 +107,26 @@ class UnsupportedMediaTypeError(HTTPError):
     default_message = "This type of content is not accepted here."
 
 
+class TooManyRequestsError(HTTPError):
+    """429: too many attempts; ``Retry-After`` says when to try again."""
+
+    status = 429
+    default_message = "Too many attempts; wait a moment and try again."
+
+
+class InternalServerError(HTTPError):
+    """500: the server failed; the details go to the log, never to the client."""
+
+    default_message = "Something went wrong on our side. It has been logged."
+
+
+class NotSupportedError(HTTPError):
+    """501: the server does not implement what the request asks for."""
+
+    status = 501
+    default_message = "The server does not support this."
+
+
 class ServiceUnavailableError(HTTPError):
     """503: a backing service (such as the session store) is down."""
 
@@ -98,6 +139,34 @@ class InsufficientStorageError(HTTPError):
 
     status = 507
     default_message = "The server has no room left to store this upload."
+
+
+#: the message for each status that has an error class here, by status.
+DEFAULT_MESSAGES: Mapping[int, str] = MappingProxyType(
+    {
+        cls.status: cls.default_message
+        for cls in (
+            BadRequestError,
+            UnauthorizedError,
+            ForbiddenError,
+            NotFoundError,
+            MethodNotAllowedError,
+            RequestTimeoutError,
+            PayloadTooLargeError,
+            UnsupportedMediaTypeError,
+            TooManyRequestsError,
+            InternalServerError,
+            NotSupportedError,
+            ServiceUnavailableError,
+            InsufficientStorageError,
+        )
+    }
+)
+
+
+def default_message(status: int) -> str | None:
+    """The client message for ``status`` when no error says more, or None if there is none."""
+    return DEFAULT_MESSAGES.get(status)
 
 
 class ConfigurationError(ValueError):

@@ -21,6 +21,7 @@ from .errors import (
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
+    default_message,
 )
 from .sessions.flash import FlashMixin
 from .xsrf import XSRFMixin
@@ -34,22 +35,6 @@ log = logging.getLogger("webframe")
 _BASE = tornado.web.RequestHandler
 _OVERRIDABLE = ("PUT", "PATCH", "DELETE")
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-DEFAULT_MESSAGES = {
-    400: "The request could not be understood.",
-    401: "You need to log in to see this page.",
-    403: "You are not allowed to do this.",
-    404: "The page you asked for does not exist.",
-    405: "This method is not allowed here.",
-    408: "The request took too long to arrive.",
-    413: "The request body is too large.",
-    415: "This type of content is not accepted here.",
-    429: "Too many requests; slow down and retry.",
-    500: "Something went wrong on our side. It has been logged.",
-    501: "The server does not support this.",
-    503: "The service is temporarily unavailable; try again shortly.",
-    507: "The server has no room left to store this.",
-}
 
 
 class RequestHandler(XSRFMixin, FlashMixin):
@@ -270,7 +255,7 @@ class RequestHandler(XSRFMixin, FlashMixin):
                 return str(exc.log_message % exc.args)
             except (TypeError, ValueError):
                 return str(exc.log_message)
-        return DEFAULT_MESSAGES.get(status_code, self._reason)
+        return default_message(status_code) or self._reason
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Called by ``send_error``; renders ``error.html`` or JSON ``{"error": {...}}``."""

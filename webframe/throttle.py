@@ -26,7 +26,7 @@ import math
 from collections.abc import Awaitable, Iterable
 from typing import TypeVar
 
-from .errors import HTTPError, ServiceUnavailableError
+from .errors import ServiceUnavailableError, TooManyRequestsError
 from .sessions import Count, SessionStore, SessionStoreError
 
 __all__ = ["RateLimiter", "TooManyRequestsError", "enforce"]
@@ -34,13 +34,6 @@ __all__ = ["RateLimiter", "TooManyRequestsError", "enforce"]
 T = TypeVar("T")
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
-
-
-class TooManyRequestsError(HTTPError):
-    """429: too many attempts; ``Retry-After`` says when to try again."""
-
-    status = 429
-    default_message = "Too many attempts; wait a moment and try again."
 
 
 class RateLimiter:
