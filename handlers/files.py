@@ -96,10 +96,14 @@ class LockerUpload(UploadHandler, LockerMixin):
     async def prepare(self) -> None:
         await self.load_session()
         if not self.current_user:
-            if self.request.method in ("GET", "HEAD"):
+            reading = self.request.method in ("GET", "HEAD")
+            if reading and not self.wants_json():
                 self.login_redirect()
                 return
-            raise ForbiddenError("Log in to upload files.")
+            # A script gets a 403 it can read, not a login page.
+            raise ForbiddenError(
+                "Log in to see your files." if reading else "Log in to upload files."
+            )
         result = super().prepare()
         if result is not None:
             await result
