@@ -25,9 +25,9 @@ from .handler import RequestHandler
 from .multipart import UploadedFile, UploadLimits
 from .routing import Route, RouteTable, route
 from .settings import Settings
-from .sizes import format_size
 from .throttle import RateLimiter
 from .tus import ResumableUploadHandler
+from .units import format_size
 from .uploads import UploadHandler
 
 __version__ = "0.1.0"

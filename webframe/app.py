@@ -26,8 +26,8 @@ from .handler import NotFoundHandler
 from .routing import RouteSpec, RouteTable
 from .sessions import SessionStore, open_store
 from .settings import Settings
-from .sizes import format_size
 from .storage import Storage
+from .units import format_size
 
 log = logging.getLogger("webframe")
 #: Tornado's own access logger, so existing log configuration keeps working.

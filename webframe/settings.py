@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .units import MiB
 
 ENV_PREFIX = "WEBFRAME_"
-MiB = 1024 * 1024
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -1,4 +1,4 @@
-"""``format_size``: the one way byte counts are written in messages and pages."""
+"""webframe/units.py: byte units and ``format_size``, the one way sizes are written."""
 
 from __future__ import annotations
 
@@ -25,3 +25,10 @@ from webframe import format_size
 )
 def test_format_size(n: int, text: str) -> None:
     assert format_size(n) == text
+
+
+def test_units_and_the_old_module_path() -> None:
+    from webframe import sizes, units
+
+    assert (units.KiB, units.MiB, units.GiB) == (1024, 1024**2, 1024**3)
+    assert sizes.format_size is units.format_size is format_size
