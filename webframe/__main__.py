@@ -22,7 +22,7 @@ import tornado.web
 from . import __version__
 from .app import Application
 from .errors import ConfigurationError
-from .routing import _RouteMatcher
+from .routing import RouteMatcher
 from .scaffold import ProjectError, create_project
 from .settings import Settings
 
@@ -125,7 +125,7 @@ def route_rows(app: Application) -> list[tuple[str, str, str, str]]:
     rows = []
     for rule in app.wildcard_router.rules:
         matcher = rule.matcher
-        if isinstance(matcher, _RouteMatcher):
+        if isinstance(matcher, RouteMatcher):
             pattern = matcher.route.pattern
         elif isinstance(matcher, tornado.routing.PathMatches):
             pattern = matcher.regex.pattern
