@@ -308,6 +308,29 @@ def test_server_killed_mid_upload_resumes_at_the_last_reported_offset(
     assert done["sha256"] == hashlib.sha256(data).hexdigest()
 
 
+def test_a_writer_in_another_process_makes_a_patch_409(server: Server, tmp_path: Path) -> None:
+    """locking: the per-upload lock is an fcntl lock, seen across processes."""
+    from webframe.tus import LocalUploadStore
+
+    headers = session_headers(server)
+    path, data = make_file(tmp_path, 2 * MiB)
+    up = TusClient(tus_url(server), headers=headers).uploader(file_path=str(path), chunk_size=MiB)
+    up.upload(stop_at=MiB)
+    store = LocalUploadStore(server.folder / "instance" / "uploads" / ".tus")
+    held = store.try_lock(up.url.rsplit("/", 1)[1])  # this test process is the other writer
+    assert held is not None
+    try:
+        with pytest.raises(TusUploadFailed) as info:
+            up.upload_chunk()
+        assert info.value.status_code == 409
+        assert head_offset(server, up.url, headers) == MiB
+    finally:
+        held.release()
+    up.upload()
+    [done] = server.finished()
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+
+
 def test_upload_over_the_limit_is_refused_at_creation(server: Server, tmp_path: Path) -> None:
     """creation + limits: tuspy sees the 413 before sending a byte."""
     headers = session_headers(server)

@@ -321,6 +321,7 @@ class ResumableUploadHandler(RequestHandler):
         self._offset_headers(state)
         self.set_status(201)
         await self._finish_if_complete(state)
+        self._release(keep_partial=False)  # before the answer: the client may go on at once
         self.finish()
 
     async def patch(self, upload_id: str | None = None) -> None:
@@ -334,6 +335,7 @@ class ResumableUploadHandler(RequestHandler):
         self._offset_headers(state)
         self.set_status(204)
         await self._finish_if_complete(state)
+        self._release(keep_partial=False)  # before the answer: the client may go on at once
         self.finish()
 
     async def head(self, upload_id: str | None = None) -> None:
@@ -481,6 +483,12 @@ class ResumableUploadHandler(RequestHandler):
             log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
         finally:
             patch.close()
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        """Answer with an error; the upload's lock goes first, so a client retrying at
+        once is not refused as a concurrent writer (unreported bytes are dropped)."""
+        self._release(keep_partial=False)
+        super().send_error(status_code, **kwargs)
 
     def on_connection_close(self) -> None:
         """The client went away mid-body: keep what arrived (tus clients resume from it)."""
