@@ -366,8 +366,12 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._lost(conn)
         if self._view is not None:
             self._view.connection_lost(exc)
+            self._view = None
         if not self.closed.done():
             self.closed.set_result(None)
+        # The parser and the transport point back at this protocol: let the cycle go.
+        self.parser = None  # type: ignore[assignment]
+        self.transport = None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -735,12 +739,14 @@ class HTTPToolsProtocol(asyncio.Protocol):
             return  # detach() follows
         if conn._close_after:
             self._current = None
+            conn._delegate = None
             self._close()
             return
         if conn._read_done:
             self._advance(conn, from_handler=True)
         elif not self._can_drain(conn):
             self._current = None
+            conn._delegate = None
             self._close()
         else:
             self._resume()
@@ -750,6 +756,9 @@ class HTTPToolsProtocol(asyncio.Protocol):
         if self._write_paused:
             return  # resume_writing() comes back here
         self._current = None
+        # The request's objects point at the connection and back (request ->
+        # connection -> delegate -> request): let them go now, not at the next gc.
+        conn._delegate = None
         if self.server.xheaders:
             self.context.unapply_xheaders()
         if self._draining:
@@ -810,12 +819,13 @@ class HTTPToolsProtocol(asyncio.Protocol):
             return
         callback = conn._close_callback
         conn._close_callback = None
+        delegate, conn._delegate = conn._delegate, None
         try:
             # As HTTP1Connection: the delegate hears of it while its body is being
             # read; once the body is read, the handler's close callback does.
             if not conn._read_done:
-                if conn._started and conn._delegate is not None:
-                    conn._delegate.on_connection_close()
+                if conn._started and delegate is not None:
+                    delegate.on_connection_close()
             elif callback is not None:
                 callback()
         except Exception:
