@@ -18,7 +18,7 @@ from handlers.base import PageHandler
 from webframe import Application, ConfigurationError
 from webframe.testing import Client, test_settings
 
-from .test_websession import session_id
+from .support.sessions import session_id
 
 PASSWORD = "correct horse battery"
 # The app fixture is requested by the client fixture at run time: name the database

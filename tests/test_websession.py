@@ -28,13 +28,14 @@ from webframe.sessions import SessionStore, open_store
 from webframe.testing import TEST_SECRET, Client, CookieJar, WebTestCase, test_settings
 
 from .redis_server import RedisServer
+from .support.sessions import session_id
 
 IDLE = 100.0
 ABSOLUTE = 1000.0
 TOUCH = 10.0
 UNAVAILABLE = "session store is unavailable"
 
-# Helpers shared with test_account.py ------------------------------------------------
+# Helpers ------------------------------------------------------------------------------
 
 
 def install_store(app: Application, clock: Callable[[], float] | None = None) -> CountingStore:
@@ -51,15 +52,6 @@ def install_store(app: Application, clock: Callable[[], float] | None = None) ->
     app._store = store
     app.add_close_callback(store.close)
     return store
-
-
-def session_id(jar: CookieJar, name: str = "session") -> str | None:
-    """The session ID inside the signed cookie in ``jar`` (None without a valid one)."""
-    value = jar.get(name)
-    if value is None:
-        return None
-    raw = tornado.web.decode_signed_value(TEST_SECRET, name, value)
-    return raw.decode() if raw is not None else None
 
 
 def set_cookie_headers(response: HTTPResponse, name: str | None = None) -> list[str]:

@@ -470,6 +470,15 @@ def register(base: str, name: str | None = None, password: str = "correct horse 
 
 # ------------------------------------------------------------------ the checks
 
+
+class TornadoResponse:
+    """A Tornado ``HTTPResponse`` seen through the shape ``assert_refused`` expects."""
+
+    def __init__(self, r: Any) -> None:
+        self.status_code = r.code
+        self.text = r.body.decode("utf-8", "replace")
+
+
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "/')
 
 

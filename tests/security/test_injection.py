@@ -13,8 +13,14 @@ import requests
 from webframe import Application, HTTPError, RequestHandler, route
 from webframe.testing import Client, test_settings
 
-from ._support import ThreadedServer, assert_refused, raw_request, request_bytes
-from .test_sessions_attacks import PASSWORD, _Wrapped, register
+from ..support.accounts import PASSWORD, register
+from ._support import (
+    ThreadedServer,
+    TornadoResponse,
+    assert_refused,
+    raw_request,
+    request_bytes,
+)
 
 SCRIPT = "<script>alert(1)</script>"
 MARKUP = ['"><script>alert(1)</script>', "<img src=x onerror=alert(1)>", SCRIPT]
@@ -117,7 +123,7 @@ async def test_theme_cookie_cannot_carry_injection(client: Client) -> None:
         r = await client.post(
             "/preferences", form={"theme": theme}, headers={"Accept": "text/html"}
         )
-        assert_refused(_Wrapped(r), 400, message="Choose one of the themes")
+        assert_refused(TornadoResponse(r), 400, message="Choose one of the themes")
         assert all("evil" not in h for h in r.headers.get_list("Set-Cookie"))
         assert "theme=" not in str(r.headers.get_list("Set-Cookie"))
 

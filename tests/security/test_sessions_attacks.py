@@ -12,15 +12,14 @@ from tornado.web import create_signed_value, decode_signed_value
 
 from webframe.testing import TEST_SECRET, Client
 
-from ._support import ServerProcess, assert_refused, raw_request, request_bytes
-
-PASSWORD = "a long enough password"
-
-
-async def register(client: Client, name: str) -> None:
-    assert (await client.get("/register")).code == 200  # the form's XSRF token
-    r = await client.post("/register", form={"username": name, "password": PASSWORD})
-    assert r.code == 302, r.body[:300]
+from ..support.accounts import PASSWORD, register
+from ._support import (
+    ServerProcess,
+    TornadoResponse,
+    assert_refused,
+    raw_request,
+    request_bytes,
+)
 
 
 async def login(client: Client, name: str, next_url: str | None = None) -> Any:
@@ -300,15 +299,7 @@ async def test_old_cookie_and_token_cannot_act_after_logout(client: Client, app:
         follow_redirects=False,
         raise_error=False,
     )
-    assert_refused(_Wrapped(r), 403)
+    assert_refused(TornadoResponse(r), 403)
     assert (await login(client, "logoutact")).code == 302
     r = await client.get(f"/files/{file_id}")
     assert r.code == 200 and r.body == b"keep me"
-
-
-class _Wrapped:
-    """A tornado HTTPResponse seen through the shape ``assert_refused`` expects."""
-
-    def __init__(self, r: Any) -> None:
-        self.status_code = r.code
-        self.text = r.body.decode("utf-8", "replace")

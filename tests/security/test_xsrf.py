@@ -12,8 +12,8 @@ import pytest
 
 from webframe.testing import Client
 
-from ._support import assert_refused
-from .test_sessions_attacks import _Wrapped, register
+from ..support.accounts import register
+from ._support import TornadoResponse, assert_refused
 
 
 async def raw_post(
@@ -52,7 +52,7 @@ async def token_of(client: Client, path: str = "/login") -> str:
 
 
 def refused(r: Any, message: str | None = None) -> None:
-    assert_refused(_Wrapped(r), 403, message=message)
+    assert_refused(TornadoResponse(r), 403, message=message)
     assert json.loads(r.body)["error"]["status"] == 403
 
 
@@ -169,7 +169,7 @@ async def test_method_override_cannot_bypass_xsrf(client: Client, second_client:
     ]
     for r in attempts:
         assert r.code in (403, 405), (r.code, r.body[:200])
-        assert_refused(_Wrapped(r), (403, 405))
+        assert_refused(TornadoResponse(r), (403, 405))
     r = await client.get(path)
     assert r.code == 200 and r.body == b"precious", "the file was deleted without a valid token"
     # With the right token the override works (the check above is not vacuous).
@@ -189,7 +189,7 @@ async def test_method_override_values_are_checked(client: Client) -> None:
         r = await raw_post(
             client, f"/files/{file_id}", f"_method={quote(value)}&_xsrf={quote(token)}"
         )
-        assert_refused(_Wrapped(r), (400, 405))
+        assert_refused(TornadoResponse(r), (400, 405))
     assert (await client.get(f"/files/{file_id}")).code == 200
 
 
@@ -206,7 +206,7 @@ async def test_json_api_form_posts_need_the_token(client: Client) -> None:
     ):
         r = await raw_post(client, "/api/notes", '{"text": "csrf"}', ctype=ctype)
         assert r.code in (400, 403), (ctype, r.code)
-        assert_refused(_Wrapped(r), (400, 403))
+        assert_refused(TornadoResponse(r), (400, 403))
 
 
 @pytest.mark.gen_test(timeout=30)
