@@ -658,3 +658,35 @@ def test_large_bodies_read_past_the_parser_end_exactly(split: int) -> None:
         b"len=102400:\x00", b"len=5:small", b"len=102400:\x00", b"GET /d 127.0"
     ]
     assert Recorder.hits == ["PUT /a", "PUT /b", "PUT /c", "GET /d"]
+
+
+def test_on_uvloop() -> None:
+    """uvloop's transports are not asyncio.Transport subclasses: the layer works the same."""
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (webframe[fast])")
+
+    async def go() -> tuple[list[Any], bytes, bytes]:
+        async with serving(make_app()) as (port, _):
+            ws = await tornado.websocket.websocket_connect(f"ws://127.0.0.1:{port}/ws")
+            got = []
+            for text in ("a", "b" * 100_000):
+                await ws.write_message(text)
+                got.append(await ws.read_message())
+            ws.close()
+            pipelined = await exchange(
+                port,
+                GET % b"x" + b"POST /y HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                b"Connection: close\r\n\r\nabc",
+            )
+            body = b"z" * (3 << 20)
+            streamed = await exchange(
+                port,
+                b"PUT /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body,
+                timeout=20,
+            )
+            return got, pipelined, streamed
+
+    got, pipelined, streamed = uvloop.run(go())
+    assert got == ["a", "b" * 100_000]
+    assert [r[2][:8] for r in responses(pipelined)] == [b"GET /x 1", b"len=3:ab"]
+    assert streamed.endswith(b"streamed %d" % (3 << 20))

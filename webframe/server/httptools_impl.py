@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 from tornado import httputil, iostream
@@ -336,8 +336,8 @@ class HTTPToolsProtocol(asyncio.Protocol):
 
     # -- asyncio.Protocol -----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses; they have its methods.
+        self.transport = cast(asyncio.Transport, transport)
         server = self.server
         address = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
