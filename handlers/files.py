@@ -1,15 +1,15 @@
 """A private file locker: streaming uploads with a progress bar, downloads, deletes.
 
-Files are stored under the upload folder by id (never by the name the browser
-sent) and every query is scoped to the logged-in owner: another user's file is a
-404, exactly like a file that never existed.
+Files are kept in the app's upload storage (the upload folder, or S3 with
+``--upload-storage s3://bucket/prefix``) under a random key, never under the name
+the browser sent, and every query is scoped to the logged-in owner: another user's
+file is a 404, exactly like a file that never existed.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +19,7 @@ from webframe import (
     InsufficientStorageError,
     NotFoundError,
     ResumableUploadHandler,
+    ServiceUnavailableError,
     UploadedFile,
     UploadHandler,
     format_size,
@@ -26,6 +27,7 @@ from webframe import (
 )
 from webframe.filenames import extension_of
 from webframe.multipart import UploadStorageError
+from webframe.storage import StorageFullError, StorageUnavailableError
 
 from .base import PageHandler
 
@@ -39,10 +41,16 @@ class LockerMixin(PageHandler):
             raise ForbiddenError("Log in to use your file locker.")
         return int(user["id"])
 
-    def locker_dir(self, user_id: int) -> Path:
-        # Not created here: UploadedFile.save() makes it on the first upload (and
-        # reports a folder it cannot make as a storage error, not an OSError).
-        return Path(self.wf_settings.upload_dir) / "users" / str(user_id)
+    def file_key(self, user_id: int, stored_name: str) -> str:
+        """The storage key of a stored file (``users/<id>/<name>``, as on disk before)."""
+        return f"users/{user_id}/{stored_name}"
+
+    async def remove_stored(self, user_id: int, stored_name: str) -> None:
+        try:
+            await self.application.upload_storage.delete(self.file_key(user_id, stored_name))
+        except (StorageUnavailableError, StorageFullError) as exc:
+            # The record is gone already; the object is only unreachable bytes now.
+            log.error("file locker: could not delete %s: %s", stored_name, exc.message)
 
     def login_redirect(self) -> None:
         self.redirect(self.get_login_url() + "?" + urlencode({"next": self.request.uri or "/"}))
@@ -69,24 +77,29 @@ class LockerMixin(PageHandler):
         # Stored under a random name with the cleaned extension; the shown name is data.
         stored_name = secrets.token_hex(16) + extension_of(upload.filename)
         try:
-            path = upload.save(self.locker_dir(owner), stored_name)
-        except UploadStorageError as exc:
+            await upload.store(self.file_key(owner, stored_name), self.application.upload_storage)
+        except (UploadStorageError, StorageFullError) as exc:
             # The message names a server folder: it goes to the log, not to the client.
             log.error("file locker: %s", exc.message)
             raise InsufficientStorageError(
                 "Your file could not be stored right now; try again later."
             ) from None
+        except StorageUnavailableError as exc:
+            log.error("file locker: %s", exc.message)
+            raise ServiceUnavailableError(
+                "The file storage is unavailable; try again shortly."
+            ) from None
         try:
             return await self.db.add_file(
                 owner,
                 upload.filename,
-                path.name,
+                stored_name,
                 upload.size,
                 upload.sniffed_type or upload.content_type,
                 upload.sha256,
             )
         except BaseException:
-            path.unlink(missing_ok=True)
+            await self.remove_stored(owner, stored_name)
             raise
 
 
@@ -149,7 +162,7 @@ class LockerUpload(UploadHandler, LockerMixin):
     async def remove(self, owner: int, file_id: int) -> None:
         row = await self.db.file_of(owner, file_id)
         if row is not None and await self.db.delete_file(owner, file_id):
-            (self.locker_dir(owner) / row["stored_name"]).unlink(missing_ok=True)
+            await self.remove_stored(owner, row["stored_name"])
 
 
 @route("/files", name="files")
@@ -251,9 +264,8 @@ class FileHandler(LockerMixin):
             self.login_redirect()
             return
         row = await self.own_file(file_id)
-        await self.send_file(
-            self.locker_dir(row["owner_id"]) / row["stored_name"],
-            root=self.locker_dir(row["owner_id"]),
+        await self.send_stored(
+            self.file_key(row["owner_id"], row["stored_name"]),
             filename=row["name"],
             as_attachment=True,
             content_type=row["content_type"],
@@ -270,7 +282,7 @@ class FileHandler(LockerMixin):
         row = await self.own_file(file_id)
         owner = self.user_id()
         if await self.db.delete_file(owner, file_id):
-            (self.locker_dir(owner) / row["stored_name"]).unlink(missing_ok=True)
+            await self.remove_stored(owner, row["stored_name"])
         if self.wants_json() or self.request.headers.get("X-Requested-With"):
             self.set_status(204)
             self.finish()
