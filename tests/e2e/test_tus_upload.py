@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         proc.wait(5)
         pytest.fail("the demo server did not start:\n" + "".join(log))
     server = Server(url=url, proc=proc, log=log)
+
+    def drain() -> None:  # keeps the pipe from filling up, and keeps the log
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
     try:
         yield server
     finally:
