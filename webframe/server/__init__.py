@@ -11,8 +11,9 @@ from typing import Any
 from tornado import httputil
 from tornado.httpserver import HTTPServer
 
+from .connection import HTTPToolsConnection
 from .context import RequestContext
-from .httptools_impl import HTTPToolsConnection, HTTPToolsProtocol
+from .httptools_impl import HTTPToolsProtocol
 from .httptools_server import HTTPToolsServer
 
 HTTP_IMPLS = ("httptools", "tornado")
