@@ -1,10 +1,11 @@
 """The demo on two nodes behind a real nginx, with deploy/nginx.conf.
 
 Two ``python run.py --xheaders`` processes share one Redis (sessions and login
-counters), one PostgreSQL database (accounts, file records) and one upload
-folder; nginx (Debian's, run by the test with ``daemon off`` on loopback ports)
-spreads requests over them.  Everything is started on loopback and stopped by
-PID; each step is bounded in time.
+counters), one PostgreSQL database (accounts, file records) and the upload
+storage: S3 (a real SeaweedFS) or one upload folder; nginx (Debian's, run by the
+test with ``daemon off`` on loopback ports) spreads requests over them.
+Everything is started on loopback and stopped by PID; each step is bounded in
+time.
 """
 
 from __future__ import annotations
@@ -35,8 +36,12 @@ from webframe.testing import Client, CookieJar
 
 try:
     from tests.redis_server import RedisServer
+    from tests.seaweed_server import SeaweedServer
 except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
     from redis_server import RedisServer  # type: ignore[no-redef,import-not-found,unused-ignore]
+    from seaweed_server import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        SeaweedServer,
+    )
 
 if TYPE_CHECKING:
     from tests.sessions.postgres_server import PostgresServer
@@ -307,6 +312,50 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def seaweed() -> Iterator[SeaweedServer]:
+    with SeaweedServer() as server:
+        yield server
+
+
+class Uploads:
+    """Where the nodes keep uploads, and what is in it: stored objects, and uploads
+    in flight (temporary files on disk; multipart uploads on S3)."""
+
+    def __init__(self, folder: Path, seaweed: SeaweedServer | None = None) -> None:
+        self.folder = folder
+        self.seaweed = seaweed
+        self.bucket = f"two-nodes-{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        if seaweed is not None:
+            seaweed.create_bucket(self.bucket)
+
+    @property
+    def environ(self) -> dict[str, str]:
+        if self.seaweed is None:
+            return {"WEBFRAME_UPLOAD_PATH": str(self.folder)}
+        return {
+            **self.seaweed.environ,
+            "WEBFRAME_UPLOAD_PATH": str(self.folder),
+            "WEBFRAME_UPLOAD_STORAGE": f"s3://{self.bucket}/locker",
+        }
+
+    def stored(self) -> list[str]:
+        if self.seaweed is None:
+            users = self.folder / "users"
+            found = users.rglob("*") if users.exists() else []
+            return sorted(str(p.relative_to(self.folder)) for p in found if p.is_file())
+        listing = self.seaweed.client().list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def in_flight(self) -> list[str]:
+        tmp = self.folder / ".tmp"
+        temp = sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+        if self.seaweed is None:
+            return temp
+        listing = self.seaweed.client().list_multipart_uploads(Bucket=self.bucket)
+        return temp + sorted(u["Key"] for u in listing.get("Uploads", []))
+
+
 def _psql(server: PostgresServer, url: str, sql: str) -> str:
     result = subprocess.run(
         [os.path.join(server.bindir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
@@ -316,24 +365,29 @@ def _psql(server: PostgresServer, url: str, sql: str) -> str:
     return result.stdout.strip()
 
 
-@pytest.fixture
+@pytest.fixture(params=["s3", "folder"])
 def cluster(
-    tmp_path: Path, redis: RedisServer, postgres_server: PostgresServer
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis: RedisServer,
+    postgres_server: PostgresServer,
 ) -> Iterator[dict[str, Any]]:
-    """nginx + node A + node B, sharing Redis, a fresh PostgreSQL database and one
-    upload folder."""
+    """nginx + node A + node B, sharing Redis, a fresh PostgreSQL database and the
+    upload storage (a SeaweedFS bucket, or one folder)."""
     nginx = find_nginx()
     redis.flushall()
     dbname = f"two_nodes_{os.getpid()}_{time.monotonic_ns()}"
     _psql(postgres_server, postgres_server.url, f"CREATE DATABASE {dbname}")
     db_url = postgres_server.url.rpartition("/")[0] + "/" + dbname
-    uploads = tmp_path / "shared-uploads"
-    uploads.mkdir()
+    folder = tmp_path / "shared-uploads"
+    folder.mkdir()
+    seaweed = request.getfixturevalue("seaweed") if request.param == "s3" else None
+    uploads = Uploads(folder, seaweed)
     env = {
         **os.environ,
+        **uploads.environ,
         "WEBFRAME_COOKIE_SECRET": SECRET,
         "WEBFRAME_SESSION_STORE": redis.url,
-        "WEBFRAME_UPLOAD_PATH": str(uploads),
         "WEBFRAME_SHUTDOWN_TIMEOUT": "1",
         "DEMO_DATABASE_URL": db_url,
         "PYTHONUNBUFFERED": "1",
@@ -431,20 +485,10 @@ def _wait_for(what: str, check: Any, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-def _stored_files(uploads: Path) -> list[Path]:
-    users = uploads / "users"
-    return sorted(p for p in users.rglob("*") if p.is_file()) if users.exists() else []
-
-
-def _temp_files(uploads: Path) -> list[Path]:
-    tmp = uploads / ".tmp"
-    return sorted(tmp.iterdir()) if tmp.exists() else []
-
-
 @pytest.mark.slow
 def test_the_demo_on_two_nodes_behind_nginx(cluster: dict[str, Any]) -> None:
     ports = cluster["ports"]
-    uploads: Path = cluster["uploads"]
+    uploads: Uploads = cluster["uploads"]
     payload = os.urandom(3 * MiB + 12345)
 
     async def main() -> None:
@@ -500,25 +544,27 @@ def test_the_demo_on_two_nodes_behind_nginx(cluster: dict[str, Any]) -> None:
     used = set(re.findall(r"upstream=127\.0\.0\.1:(\d+)", access))
     assert used == {str(ports["a"]), str(ports["b"])}, "nginx spread requests over both nodes"
 
-    stored_before = _stored_files(uploads)
-    assert len(stored_before) == 1
+    stored_before = uploads.stored()
+    assert len(stored_before) == 1 and uploads.in_flight() == []
     jar = _session_jar(cluster)
 
     # Through nginx an upload streams (proxy_request_buffering off): a node writes
     # it while the client is still sending. A client that gives up leaves nothing.
     nginx_port = int(cluster["http"].rpartition(":")[2])
-    sock = _stalled_upload(nginx_port, jar, total=64 * MiB, sent=2 * MiB)
+    # (Over one 8 MiB S3 part, so that a multipart upload has started.)
+    sock = _stalled_upload(nginx_port, jar, total=64 * MiB, sent=12 * MiB)
     try:
-        _wait_for("nginx to stream the upload to a node", lambda: bool(_temp_files(uploads)))
+        _wait_for("nginx to stream the upload to a node", lambda: bool(uploads.in_flight()))
     finally:
         sock.close()
-    _wait_for("the abandoned upload's temp file to go", lambda: not _temp_files(uploads))
+    _wait_for("the abandoned upload to be removed", lambda: not uploads.in_flight())
+    assert uploads.stored() == stored_before
 
     # Stop node A in the middle of an upload: the client gets no success, nothing
     # stays behind (no temp file, no stored file, no record), node B keeps serving.
-    sock = _stalled_upload(ports["a"], jar, total=64 * MiB, sent=2 * MiB)
+    sock = _stalled_upload(ports["a"], jar, total=64 * MiB, sent=12 * MiB)
     try:
-        _wait_for("the upload to reach node A's temp file", lambda: bool(_temp_files(uploads)))
+        _wait_for("the upload to reach node A's storage", lambda: bool(uploads.in_flight()))
         cluster["a"].stop(signal.SIGTERM)
         sock.settimeout(10)
         try:
@@ -530,8 +576,8 @@ def test_the_demo_on_two_nodes_behind_nginx(cluster: dict[str, Any]) -> None:
     finally:
         sock.close()
     assert cluster["a"].proc.returncode is not None
-    _wait_for("the temp file to go", lambda: not _temp_files(uploads))
-    assert _stored_files(uploads) == stored_before
+    _wait_for("the upload in flight to be removed", lambda: not uploads.in_flight())
+    assert uploads.stored() == stored_before
     count = _psql(cluster["postgres"], cluster["db_url"], "SELECT count(*) FROM demo_files")
     assert count == "1"
 
