@@ -781,3 +781,18 @@ async def test_a_failing_hook_leaves_the_last_chunk_to_be_sent_again(
     [done] = finished(webframe_app)
     assert done["sha256"] == hashlib.sha256(data).hexdigest()
     assert await offset_of(webframe_client, url) == len(data)
+
+
+@pytest.mark.gen_test
+async def test_an_empty_file_is_finished_by_its_creation(
+    webframe_client: Client, webframe_app: Application
+) -> None:
+    """creation: Upload-Length 0 needs no PATCH (tuspy uploads empty files this way)."""
+    await login(webframe_client, 1)
+    r = await create(webframe_client, 0, name="empty.txt")
+    url = location(r)
+    assert r.headers["Upload-Offset"] == "0"
+    [done] = finished(webframe_app)
+    assert done["size"] == 0 and done["content"] == b""
+    assert done["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert (await webframe_client.head(url, headers=V)).headers["Upload-Length"] == "0"
