@@ -15,7 +15,7 @@ from typing import Any
 from tornado.concurrent import Future
 
 from .base import SessionStoreError
-from .mixin import SessionMixin, store_failures
+from .mixin import ResponseEnd, SessionMixin, store_failures
 
 __all__ = ["FLASH_PREFIX", "FlashMixin"]
 
@@ -50,23 +50,21 @@ class FlashMixin(SessionMixin):
         """Render a template; pending flash messages are claimed first, exactly once."""
         if (
             self._flashes is None
-            and self._final is None
+            and self._end in (ResponseEnd.OPEN, ResponseEnd.SETTLED)
             and self._session is not None
             and any(k.startswith(FLASH_PREFIX) for k in self._session)
         ):
-            self._final = asyncio.ensure_future(self._claim_then_render(template_name, kwargs))
-            self._finished = True  # see SessionMixin.finish()
-            return self._final
+            return self._wait_for_store(self._claim_then_render(template_name, kwargs))
         return super().render(template_name, **kwargs)
 
     async def _claim_then_render(self, template_name: str, kwargs: dict[str, Any]) -> None:
         try:
             await self._claim_flashes()
-            self._final = None
+            self._stop_waiting()
             self._finished = False
             await super().render(template_name, **kwargs)
         except Exception as exc:
-            self._final = None
+            self._stop_waiting()
             if self._headers_written:
                 self._taken_flashes = None  # the page went out: they were shown
             # Whether the error page shows them decides if they go back (on_finish).

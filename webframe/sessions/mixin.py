@@ -11,9 +11,10 @@ messages (:mod:`webframe.sessions.flash`) and the session-bound XSRF token
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tornado.concurrent import Future
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .base import SessionStore
 
 __all__ = [
+    "ResponseEnd",
     "SessionMixin",
     "SessionStoreUnavailableError",
     "StoreFailureLog",
@@ -102,6 +104,22 @@ def store_unavailable() -> ServiceUnavailableError:
     )
 
 
+class ResponseEnd(enum.Enum):
+    """Where the end of a response that has a session stands: one state, moved only
+    forward by ``finish()`` and the tasks it starts (and back to OPEN once flashes
+    were claimed for a page)."""
+
+    #: finish() and flush() still look whether the session must be saved first.
+    OPEN = "open"
+    #: the end waits for the store (the save, or flashes being taken): Tornado sees the
+    #: request as finished, and a finish() now returns the same future.
+    WAITING = "waiting"
+    #: the wait is over: the real finish (or the error page) is running.
+    ENDING = "ending"
+    #: finish() found nothing to save: the flush it makes need not look again.
+    SETTLED = "settled"
+
+
 class SessionMixin(CookieMixin):
     """Adds ``self.session`` to a handler, saved before the headers leave.
 
@@ -113,14 +131,12 @@ class SessionMixin(CookieMixin):
     uses_session: ClassVar[bool] = False
 
     _session: Session | None = None
-    _session_committed = False
+    #: the one save of this request, once started (later callers wait for it).
     _commit_task: Future[None] | None = None
     _cookie_sid_value: Any = _UNSET
-    #: the end of the response, when it waits for the store (a save, or flashes taken).
+    _end = ResponseEnd.OPEN
+    #: what the response waits for while ``_end`` is WAITING or ENDING.
     _final: Future[None] | None = None
-    _final_running = False
-    #: finish() found nothing to save: the flush it makes need not look again.
-    _session_settled = False
     #: the flash messages this page shows (an error page after a failed save shows none).
     _flashes: list[tuple[str, str]] | None = None
 
@@ -238,7 +254,7 @@ class SessionMixin(CookieMixin):
         if self._commit_task is not None:
             return not self._commit_task.done()  # saving now: wait for it
         session = self._session
-        if session is None or self._session_committed or self._headers_written:
+        if session is None or self._headers_written:
             return False
         store = self.session_store
         return session.needs_commit(store.clock(), store.idle_timeout)
@@ -251,7 +267,6 @@ class SessionMixin(CookieMixin):
 
     async def _commit_session(self) -> None:
         """Save what changed and set or clear the cookie (skipped on a 5xx)."""
-        self._session_committed = True
         session = self._session
         if session is None or self._status_code >= 500:
             return
@@ -275,38 +290,51 @@ class SessionMixin(CookieMixin):
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Finish the response; a changed session is saved first (asynchronously)."""
-        if self._session is None and self._final is None:
+        end = self._end
+        if self._session is None and end is ResponseEnd.OPEN:
             return super().finish(chunk)  # the common case: no session in this request
-        if self._final is not None and not self._final_running:
+        if end is ResponseEnd.WAITING:
             if chunk is not None:
                 self.write(chunk)
+            assert self._final is not None
             return self._final
-        if self._final is None and self._session_pending():
+        if end is ResponseEnd.OPEN and self._session_pending():
             if chunk is not None:
                 self.write(chunk)
-            self._final = asyncio.ensure_future(self._commit_then_finish())
-            # Finished as far as Tornado is concerned: the method is not called after a
-            # finish() in prepare, and late write()s fail as they would without a session.
-            self._finished = True
-            return self._final
-        self._session_settled = True
+            return self._wait_for_store(self._commit_then_finish())
+        if end is ResponseEnd.OPEN:
+            self._end = ResponseEnd.SETTLED
         return super().finish(chunk)
+
+    def _wait_for_store(self, step: Coroutine[Any, Any, None]) -> Future[None]:
+        """Start ``step``, which ends the response after a store call; returns its future."""
+        self._end = ResponseEnd.WAITING
+        final = self._final = asyncio.ensure_future(step)
+        # Finished as far as Tornado is concerned: the method is not called after a
+        # finish() in prepare, and late write()s fail as they would without a session.
+        self._finished = True
+        return final
+
+    def _stop_waiting(self) -> None:
+        """The store call is over; the response ends through the real finish()."""
+        self._end = ResponseEnd.OPEN
+        self._final = None
 
     async def _commit_then_finish(self) -> None:
         try:
             await self._commit_once()
         except ServiceUnavailableError as exc:
-            self._final_running = True
+            self._end = ResponseEnd.ENDING
             self._finished = False
             self._flashes = []
             self.clear()
             self.send_error(503, exc_info=(type(exc), exc, None))
             return
         except Exception as exc:
-            self._final_running = True
+            self._end = ResponseEnd.ENDING
             self._fail(exc)
             return
-        self._final_running = True
+        self._end = ResponseEnd.ENDING
         self._finished = False
         try:
             await super().finish()
@@ -327,7 +355,11 @@ class SessionMixin(CookieMixin):
 
     def flush(self, include_footers: bool = False) -> Future[None]:
         """Send what is buffered; before the first flush a changed session is saved."""
-        if self._session is not None and not self._session_settled and self._session_pending():
+        if (
+            self._session is not None
+            and self._end is not ResponseEnd.SETTLED
+            and self._session_pending()
+        ):
             return asyncio.ensure_future(self._commit_then_flush(include_footers))
         return super().flush(include_footers)
 
