@@ -1,4 +1,5 @@
-"""Sessions over HTTP (webframe/websession.py), against memory://, SQLite and Redis.
+"""Sessions over HTTP (webframe/sessions/mixin.py, sessions/flash.py, xsrf.py), against
+memory://, SQLite and Redis.
 
 Each test drives a small app through the browser-like test client; the app's store is
 wrapped to count calls and runs on a fake clock, so expiry needs no sleeping.
