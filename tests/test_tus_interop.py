@@ -45,6 +45,7 @@ from webframe import Application, RequestHandler, ResumableUploadHandler, route
 from webframe.testing import test_settings
 
 folder = Path(sys.argv[2])
+storage_url = sys.argv[4] if len(sys.argv) > 4 else None
 
 @route("/")
 class Home(RequestHandler):
@@ -62,16 +63,21 @@ class Login(RequestHandler):
 @route("/files/tus/")
 @route("/files/tus/{upload_id}")
 class Uploads(ResumableUploadHandler):
-    def upload_finished(self, upload):
-        saved = upload.save(folder / "saved")
+    async def upload_finished(self, upload):
+        record = {"name": upload.filename, "size": upload.size, "sha256": upload.sha256}
+        if storage_url:  # kept in the app's upload storage (S3), as a multipart file would be
+            info = await upload.store("tus/" + upload.filename)
+            record.update(key="tus/" + upload.filename, stored_size=info.size)
+        else:
+            record["path"] = str(upload.save(folder / "saved"))
         with open(folder / "finished.jsonl", "a") as fh:
-            fh.write(json.dumps({"name": upload.filename, "size": upload.size,
-                                 "sha256": upload.sha256, "path": str(saved)}) + "\n")
+            fh.write(json.dumps(record) + "\n")
 
 settings = test_settings(
     instance_path=str(folder / "instance"),
     session_store="sqlite:///" + str(folder / "sessions.db"),
     max_upload_size=64 * 1024 * 1024,
+    upload_storage=storage_url,
 )
 app = Application([Home, Login, Uploads], settings, root_path=str(folder))
 app.listen(int(sys.argv[1]), "127.0.0.1", http_impl=sys.argv[3])
@@ -89,9 +95,17 @@ def free_port() -> int:
 class Server:
     """The tus app in its own process; ``restart()`` kills it (SIGKILL) and starts anew."""
 
-    def __init__(self, folder: Path, http_impl: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        http_impl: str,
+        storage_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = folder
         self.http_impl = http_impl
+        self.storage_url = storage_url
+        self.env = env or {}
         self.port = free_port()
         self.script = folder / "server.py"
         self.script.write_text(SERVER)
@@ -99,9 +113,12 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        args = [str(self.port), str(self.folder), self.http_impl]
+        if self.storage_url:
+            args.append(self.storage_url)
         self.proc = subprocess.Popen(
-            [sys.executable, str(self.script), str(self.port), str(self.folder), self.http_impl],
+            [sys.executable, str(self.script), *args],
             stdout=subprocess.PIPE,
             env=env,
         )
@@ -519,3 +536,51 @@ def test_tuspy_sees_the_same_offsets_as_with_the_reference_server(
     assert ours == theirs
     [done] = server.finished()
     assert done["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+# S3 ---------------------------------------------------------------------------
+
+
+def test_a_finished_tus_upload_is_kept_in_s3_storage(tmp_path: Path) -> None:
+    """tuspy resumes an upload; the app keeps the finished file in S3 (SeaweedFS) with
+    upload.store(), as for multipart. The bytes in flight stay on the upload volume."""
+    from tests.seaweed_server import SeaweedServer
+
+    seaweed = SeaweedServer()
+    try:
+        seaweed.start()
+        seaweed.create_bucket("webframe-tus-tests")
+        server = Server(
+            tmp_path,
+            "httptools",
+            storage_url="s3://webframe-tus-tests/t?part_size=5MiB",
+            env=seaweed.environ,
+        )
+        server.start()
+        try:
+            headers = session_headers(server)
+            path, data = make_file(tmp_path, 6 * MiB + 5)
+            up = TusClient(tus_url(server), headers=headers).uploader(
+                file_path=str(path), chunk_size=MiB, metadata={"filename": "clip.mov"}
+            )
+            up.upload(stop_at=3 * MiB)
+            resumed = Uploader(
+                file_path=str(path),
+                client=TusClient(tus_url(server), headers=headers),
+                url=up.url,
+                chunk_size=MiB,
+                upload_checksum=True,
+            )
+            resumed.upload()
+            [done] = server.finished()
+            assert done["stored_size"] == len(data)
+            client = seaweed.client()
+            body = client.get_object(Bucket="webframe-tus-tests", Key="t/tus/clip.mov")["Body"]
+            assert hashlib.sha256(body.read()).hexdigest() == hashlib.sha256(data).hexdigest()
+            assert done["sha256"] == hashlib.sha256(data).hexdigest()
+            pending = client.list_multipart_uploads(Bucket="webframe-tus-tests")
+            assert pending.get("Uploads", []) == []
+        finally:
+            server.kill()
+    finally:
+        seaweed.close()

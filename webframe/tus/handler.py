@@ -40,6 +40,7 @@ from webframe.errors import (
     PayloadTooLargeError,
 )
 from webframe.handler import RequestHandler
+from webframe.storage import Storage
 from webframe.uploadfiles import (
     SNIFF_BYTES,
     UploadedFile,
@@ -435,6 +436,8 @@ class ResumableUploadHandler(RequestHandler):
             size=state.offset,
             sha256=sha256,
             path=store.data_path(state.id),
+            # upload.store(key) keeps it in the app's upload storage, as for multipart.
+            storage=self._app_storage(),
         )
         try:
             result = self.upload_finished(upload)
@@ -447,6 +450,10 @@ class ResumableUploadHandler(RequestHandler):
         await loop.run_in_executor(None, store.save, state)
         store.drop_data(state.id)
         forget_hash(state.id)
+
+    def _app_storage(self) -> Storage | None:
+        storage = getattr(self.application, "upload_storage", None)
+        return storage if isinstance(storage, Storage) else None
 
     def _not_handed_over(self, state: UploadState) -> None:
         """The hook failed: drop the completing chunk so the client sends it again."""
