@@ -26,16 +26,25 @@ _BOTH = "A request may carry Content-Length or Transfer-Encoding, not both."
 # Tornado's log wording, so log filters written for Tornado keep matching.
 _BOTH_LOG = "Message with both Transfer-Encoding and Content-Length"
 _CL_LOG = "Only integer Content-Length is allowed"
+_CHUNKED_TWICE = (
+    "Transfer-Encoding may name the chunked coding once; send one 'Transfer-Encoding: chunked'."
+)
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large", 501: "Not Implemented"}
 
 
-def describe_parser_error(message: str) -> FramingError:
+def describe_parser_error(
+    message: str, seen: list[tuple[bytes, bytes]] | None = None
+) -> FramingError:
     """The refusal to send for an llhttp error ``message`` (worded as webframe's own
-    checks word it, so both layers answer alike)."""
+    checks word it, so both layers answer alike); ``seen``: the head fields parsed
+    before the error."""
     low = message.lower()
     if "transfer-encoding" in low:
         if "content-length" in low:
             return FramingError(_BOTH, detail=_BOTH_LOG)
+        if any(name.lower() == b"transfer-encoding" for name, _ in seen or ()):
+            # chunked applied twice (RFC 9112 6.1): malformed, not an unknown coding.
+            return FramingError(_CHUNKED_TWICE, detail="chunked transfer coding applied twice")
         return FramingError(
             _TE_UNSUPPORTED.format("(as sent)"), 501, detail="Unsupported Transfer-Encoding"
         )
@@ -89,11 +98,7 @@ def check_request_head(
                 cl = value
         elif n == 17 and name.lower() == b"transfer-encoding":
             if te is not None:
-                raise FramingError(
-                    _TE_UNSUPPORTED.format("(sent twice)"),
-                    501,
-                    detail="Unsupported Transfer-Encoding (sent twice)",
-                )
+                raise FramingError(_CHUNKED_TWICE, detail="Transfer-Encoding sent twice")
             te = value
     if hosts > 1:
         raise FramingError("A request may carry one Host header, not several.")

@@ -172,7 +172,8 @@ class HTTPToolsProtocol(asyncio.Protocol):
             self._dead = True
             self._pause()
         except httptools.HttpParserError as exc:
-            self._parse_failed(self._refusal or describe_parser_error(str(exc)))
+            seen = self._msg.raw if self._msg is not None else None
+            self._parse_failed(self._refusal or describe_parser_error(str(exc), seen))
             return
         if self._body_left and self._msg is not None and not self._in_head:
             # A large fixed-length body goes on past the parser (no copy per piece);
