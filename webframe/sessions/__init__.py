@@ -3,6 +3,8 @@
 Concrete stores are imported lazily (`open_store`, or the submodules) so that a
 client library (redis, asyncpg) is only needed when its store is configured; the
 URL schemes and their stores are listed once, in `webframe.sessions.registry`.
+The HTTP side (``self.session`` on a handler, flash messages) is in
+`webframe.sessions.mixin` and `webframe.sessions.flash`; the stores never import it.
 """
 
 from __future__ import annotations
