@@ -28,6 +28,7 @@ from webframe import (
 from webframe.filenames import extension_of
 from webframe.multipart import UploadStorageError
 from webframe.storage import StorageFullError, StorageUnavailableError
+from webframe.uploadstorage import StoredUpload
 
 from .base import PageHandler
 
@@ -73,9 +74,16 @@ class LockerMixin(PageHandler):
             "url": self.reverse_url("file", file_id=row["id"]),
         }
 
+    def new_stored_name(self, filename: str) -> str:
+        # A random name with the cleaned extension; the shown name is data.
+        return secrets.token_hex(16) + extension_of(filename)
+
     async def store(self, owner: int, upload: UploadedFile) -> int:
-        # Stored under a random name with the cleaned extension; the shown name is data.
-        stored_name = secrets.token_hex(16) + extension_of(upload.filename)
+        planned = upload.key if isinstance(upload, StoredUpload) else ""
+        folder, _, stored_name = planned.rpartition("/")
+        if folder != self.file_key(owner, "x").rpartition("/")[0]:
+            # Not planned by upload_key() below (a tus upload, local storage): name it now.
+            stored_name = self.new_stored_name(upload.filename)
         try:
             await upload.store(self.file_key(owner, stored_name), self.application.upload_storage)
         except (UploadStorageError, StorageFullError) as exc:
@@ -105,6 +113,11 @@ class LockerMixin(PageHandler):
 
 class LockerUpload(UploadHandler, LockerMixin):
     """Uploads into the locker; the uploader is known before a byte is stored."""
+
+    def upload_key(self, filename: str) -> str | None:
+        # On S3 the bytes stream straight to the key the file is kept under: storing
+        # it is then a commit, not a copy of the whole object.
+        return self.file_key(self.user_id(), self.new_stored_name(filename))
 
     async def prepare(self) -> None:
         await self.load_session()

@@ -56,6 +56,22 @@ class Up(UploadHandler):
     put = post
 
 
+class Planned(Up):
+    """Names each file's key before its bytes arrive: storing it needs no copy."""
+
+    def upload_key(self, filename: str) -> str | None:
+        return f"kept/{filename}"
+
+    async def post(self, name: str | None = None) -> None:
+        out = []
+        for upload in self.uploads:
+            key = getattr(upload, "key", f"kept/{upload.filename}")
+            info = await upload.store(key)
+            STORED.append((key, info.size, upload.sha256))
+            out.append({"key": key, "size": info.size, "sha256": upload.sha256})
+        await self.json({"files": out})
+
+
 class Down(RequestHandler):
     async def get(self, name: str) -> None:
         await self.send_stored(
@@ -68,7 +84,7 @@ class Down(RequestHandler):
 
 def make_app(settings: Any) -> Application:
     return Application(
-        [("/up", Up), ("/raw/{name}", Up), ("/get/{name}", Down)],
+        [("/up", Up), ("/planned", Planned), ("/raw/{name}", Up), ("/get/{name}", Down)],
         settings,
         root_path=str(Path(__file__).parent),
     )
@@ -228,8 +244,11 @@ def test_multipart_post_is_stored_and_downloaded_whole(kind: LocalKind | S3Kind)
         r = await fetch(base + "/up", method="POST", body=body, headers={"Content-Type": ctype})
         assert r.code == 200, r.body
         [answer] = json.loads(r.body)["files"]
-        assert answer == {"key": "kept/big.bin", "size": len(data),
-                          "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+        assert answer == {
+            "key": "kept/big.bin",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
         r = await fetch(base + "/get/big.bin")
         assert r.code == 200
         assert r.body == data
@@ -245,8 +264,12 @@ def test_raw_put_is_stored(kind: LocalKind | S3Kind) -> None:
     data = payload(300_000, seed=2)
 
     async def scenario(base: str) -> None:
-        r = await fetch(base + "/raw/p.bin", method="PUT", body=data,
-                        headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        r = await fetch(
+            base + "/raw/p.bin",
+            method="PUT",
+            body=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert r.code == 200, r.body
         r = await fetch(base + "/get/p.bin")
         assert r.body == data
@@ -356,8 +379,12 @@ def test_storage_down_is_503_then_recovers(kind: LocalKind | S3Kind) -> None:
             assert r.code == 503, r.body
             assert "storage" in json.loads(r.body)["error"]["message"].lower()
             if isinstance(kind, S3Kind):
-                r = await fetch(base + "/raw/e.bin", method="PUT", body=data,
-                                headers={"Accept": "application/json"})  # fmt: skip
+                r = await fetch(
+                    base + "/raw/e.bin",
+                    method="PUT",
+                    body=data,
+                    headers={"Accept": "application/json"},
+                )
                 assert r.code == 503, r.body
         finally:
             await asyncio.to_thread(kind.mend)
@@ -400,3 +427,98 @@ def test_env_variable_selects_the_storage(tmp_path: Path) -> None:
     assert parse_settings(["--upload-storage", url], env={}).upload_storage == url
 
 
+def test_a_planned_key_is_committed_in_place_not_copied(
+    kind: LocalKind | S3Kind, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webframe.storage.local import LocalStorage
+    from webframe.storage.s3 import S3Storage
+
+    copies: list[tuple[str, str]] = []
+    for cls in (LocalStorage, S3Storage):
+        real = cls.copy
+
+        async def counted(self: Any, src: str, dst: str, real: Any = real) -> Any:
+            copies.append((src, dst))
+            return await real(self, src, dst)
+
+        monkeypatch.setattr(cls, "copy", counted)
+    data = payload(6 * MiB, seed=8)
+
+    async def scenario(base: str) -> None:
+        body, ctype = multipart("plan.bin", data)
+        r = await fetch(
+            base + "/planned", method="POST", body=body, headers={"Content-Type": ctype}
+        )
+        assert r.code == 200, r.body
+        r = await fetch(base + "/get/plan.bin")
+        assert r.body == data
+        # Without a plan, S3 stores by a server-side copy (never a download).
+        r = await fetch(
+            base + "/up",
+            method="POST",
+            body=multipart("copy.bin", data)[0],
+            headers={"Content-Type": ctype},
+        )
+        assert r.code == 200, r.body
+        assert not await until(kind.leftovers)
+
+    run(kind, scenario)
+    assert [k for k, _, _ in STORED] == ["kept/plan.bin", "kept/copy.bin"]
+    if isinstance(kind, S3Kind):
+        assert [dst for _, dst in copies] == ["kept/copy.bin"]
+    else:
+        assert copies == []  # local storage links the temp file into place
+    assert kind.kept() == ["copy.bin", "plan.bin"]
+
+
+def test_demo_locker_on_the_storage(kind: LocalKind | S3Kind, tmp_path: Path) -> None:
+    from handlers import DEMO_DEFAULTS
+    from handlers import make_app as make_demo
+    from webframe.testing import Client
+
+    data = payload(3 * MiB, seed=9)
+
+    async def main() -> None:
+        settings = test_settings(
+            **{
+                **DEMO_DEFAULTS,
+                "instance_path": str(tmp_path / "instance"),
+                "upload_storage": kind.url,
+            }
+        )
+        app = make_demo(settings)
+        [sock] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+        server = HTTPServer(app)
+        server.add_sockets([sock])
+        client = Client(
+            tornado.httpclient.AsyncHTTPClient(), f"http://127.0.0.1:{sock.getsockname()[1]}"
+        )
+        try:
+            assert (await client.get("/register")).code == 200
+            r = await client.post(
+                "/register",
+                follow_redirects=True,
+                form={"username": "sam", "password": "correct horse battery"},
+            )
+            assert r.code == 200
+            r = await client.post(
+                "/files", files={"files": [("a.bin", data)]}, headers={"Accept": "application/json"}
+            )
+            assert r.code == 201, r.body[:300]
+            [info] = json.loads(r.body)["files"]
+            assert info["sha256"] == hashlib.sha256(data).hexdigest()
+            r = await client.get(info["url"], headers={"Range": "bytes=10-19"})
+            assert r.code == 206 and r.body == data[10:20]
+            stored = await asyncio.to_thread(
+                kind.objects if isinstance(kind, S3Kind) else kind.leftovers
+            )
+            assert len(stored) == 1 and stored[0].startswith("users/"), stored
+            r = await client.delete(info["url"], headers={"Accept": "application/json"})
+            assert r.code == 204
+            left = await until(kind.objects if isinstance(kind, S3Kind) else kind.leftovers)
+            assert not left
+        finally:
+            server.stop()
+            await app.aclose()
+
+    asyncio.run(main())

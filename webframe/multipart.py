@@ -146,6 +146,10 @@ def _validate_boundary(boundary: bytes) -> None:
         raise BadUploadError("The multipart boundary contains characters RFC 2046 does not allow.")
 
 
+def _no_key(filename: str) -> str | None:
+    return None
+
+
 class MultipartReceiver:
     """Receive a multipart/form-data body fed in chunks of any size.
 
@@ -167,9 +171,13 @@ class MultipartReceiver:
         checksum: bool = True,
         body_size: int | None = None,
         storage: Storage | None = None,
+        key_for: Callable[[str], str | None] | None = None,
     ) -> None:
         _validate_boundary(boundary)
         self._storage = storage
+        #: the key a stored file part is written to, from its cleaned file name (None:
+        #: a temporary key; ``store()`` under the planned key then needs no copy).
+        self._key_for = key_for if key_for is not None else _no_key
         #: stored parts with bytes queued for the awaitable ``feed()`` returns.
         self._to_flush: list[StoredPart] = []
         self._aborting: list[asyncio.Task[None]] = []
@@ -223,6 +231,7 @@ class MultipartReceiver:
         checksum: bool = True,
         body_size: int | None = None,
         storage: Storage | None = None,
+        key_for: Callable[[str], str | None] | None = None,
     ) -> MultipartReceiver:
         """Build a receiver from a request's Content-Type header value."""
         return cls(
@@ -232,6 +241,7 @@ class MultipartReceiver:
             checksum=checksum,
             body_size=body_size,
             storage=storage,
+            key_for=key_for,
         )
 
     # public API
@@ -433,8 +443,9 @@ class MultipartReceiver:
         content_type = _header_text(self._headers.get("content-type", b""))
         temp: _TempFile | StoredPart
         if self._storage is not None:
+            planned = self._key_for(clean_filename(_header_text(raw_filename)))
             temp = StoredPart(
-                self._storage, media_type_of(content_type) or "", self._room() or None
+                self._storage, media_type_of(content_type) or "", self._room() or None, planned
             )
         else:
             temp = _TempFile(self.temp_dir, self._checksum, self._room())
@@ -573,6 +584,7 @@ class RawBodyReceiver:
         checksum: bool = True,
         body_size: int | None = None,
         storage: Storage | None = None,
+        key_for: Callable[[str], str | None] | None = None,
     ) -> None:
         self.limits = limits
         self._raw_filename = filename or ""
@@ -584,7 +596,8 @@ class RawBodyReceiver:
         room = min(body_size, self._max) if body_size is not None else 0
         self._temp: _TempFile | StoredPart | None
         if storage is not None:
-            self._temp = StoredPart(storage, self._declared, room or None)
+            planned = key_for(self._filename) if key_for is not None else None
+            self._temp = StoredPart(storage, self._declared, room or None, planned)
         else:
             self._temp = _TempFile(Path(temp_dir), checksum, room)
         self._checked = False

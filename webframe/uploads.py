@@ -127,6 +127,17 @@ class UploadHandler(RequestHandler):
         temp.mkdir(parents=True, exist_ok=True)
         return temp
 
+    def upload_key(self, filename: str) -> str | None:
+        """The key a file part will be kept under, if known before its bytes arrive.
+
+        Called when a file part (``filename`` cleaned) starts streaming into a remote
+        storage (S3). A key returned here is where the bytes go, so ``await
+        upload.store(upload.key)`` only commits them: no copy inside the storage.
+        None (the default): a temporary key, and ``store(key)`` copies. Local storage
+        never calls it (its ``store()`` is a hard link either way).
+        """
+        return None
+
     def raw_upload_filename(self) -> str | None:
         """The name of a raw-body upload: the ``name`` path parameter by default."""
         name = self.path_kwargs.get("name")
@@ -164,6 +175,7 @@ class UploadHandler(RequestHandler):
                         checksum=self.checksum,
                         body_size=body_size,
                         storage=remote,
+                        key_for=self.upload_key,
                     )
                 elif method in self.raw_upload_methods:
                     self._receiver = RawBodyReceiver(
@@ -174,6 +186,7 @@ class UploadHandler(RequestHandler):
                         checksum=self.checksum,
                         body_size=body_size,
                         storage=remote,
+                        key_for=self.upload_key,
                     )
                 else:
                     raise UnsupportedMediaTypeError(

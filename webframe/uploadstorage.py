@@ -87,10 +87,23 @@ class StoredPart:
     queued. The sink computes the SHA-256; the receiver sniffs ``head``.
     """
 
-    __slots__ = ("_queue", "content_type", "head", "info", "sink", "size", "size_hint", "storage")
+    __slots__ = (
+        "_queue", "content_type", "head", "info", "kept", "key", "sink", "size", "size_hint",
+        "storage",
+    )  # fmt: skip
 
-    def __init__(self, storage: Storage, content_type: str, size_hint: int | None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        content_type: str,
+        size_hint: int | None,
+        key: str | None = None,
+    ) -> None:
         self.storage = storage
+        #: where the sink writes: the handler's planned key, else a temporary one.
+        self.key = check_key(key) if key is not None else incoming_key()
+        #: True once committed under a key the caller keeps (abort leaves it alone).
+        self.kept = False
         self.content_type = content_type or "application/octet-stream"
         self.size_hint = size_hint
         self.sink: Sink | None = None
@@ -109,7 +122,7 @@ class StoredPart:
         """Open the sink if needed and write the queued bytes (back-pressure lives here)."""
         if self.sink is None:
             self.sink = await self.storage.open_sink(
-                incoming_key(), content_type=self.content_type, size_hint=self.size_hint
+                self.key, content_type=self.content_type, size_hint=self.size_hint
             )
         queue, self._queue = self._queue, []
         for data in queue:
@@ -126,7 +139,7 @@ class StoredPart:
         """Throw the part away: abort the sink, or delete the committed temporary object."""
         self._queue.clear()
         sink = self.sink
-        if sink is None:
+        if sink is None or self.kept:
             return
         if not sink.closed:
             await sink.abort()
@@ -151,6 +164,11 @@ class StoredUpload(UploadedFile):
         self.part = part
         self._discarded = False
         self._stored = False
+
+    @property
+    def key(self) -> str:
+        """The key the bytes are being written to (see ``UploadHandler.upload_key``)."""
+        return self.part.key
 
     @property
     def sha256(self) -> str:
@@ -184,10 +202,17 @@ class StoredUpload(UploadedFile):
                 "the request ends."
             )
         part = self.part
+        target = storage if storage is not None else part.storage
+        if key == part.key and target is part.storage:
+            # Planned by the handler: the upload is committed where it already is.
+            if part.info is None:
+                await part.commit()
+            part.kept = True
+            assert part.info is not None
+            return part.info
         if part.info is None:
             await part.commit()
         assert part.info is not None
-        target = storage if storage is not None else part.storage
         if target is part.storage:
             return await target.copy(part.info.key, key)
         # Another storage: the bytes must move anyway.
