@@ -18,6 +18,7 @@ import os
 from collections import OrderedDict
 from typing import Any, Final
 
+from .base import TusWriter
 from .protocol import CHECKSUM_ALGORITHMS
 from .store import UploadLock, UploadState
 
@@ -46,7 +47,7 @@ def forget_hash(upload_id: str) -> None:
     _HASHES.pop(upload_id, None)
 
 
-class ChunkWriter:
+class ChunkWriter(TusWriter):
     """Appends one request's body at the upload's offset, holding its lock.
 
     Bytes go to the data file as they arrive but count only once
@@ -71,6 +72,11 @@ class ChunkWriter:
         self._sha256 = cached[1] if cached is not None and cached[0] == state.offset else None
         if self._sha256 is None and state.offset == 0:
             self._sha256 = hashlib.sha256()
+
+    @property
+    def open(self) -> bool:
+        """False once closed."""
+        return self.fd is not None
 
     def write(self, data: bytes) -> None:
         """Append ``data``; raises OSError when the disk refuses it."""

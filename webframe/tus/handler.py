@@ -25,7 +25,7 @@ import hmac
 import inspect
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -50,7 +50,9 @@ from webframe.uploadfiles import (
     sniff_type,
 )
 
+from .base import TusLock, TusStore, TusWriter
 from .chunks import ChunkWriter, cached_sha256, forget_hash
+from .localstore import LocalTusStore
 from .protocol import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
@@ -61,7 +63,7 @@ from .protocol import (
 )
 from .purger import start_purger
 from .rules import apply_patch, read_creation, read_patch, too_large
-from .store import LocalUploadStore, UploadLock, UploadState, is_upload_id, new_upload_id
+from .store import UploadState, is_upload_id, new_upload_id
 
 if TYPE_CHECKING:
     from webframe.settings import Settings
@@ -69,6 +71,16 @@ if TYPE_CHECKING:
 __all__ = ["ResumableUploadHandler"]
 
 log = logging.getLogger("webframe.tus")
+
+# Strong references to clean-up tasks that outlive their request.
+_background: set[asyncio.Future[Any]] = set()
+
+
+def in_background(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` as a task kept alive until it ends."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 @tornado.web.stream_request_body
 class ResumableUploadHandler(RequestHandler):
@@ -95,7 +107,7 @@ class ResumableUploadHandler(RequestHandler):
     reuses_body_buffer: ClassVar[bool] = True
     uses_session: ClassVar[bool] = True
 
-    _patch: ChunkWriter | None = None
+    _patch: TusWriter | None = None
     _done_state: UploadState | None = None
     #: the offset saved before the chunk that completes the upload (kept until the
     #: app has the file, so that a failing hook leaves the upload resumable).
@@ -116,14 +128,38 @@ class ResumableUploadHandler(RequestHandler):
         """One request carries at most a whole file."""
         return cls.limits_for(settings).max_file_size
 
+    @classmethod
+    def upload_folder_for(cls, settings: Settings) -> Path:
+        """Where uploads in progress are kept on local storage: ``<upload_dir>/.tus``."""
+        return Path(settings.upload_dir) / ".tus"
+
     def upload_folder(self) -> Path:
-        """Where upload state and data are kept: ``<upload_dir>/.tus`` by default."""
-        return Path(self.wf_settings.upload_dir) / ".tus"
+        """Where upload state and data are kept on local storage (see :meth:`upload_folder_for`)."""
+        return self.upload_folder_for(self.wf_settings)
+
+    @classmethod
+    def store_for(cls, app: tornado.web.Application) -> TusStore:
+        """The store of this route's uploads in ``app``: in S3 when the app's
+        ``upload_storage`` is S3 (any node can resume them), else on the local
+        upload volume."""
+        storage = getattr(app, "upload_storage", None)
+        storage = storage if isinstance(storage, Storage) else None
+        if storage is not None and type(storage).__name__ == "S3Storage":
+            from .s3store import S3TusStore
+
+            return S3TusStore(storage)  # type: ignore[arg-type]
+        settings = getattr(app, "wf_settings", None)
+        assert settings is not None, "a ResumableUploadHandler needs a webframe Application"
+        return LocalTusStore(cls.upload_folder_for(settings), storage)
 
     @property
-    def upload_store(self) -> LocalUploadStore:
-        """The store of this route's uploads."""
-        return LocalUploadStore(self.upload_folder())
+    def upload_store(self) -> TusStore:
+        """The store of this route's uploads (made once per request)."""
+        store = self.__dict__.get("_tus_store")
+        if store is None:
+            store = self.__dict__["_tus_store"] = self.store_for(self.application)
+        assert isinstance(store, TusStore)
+        return store
 
     def upload_owner(self) -> str | None:
         """Who owns uploads made by this request: ``user:<id>`` when logged in, else
@@ -151,10 +187,10 @@ class ResumableUploadHandler(RequestHandler):
     # purging -------------------------------------------------------------------
 
     @classmethod
-    def start_purger(cls, app: tornado.web.Application, folder: Path) -> None:
-        """Start (once per app and folder) the task removing expired uploads; called
-        by the first request, or by the app at start-up."""
-        start_purger(app, folder, cls.purge_interval)
+    def start_purger(cls, app: tornado.web.Application) -> bool:
+        """Start (once per app and store) the task removing expired uploads; called by
+        ``Application.start_background_tasks`` and, failing that, by the first request."""
+        return start_purger(app, cls.store_for(app), cls.purge_interval)
 
     # protocol ----------------------------------------------------------------
 
@@ -176,7 +212,7 @@ class ResumableUploadHandler(RequestHandler):
         if method == "OPTIONS":
             return
         check_version(self.request.headers)
-        self.start_purger(self.application, self.upload_folder())
+        self.start_purger(self.application)
         if method == "POST":
             await self._prepare_creation()
         elif method == "PATCH":
@@ -197,14 +233,14 @@ class ResumableUploadHandler(RequestHandler):
         # Only a digest is written to disk: the state file never holds a session ID.
         return hashlib.sha256(b"webframe-tus|" + owner.encode("utf-8")).hexdigest()
 
-    def _own_state(self, upload_id: str | None) -> UploadState:
+    async def _own_state(self, upload_id: str | None) -> UploadState:
         """The state of an upload this request's owner may see, else 404 (410 once expired)."""
         if upload_id is None:
             raise NotFoundError(
                 "Send HEAD, PATCH and DELETE to the upload's own URL (the Location "
                 "answered at creation)."
             )
-        state = self.upload_store.load(upload_id) if is_upload_id(upload_id) else None
+        state = await self.upload_store.load(upload_id) if is_upload_id(upload_id) else None
         owner = self._owner_key()
         if state is None or owner is None or not hmac.compare_digest(state.owner, owner):
             raise NotFoundError("There is no such upload.", quiet=True)
@@ -239,32 +275,30 @@ class ResumableUploadHandler(RequestHandler):
         )
         store = self.upload_store
         try:
-            await asyncio.get_running_loop().run_in_executor(None, store.create, state)
+            await store.create(state)
+            lock = await store.try_lock(state.id)
         except OSError as exc:
             raise self._storage_error(exc) from None
-        lock = store.try_lock(state.id)
         assert lock is not None  # nobody else knows the ID yet
-        self._open_patch(state, lock, creation.checksum)
+        await self._open_patch(state, lock, creation.checksum)
 
-    def _open_patch(
-        self, state: UploadState, lock: UploadLock, checksum: tuple[str, bytes] | None
+    async def _open_patch(
+        self, state: UploadState, lock: TusLock, checksum: tuple[str, bytes] | None
     ) -> None:
         try:
-            fd = self.upload_store.open_at(state.id, state.offset)
+            self._patch = await self.upload_store.open_writer(state, lock, checksum)
         except OSError as exc:
-            lock.release()
             raise self._storage_error(exc) from None
-        self._patch = ChunkWriter(state, fd, lock, checksum)
 
     def _storage_error(self, exc: OSError) -> InsufficientStorageError:
-        log.error("resumable upload storage in %s: %s", self.upload_folder(), exc)
+        log.error("resumable upload storage in %s: %s", self.upload_store.where, exc)
         return InsufficientStorageError("The upload could not be stored right now; try later.")
 
     async def _prepare_patch(self) -> None:
         upload_id = self._upload_id()
-        state = self._own_state(upload_id)
+        state = await self._own_state(upload_id)
         request = read_patch(self.request.headers)
-        lock = self.upload_store.try_lock(state.id)
+        lock = await self.upload_store.try_lock(state.id)
         if lock is None:
             raise HTTPError(
                 "Another request is writing to this upload; wait for it, then HEAD for "
@@ -272,7 +306,7 @@ class ResumableUploadHandler(RequestHandler):
                 status=409,
             )
         try:
-            fresh = self.upload_store.load(state.id)
+            fresh = await self.upload_store.load(state.id)
             if fresh is None:
                 raise NotFoundError("There is no such upload.", quiet=True)
             state = fresh
@@ -286,13 +320,14 @@ class ResumableUploadHandler(RequestHandler):
             lock.release()
             self._done_state = state
             return
-        self._open_patch(state, lock, request.checksum)
+        await self._open_patch(state, lock, request.checksum)
 
-    def data_received(self, chunk: bytes) -> None:
-        """Called for each piece of a POST/PATCH body: appended to the data file."""
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        """Called for each piece of a POST/PATCH body: appended to the upload's data
+        (an awaitable while a full S3 part is sent: flow control)."""
         patch = self._patch
-        if patch is None or patch.fd is None:
-            return
+        if patch is None or not patch.open:
+            return None
         state = patch.state
         end = patch.start + patch.received + len(chunk)
         if state.length is not None and end > state.length:
@@ -302,7 +337,14 @@ class ResumableUploadHandler(RequestHandler):
         if state.length is None and end > self.limits_for(self.wf_settings).max_file_size:
             raise too_large(end, self.limits_for(self.wf_settings).max_file_size)
         try:
-            patch.write(chunk)
+            pending = patch.write(chunk)
+        except OSError as exc:
+            raise self._storage_error(exc) from None
+        return None if pending is None else self._wait_write(pending)
+
+    async def _wait_write(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
         except OSError as exc:
             raise self._storage_error(exc) from None
 
@@ -316,7 +358,7 @@ class ResumableUploadHandler(RequestHandler):
         try:
             state = await self._commit(patch)
         except ChecksumMismatchError:
-            self._terminate(patch)
+            await self._terminate(patch)
             raise
         self.set_header("Location", location)
         self._offset_headers(state)
@@ -341,7 +383,7 @@ class ResumableUploadHandler(RequestHandler):
 
     async def head(self, upload_id: str | None = None) -> None:
         """The upload's offset and length (never cached)."""
-        state = self._own_state(upload_id)
+        state = await self._own_state(upload_id)
         self.set_header("Cache-Control", "no-store")
         self.set_header("Upload-Offset", str(state.offset))
         if state.length is None:
@@ -354,16 +396,16 @@ class ResumableUploadHandler(RequestHandler):
         self.set_status(200)
         self.finish()
 
-    def delete(self, upload_id: str | None = None) -> None:
+    async def delete(self, upload_id: str | None = None) -> None:
         """Termination: the upload and its bytes are removed (204)."""
-        state = self._own_state(upload_id)
-        lock = self.upload_store.try_lock(state.id)
+        state = await self._own_state(upload_id)
+        lock = await self.upload_store.try_lock(state.id)
         if lock is None:
             raise HTTPError(
                 "A request is writing to this upload; try again once it ends.", status=409
             )
         try:
-            self.upload_store.delete(state.id)
+            await self.upload_store.delete(state.id)
             forget_hash(state.id)
         finally:
             lock.release()
@@ -376,11 +418,10 @@ class ResumableUploadHandler(RequestHandler):
 
     # committing --------------------------------------------------------------
 
-    async def _commit(self, patch: ChunkWriter) -> UploadState:
+    async def _commit(self, patch: TusWriter) -> UploadState:
         """Check the chunk, make its bytes durable, then save (and so report) the offset."""
         state = patch.state
         store = self.upload_store
-        loop = asyncio.get_running_loop()
         try:
             if not patch.checksum_matches():
                 patch.discard()  # the offset stays where it was
@@ -392,13 +433,13 @@ class ResumableUploadHandler(RequestHandler):
         if not state.type_checked and (
             state.offset >= SNIFF_BYTES or state.offset == state.length
         ):
-            head = await loop.run_in_executor(None, store.read_head, state.id, SNIFF_BYTES)
+            head = await store.read_head(state, SNIFF_BYTES)
             state.sniffed_type = sniff_type(head)
             allowed = self.limits_for(self.wf_settings).allowed_types
             try:
                 _check_type(state.check_type, state.sniffed_type, allowed, "Upload")
             except UploadError as exc:
-                self._terminate(patch)
+                await self._terminate(patch)
                 raise HTTPError(exc.message, status=exc.status) from None
             state.type_checked = True
         state.expires = time.time() + self.expires_after
@@ -406,16 +447,16 @@ class ResumableUploadHandler(RequestHandler):
             self._completing_from = before  # saved once upload_finished() succeeds
             return state
         try:
-            await loop.run_in_executor(None, store.save, state)
+            await store.save(state)
         except OSError as exc:
             raise self._storage_error(exc) from None
         return state
 
-    def _terminate(self, patch: ChunkWriter) -> None:
+    async def _terminate(self, patch: TusWriter) -> None:
         """Remove an upload that can never be accepted (bad type, failed checksum at creation)."""
         self._patch = None
         patch.close()
-        self.upload_store.delete(patch.state.id)
+        await self.upload_store.delete(patch.state.id)
         forget_hash(patch.state.id)
 
     async def _finish_if_complete(self, state: UploadState) -> None:
@@ -423,46 +464,28 @@ class ResumableUploadHandler(RequestHandler):
         if state.finished or state.length is None or state.offset != state.length:
             return
         store = self.upload_store
-        loop = asyncio.get_running_loop()
-        sha256 = cached_sha256(state.id, state.offset)
-        if sha256 is None:
-            sha256 = await loop.run_in_executor(None, store.sha256_of, state.id, state.offset)
-        upload = UploadedFile(
-            field_name="",
-            filename=state.filename,
-            raw_filename=state.raw_filename,
-            content_type=state.content_type,
-            sniffed_type=state.sniffed_type,
-            size=state.offset,
-            sha256=sha256,
-            path=store.data_path(state.id),
-            # upload.store(key) keeps it in the app's upload storage, as for multipart.
-            storage=self._app_storage(),
-        )
+        try:
+            upload = await store.finished_file(state, cached_sha256(state.id, state.offset))
+        except OSError as exc:
+            raise self._storage_error(exc) from None
         try:
             result = self.upload_finished(upload)
             if inspect.isawaitable(result):
                 await result
         except BaseException:
-            self._not_handed_over(state)
+            await self._not_handed_over(state)
             raise
-        state.finished = True
-        await loop.run_in_executor(None, store.save, state)
-        store.drop_data(state.id)
+        await store.mark_finished(state)
         forget_hash(state.id)
 
-    def _app_storage(self) -> Storage | None:
-        storage = getattr(self.application, "upload_storage", None)
-        return storage if isinstance(storage, Storage) else None
-
-    def _not_handed_over(self, state: UploadState) -> None:
+    async def _not_handed_over(self, state: UploadState) -> None:
         """The hook failed: drop the completing chunk so the client sends it again."""
         if self._completing_from is None:
             return  # completed by an earlier request: its state already says so
-        state.offset, self._completing_from = self._completing_from, None
+        offset, self._completing_from = self._completing_from, None
         forget_hash(state.id)
         try:
-            self.upload_store.truncate(state.id, state.offset)
+            await self.upload_store.undo_completion(state, offset)
         except OSError as exc:
             log.warning("resumable upload %s: could not drop the last chunk: %s",
                         state.id[:8], exc)
@@ -475,19 +498,37 @@ class ResumableUploadHandler(RequestHandler):
         patch, self._patch = self._patch, None
         if patch is None:
             return
+        store = self.upload_store
         try:
-            if patch.fd is not None and patch.received:
+            if patch.open and patch.received:
                 complete = patch.start + patch.received == patch.state.length
                 # A tail that completes the upload is not kept: the app must get the
                 # file (upload_finished) before the upload is reported complete.
                 if keep_partial and patch.checksum is None and not complete:
-                    patch.state.offset = patch.make_durable_now()
-                    patch.state.expires = time.time() + self.expires_after
-                    self.upload_store.save(patch.state)
+                    if isinstance(patch, ChunkWriter) and isinstance(store, LocalTusStore):
+                        patch.state.offset = patch.make_durable_now()
+                        patch.state.expires = time.time() + self.expires_after
+                        store.save_now(patch.state)
+                    else:
+                        # Remote: kept in the background; the writer holds the lock
+                        # (and closes) until the new offset is saved.
+                        in_background(self._keep_partial(patch, store))
+                        return
                 else:
                     patch.discard()
         except OSError as exc:
             log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
+        patch.close()
+
+    async def _keep_partial(self, patch: TusWriter, store: TusStore) -> None:
+        """Make a cut request's bytes durable, then save (report) the offset they reach."""
+        try:
+            patch.state.offset = await patch.make_durable()
+            patch.state.expires = time.time() + self.expires_after
+            await store.save(patch.state)
+        except Exception as exc:
+            log.warning("resumable upload %s: the bytes of a cut request were not kept: %s",
+                        patch.state.id[:8], exc)
         finally:
             patch.close()
 

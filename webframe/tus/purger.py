@@ -1,45 +1,42 @@
-"""The periodic removal of expired uploads, started once per application and folder."""
+"""The periodic removal of expired uploads, started once per application and store."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 
 import tornado.web
 
-from .store import LocalUploadStore
+from .base import TusStore
 
 __all__ = ["start_purger"]
 
 log = logging.getLogger("webframe.tus")
 
 
-def start_purger(app: tornado.web.Application, folder: Path, interval: float) -> bool:
-    """Purge expired uploads in ``folder`` now and every ``interval`` seconds.
+def start_purger(app: tornado.web.Application, store: TusStore, interval: float) -> bool:
+    """Purge expired uploads of ``store`` now and every ``interval`` seconds.
 
-    Call with the loop running; a second call for the same app and folder does
-    nothing (returns False). The task stops with ``app.aclose()`` when the app has
-    one (webframe's :class:`~webframe.Application`).
+    Call with the loop running; a second call for the same app and store (same
+    ``store.where``) does nothing (returns False). The task stops with
+    ``app.aclose()`` when the app has one (webframe's :class:`~webframe.Application`).
     """
     if interval <= 0:
         raise ValueError(f"purge interval must be > 0 seconds, got {interval!r}")
     started: set[str] = app.__dict__.setdefault("_webframe_tus_purgers", set())
-    if str(folder) in started:
+    if store.where in started:
         return False
-    started.add(str(folder))
-    store = LocalUploadStore(folder)
+    started.add(store.where)
 
     async def purge_loop() -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
-                removed = await loop.run_in_executor(None, store.purge_expired)
+                removed = await store.purge_expired()
                 if removed:
-                    log.info("purged %d expired upload(s) from %s", removed, folder)
+                    log.info("purged %d expired upload(s) from %s", removed, store.where)
             except Exception:
-                log.exception("purging expired uploads in %s failed", folder)
+                log.exception("purging expired uploads in %s failed", store.where)
             await asyncio.sleep(interval)
 
     task = asyncio.get_running_loop().create_task(purge_loop())
@@ -48,9 +45,35 @@ def start_purger(app: tornado.web.Application, folder: Path, interval: float) ->
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        started.discard(str(folder))
+        started.discard(store.where)
 
     add = getattr(app, "add_close_callback", None)
     if add is not None:
         add(stop)
     return True
+
+
+def start_app_purgers(app: tornado.web.Application) -> int:
+    """Start the purger of every tus route of ``app`` (its handlers that subclass
+    :class:`~webframe.tus.ResumableUploadHandler`); returns how many were started."""
+    from .handler import ResumableUploadHandler
+
+    seen: set[type] = set()
+    count = 0
+    for handler in _handler_classes(app.wildcard_router):
+        if issubclass(handler, ResumableUploadHandler) and handler not in seen:
+            seen.add(handler)
+            count += handler.start_purger(app)
+    return count
+
+
+def _handler_classes(router: object) -> list[type]:
+    """Handler classes reachable from a Tornado rule router (nested routers too)."""
+    found: list[type] = []
+    for rule in getattr(router, "rules", []):
+        target = rule.target
+        if isinstance(target, type):
+            found.append(target)
+        elif hasattr(target, "rules"):
+            found.extend(_handler_classes(target))
+    return found

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .base import TusLock
+
 __all__ = ["LocalUploadStore", "UploadLock", "UploadState", "new_upload_id"]
 
 #: upload IDs: 256 bits from ``secrets``, URL-safe base64 (43 characters).
@@ -66,7 +68,7 @@ class UploadState:
         return state
 
 
-class UploadLock:
+class UploadLock(TusLock):
     """An exclusive ``flock`` on an upload's lock file; :meth:`release` is safe twice."""
 
     def __init__(self, fd: int) -> None:
