@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -223,15 +224,29 @@ def test_curl_body_parses_like_requests(
     (tmp_path / "notes.txt").write_bytes(TRICKY)
     subprocess.run(
         [
-            "curl", "-s", "-o", "/dev/null", "--max-time", "10", "-H", "Expect:",
-            "-F", "title=Hello wörld", "-F", "tags=a", "-F", "tags=b",
-            "-F", f"photo=@{tmp_path / 'cat.png'};type=image/png",
-            "-F", f"doc=@{tmp_path / 'notes.txt'};type=text/plain",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+            "-H",
+            "Expect:",
+            "-F",
+            "title=Hello wörld",
+            "-F",
+            "tags=a",
+            "-F",
+            "tags=b",
+            "-F",
+            f"photo=@{tmp_path / 'cat.png'};type=image/png",
+            "-F",
+            f"doc=@{tmp_path / 'notes.txt'};type=text/plain",
             f"http://127.0.0.1:{port}/",
         ],
         check=True,
         timeout=20,
-    )  # fmt: skip
+    )
     head, _, body = result().partition(b"\r\n\r\n")
     ctype = next(
         line.split(b":", 1)[1].strip().decode()
@@ -286,26 +301,56 @@ BIG = b"x" * 5000
 @pytest.mark.parametrize(
     ("limits", "parts", "error", "words"),
     [
-        (UploadLimits(max_body_size=4000), [("f", "a.bin", None, BIG)], UploadTooLargeError,
-         ["max_body_size"]),
-        (UploadLimits(max_file_size=4000), [("big", "a.bin", None, BIG)], UploadTooLargeError,
-         ["'big'", "max_file_size"]),
-        (UploadLimits(max_files=1), [("f", "a.bin", None, BIG), ("g", "b.bin", None, BIG)],
-         UploadTooLargeError, ["'g'", "max_files"]),
-        (UploadLimits(max_fields=2), [("f", "a.bin", None, BIG)] + [("n", None, None, b"1")] * 3,
-         UploadTooLargeError, ["'n'", "max_fields"]),
-        (UploadLimits(max_field_size=100), [("f", "a.bin", None, BIG), ("note", None, None, BIG)],
-         UploadTooLargeError, ["'note'", "max_field_size"]),
-        (UploadLimits(max_parts=3), [("f", "a.bin", None, BIG)] + [("n", None, None, b"1")] * 3,
-         UploadTooLargeError, ["max_parts"]),
-        (UploadLimits(allowed_extensions=frozenset({".png"})),
-         [("f", "a.png", None, PNG), ("g", "shell.png.php", None, b"<?php")],
-         UploadTypeError, ["'g'", ".png"]),
-        (UploadLimits(allowed_types=frozenset({"image/png"})),
-         [("f", "a.png", "image/png", PNG), ("g", "b.pdf", "application/pdf", b"%PDF-1.4")],
-         UploadTypeError, ["'g'", "application/pdf"]),
+        (
+            UploadLimits(max_body_size=4000),
+            [("f", "a.bin", None, BIG)],
+            UploadTooLargeError,
+            ["max_body_size"],
+        ),
+        (
+            UploadLimits(max_file_size=4000),
+            [("big", "a.bin", None, BIG)],
+            UploadTooLargeError,
+            ["'big'", "max_file_size"],
+        ),
+        (
+            UploadLimits(max_files=1),
+            [("f", "a.bin", None, BIG), ("g", "b.bin", None, BIG)],
+            UploadTooLargeError,
+            ["'g'", "max_files"],
+        ),
+        (
+            UploadLimits(max_fields=2),
+            [("f", "a.bin", None, BIG)] + [("n", None, None, b"1")] * 3,
+            UploadTooLargeError,
+            ["'n'", "max_fields"],
+        ),
+        (
+            UploadLimits(max_field_size=100),
+            [("f", "a.bin", None, BIG), ("note", None, None, BIG)],
+            UploadTooLargeError,
+            ["'note'", "max_field_size"],
+        ),
+        (
+            UploadLimits(max_parts=3),
+            [("f", "a.bin", None, BIG)] + [("n", None, None, b"1")] * 3,
+            UploadTooLargeError,
+            ["max_parts"],
+        ),
+        (
+            UploadLimits(allowed_extensions=frozenset({".png"})),
+            [("f", "a.png", None, PNG), ("g", "shell.png.php", None, b"<?php")],
+            UploadTypeError,
+            ["'g'", ".png"],
+        ),
+        (
+            UploadLimits(allowed_types=frozenset({"image/png"})),
+            [("f", "a.png", "image/png", PNG), ("g", "b.pdf", "application/pdf", b"%PDF-1.4")],
+            UploadTypeError,
+            ["'g'", "application/pdf"],
+        ),
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("chunk", [7, 65536])
 def test_limits_raise_and_leave_no_file(
     temp_dir: Path,
@@ -389,29 +434,51 @@ def test_not_multipart_is_415(temp_dir: Path) -> None:
 
 
 FILE_PART = (
-    b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\n'
-    + BIG + b"\r\n"
-)  # fmt: skip
+    b"--"
+    + BOUNDARY
+    + b'\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\n'
+    + BIG
+    + b"\r\n"
+)
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        FILE_PART + b"--" + BOUNDARY + b"\r\nContent-Type: text/plain\r\n\r\nx\r\n--" + BOUNDARY
+        FILE_PART
+        + b"--"
+        + BOUNDARY
+        + b"\r\nContent-Type: text/plain\r\n\r\nx\r\n--"
+        + BOUNDARY
         + b"--\r\n",  # no Content-Disposition
-        FILE_PART + b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; filename="x"\r\n\r\n'
-        + b"x\r\n--" + BOUNDARY + b"--\r\n",  # no name
-        FILE_PART + b"--" + BOUNDARY + b'\r\nContent-Disposition: attachment; name="x"\r\n\r\n'
-        + b"x\r\n--" + BOUNDARY + b"--\r\n",  # not form-data
+        FILE_PART
+        + b"--"
+        + BOUNDARY
+        + b'\r\nContent-Disposition: form-data; filename="x"\r\n\r\n'
+        + b"x\r\n--"
+        + BOUNDARY
+        + b"--\r\n",  # no name
+        FILE_PART
+        + b"--"
+        + BOUNDARY
+        + b'\r\nContent-Disposition: attachment; name="x"\r\n\r\n'
+        + b"x\r\n--"
+        + BOUNDARY
+        + b"--\r\n",  # not form-data
         FILE_PART + b"--" + BOUNDARY + b"\r\nno colon here\r\n\r\nx\r\n--" + BOUNDARY + b"--\r\n",
         b"this is not multipart at all",
         b"--wrong-boundary\r\n\r\n",
         b"\r\n" * 2000 + FILE_PART,  # preamble over the cap
         FILE_PART + b"--" + BOUNDARY + b"--\r\n" + b"junk" * 1000,  # epilogue over the allowance
-        FILE_PART + b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="t"\r\n\r\n'
-        + b"\xff\xfe\r\n--" + BOUNDARY + b"--\r\n",  # field not UTF-8
+        FILE_PART
+        + b"--"
+        + BOUNDARY
+        + b'\r\nContent-Disposition: form-data; name="t"\r\n\r\n'
+        + b"\xff\xfe\r\n--"
+        + BOUNDARY
+        + b"--\r\n",  # field not UTF-8
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("chunk", [1, 64, 65536])
 def test_malformed_bodies(temp_dir: Path, body: bytes, chunk: int) -> None:
     with pytest.raises(BadUploadError) as info:
@@ -683,8 +750,10 @@ DECLARED_TYPES = [
     ("text/plain", "text/plain"),
     ("TEXT/Plain; charset=UTF-8", "text/plain"),
     ('text/plain;charset="utf-8";;', "text/plain"),
-    ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-     "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
     ("image/jpg", "image/jpeg"),  # the usual alias
     ("text/日本", "application/octet-stream"),
     ("text/\xe6\x97\xa5", "application/octet-stream"),  # the same bytes read as Latin-1
@@ -697,7 +766,7 @@ DECLARED_TYPES = [
     ("text/plain, text/html", "application/octet-stream"),
     ("x/" + "y" * 200, "application/octet-stream"),  # RFC 6838: 127 characters at most
     ("", "application/octet-stream"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 65536])
@@ -776,3 +845,134 @@ def test_checksum_off_computes_sha256_on_demand(temp_dir: Path) -> None:
     raw = RawBodyReceiver(UploadLimits(), temp_dir, "b.png", None, checksum=False)
     raw.feed(PNG)
     assert raw.finish().sha256 == hashlib.sha256(PNG).hexdigest()
+
+
+# ------------------------------------------------- file parts into a storage sink
+
+
+class RecordingStorage:
+    """A dict-backed storage double that records sink calls (no I/O, any chunking)."""
+
+    def __new__(cls) -> Any:
+        from datetime import datetime, timezone
+
+        from webframe.storage import ObjectInfo, ObjectNotFoundError, Sink, Storage
+
+        class MemSink(Sink):
+            def __init__(self, store: Any, key: str, content_type: str) -> None:
+                super().__init__(key, content_type)
+                self.store, self.data = store, bytearray()
+
+            async def _write(self, data: Any) -> None:
+                self.store.log.append(("write", self.key, len(data)))
+                self.data += data
+
+            async def _commit(self) -> Any:
+                self.store.log.append(("commit", self.key))
+                self.store.objects[self.key] = bytes(self.data)
+                return await self.store.stat(self.key)
+
+            async def _abort(self) -> None:
+                self.store.log.append(("abort", self.key))
+
+        class Mem(Storage):
+            def __init__(self) -> None:
+                self.objects: dict[str, bytes] = {}
+                self.log: list[tuple[Any, ...]] = []
+
+            async def open_sink(self, key: str, *, content_type: str, size_hint: Any = None) -> Any:
+                self.log.append(("open", key))
+                return MemSink(self, key, content_type)
+
+            async def open_read(self, key: str, start: int = 0, end: Any = None) -> Any:
+                raise NotImplementedError
+
+            async def stat(self, key: str) -> Any:
+                if key not in self.objects:
+                    raise ObjectNotFoundError(key)
+                data = self.objects[key]
+                return ObjectInfo(
+                    key,
+                    len(data),
+                    "e",
+                    "application/octet-stream",
+                    datetime.now(timezone.utc),
+                    hashlib.sha256(data).hexdigest(),
+                )
+
+            async def delete(self, key: str) -> None:
+                self.log.append(("delete", key))
+                self.objects.pop(key, None)
+
+            async def copy(self, src: str, dst: str) -> Any:
+                self.log.append(("copy", src, dst))
+                self.objects[dst] = self.objects[src]
+                return await self.stat(dst)
+
+        return Mem()
+
+
+async def stream_into(storage: Any, body: bytes, chunk: int, limits: UploadLimits) -> Any:
+    receiver = MultipartReceiver.from_content_type(
+        content_type(), limits, "/nonexistent", storage=storage
+    )
+    for i in range(0, len(body), chunk):
+        pending = receiver.feed(body[i : i + chunk])
+        if pending is not None:
+            await pending
+    return receiver.finish()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 65536])
+def test_file_parts_stream_into_storage_sinks(chunk: int) -> None:
+    import asyncio
+
+    storage = RecordingStorage()
+    data = TRICKY * 300
+
+    async def main() -> None:
+        fields, files = await stream_into(
+            storage,
+            encode([*SAMPLE[:2], ("doc", "n.txt", "text/plain", data)]),
+            chunk,
+            UploadLimits(),
+        )
+        assert fields == {"title": ["Hello wörld"], "tags": ["a"]}
+        [upload] = files
+        assert (upload.size, upload.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+        assert upload.path is None  # nothing on the local disk
+        info = await upload.store("kept/n.txt")
+        assert storage.objects["kept/n.txt"] == data and info.size == len(data)
+        upload.discard()
+        await asyncio.sleep(0.01)  # the temporary object goes in the background
+
+    asyncio.run(main())
+    assert set(storage.objects) == {"kept/n.txt"}
+    writes = [e for e in storage.log if e[0] == "write"]
+    assert sum(e[2] for e in writes) == len(data)
+
+
+def test_a_refused_part_is_aborted_in_the_storage() -> None:
+    import asyncio
+
+    storage = RecordingStorage()
+    body = encode([("f", "big.bin", None, b"x" * 5000)])
+
+    async def main() -> None:
+        with pytest.raises(UploadTooLargeError):
+            await stream_into(storage, body, 1000, UploadLimits(max_file_size=3000))
+        await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    [opened] = [e[1] for e in storage.log if e[0] == "open"]
+    assert ("abort", opened) in storage.log
+    assert storage.objects == {}
+
+
+def test_without_storage_feed_writes_at_once(temp_dir: Path) -> None:
+    receiver = MultipartReceiver.from_content_type(content_type(), UploadLimits(), temp_dir)
+    assert receiver.feed(encode(SAMPLE)) is None  # the local fast path is synchronous
+    _, files = receiver.finish()
+    assert [f.size for f in files] == [len(PNG), len(TRICKY * 50), 0]
+    for f in files:
+        f.discard()
