@@ -246,6 +246,7 @@ REFUSED = {
     # llhttp refuses the value before it can be read: chunked twice or an unknown coding.
     "chunked-chunked": (b"Transfer-Encoding: chunked, chunked\r\n", 501),
     "chunked-then-gzip": (b"Transfer-Encoding: chunked, gzip\r\n", 501),
+    "no-break-space": (b"Transfer-Encoding: \xa0chunked\r\n", 400),
     "te-identity": (b"Transfer-Encoding: identity\r\n", 501),
     "cl-plus": (b"Content-Length: +36\r\n", 400),
     "cl-list": (b"Content-Length: 36, 37\r\n", 400),

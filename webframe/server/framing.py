@@ -6,6 +6,11 @@ import json
 import re
 
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_TOKEN_BYTES = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+#: a list of transfer codings (tokens, optional parameters aside): anything else is
+#: malformed (400), where a well-formed coding other than chunked is unknown (501).
+_CODING_BYTES = _TOKEN_BYTES + rb"(?:[ \t]*;[^,]*)?"
+_CODINGS = re.compile(_CODING_BYTES + rb"(?:[ \t]*,[ \t]*" + _CODING_BYTES + rb")*")
 
 
 class FramingError(Exception):
@@ -107,7 +112,14 @@ def check_request_head(
     if te is not None:
         if cl is not None:
             raise FramingError(_BOTH, detail=_BOTH_LOG)
-        if te.strip().lower() != b"chunked":
+        value = te.strip(b" \t")
+        if not _CODINGS.fullmatch(value):
+            shown = te[:40].decode("latin1")
+            raise FramingError(
+                f"Transfer-Encoding {shown!r} is malformed; send 'Transfer-Encoding: chunked'.",
+                detail=f"Malformed Transfer-Encoding {shown!r}",
+            )
+        if value.lower() != b"chunked":
             shown = te[:40].decode("latin1")
             raise FramingError(
                 _TE_UNSUPPORTED.format(shown), 501, detail=f"Unsupported Transfer-Encoding {shown}"
