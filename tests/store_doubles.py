@@ -6,7 +6,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from webframe.sessions.base import Changeset, Record, SessionStore
+from webframe.sessions.store import Changeset, Record, SessionStore
 
 
 class FakeClock:

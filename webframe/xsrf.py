@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import XSRFError
-from .sessions.base import CookieAction
 from .sessions.mixin import SessionMixin
+from .sessions.session import CookieAction
 from .signing import signing_keys
 
 __all__ = [

@@ -22,7 +22,7 @@ except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on
 from tests.sessions.postgres_server import PostgresServer
 from tests.store_doubles import CountingStore, FakeClock
 from webframe.sessions import MemoryStore, SQLiteStore
-from webframe.sessions.base import SessionStore
+from webframe.sessions.store import SessionStore
 
 START = 1_700_000_000.0
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from tornado.concurrent import Future
 
-from .base import SessionStoreError
 from .mixin import ResponseEnd, SessionMixin, store_failures
+from .store import SessionStoreError
 
 __all__ = ["FLASH_PREFIX", "FlashMixin"]
 

@@ -22,10 +22,11 @@ from tornado.iostream import StreamClosedError
 
 from ..cookies import CookieMixin
 from ..errors import ServiceUnavailableError
-from .base import CookieAction, Session, SessionStoreError, is_valid_session_id
+from .session import CookieAction, Session
+from .store import SessionStoreError, is_valid_session_id
 
 if TYPE_CHECKING:
-    from .base import SessionStore
+    from .store import SessionStore
 
 __all__ = [
     "ResponseEnd",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from webframe.sessions.base import SessionStore
+    from webframe.sessions.store import SessionStore
 
 __all__ = [
     "BACKENDS",
@@ -51,31 +51,35 @@ _REDIS = {"extra": "redis", "client": "redis.asyncio"}
 _POSTGRES = {"extra": "postgresql", "client": "asyncpg"}
 
 BACKENDS: tuple[StoreBackend, ...] = (
-    StoreBackend("memory", "webframe.sessions.memory:MemoryStore", "memory://"),
-    StoreBackend("sqlite", "webframe.sessions.sqlite:SQLiteStore", "sqlite:///path.db"),
-    StoreBackend("redis", "webframe.sessions.redis:RedisStore", "redis://host:port/db", **_REDIS),
-    StoreBackend("rediss", "webframe.sessions.redis:RedisStore", "rediss://host:port/db", **_REDIS),
+    StoreBackend("memory", "webframe.sessions.backends.memory:MemoryStore", "memory://"),
+    StoreBackend("sqlite", "webframe.sessions.backends.sqlite:SQLiteStore", "sqlite:///path.db"),
+    StoreBackend(
+        "redis", "webframe.sessions.backends.redis:RedisStore", "redis://host:port/db", **_REDIS
+    ),
+    StoreBackend(
+        "rediss", "webframe.sessions.backends.redis:RedisStore", "rediss://host:port/db", **_REDIS
+    ),
     StoreBackend(
         "redis+sentinel",
-        "webframe.sessions.sentinel:SentinelStore",
+        "webframe.sessions.backends.sentinel:SentinelStore",
         "redis+sentinel://host:port,host:port/mastername/db",
         **_REDIS,
     ),
     StoreBackend(
         "redis+cluster",
-        "webframe.sessions.cluster:ClusterStore",
+        "webframe.sessions.backends.cluster:ClusterStore",
         "redis+cluster://host:port,host:port",
         **_REDIS,
     ),
     StoreBackend(
         "postgresql",
-        "webframe.sessions.postgresql:PostgreSQLStore",
+        "webframe.sessions.backends.postgresql:PostgreSQLStore",
         "postgresql://user:password@host:port/dbname",
         **_POSTGRES,
     ),
     StoreBackend(
         "postgres",
-        "webframe.sessions.postgresql:PostgreSQLStore",
+        "webframe.sessions.backends.postgresql:PostgreSQLStore",
         "postgres://user:password@host:port/dbname",
         **_POSTGRES,
     ),

@@ -1,0 +1,100 @@
+"""In-process session store: a dict of JSON records, for tests and single-process apps."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from webframe.sessions.store import Changeset, Count, Record, SessionStore
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass
+class _Entry:
+    blob: str  # JSON object text, so readers never share objects with writers
+    created: float
+    accessed: float
+
+
+class MemoryStore(SessionStore):
+    """Keeps sessions in this process only; they vanish on restart and are not shared."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._records: dict[str, _Entry] = {}
+        #: counter key -> [value, window end]
+        self._counters: dict[str, list[float]] = {}
+
+    async def _load(self, sid: str, now: float) -> Record | None:
+        entry = self._records.get(sid)
+        if entry is None:
+            return None
+        if self.is_expired(entry.created, entry.accessed, now):
+            del self._records[sid]
+            return None
+        return Record(self._decode_data(sid, entry.blob), entry.created, entry.accessed)
+
+    async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
+        # No await between read and write: atomic on the event loop.
+        entry = self._records.get(sid)
+        if entry is not None and self.is_expired(entry.created, entry.accessed, now):
+            del self._records[sid]
+            entry = None
+        if entry is None:
+            if not cs.new:
+                return False
+            entry = _Entry("{}", now, now)
+            data: dict[str, Any] = {}
+        else:
+            data = self._decode_data(sid, entry.blob)
+        for key in cs.deleted:
+            data.pop(key, None)
+        data.update(cs.values)
+        entry.blob = json.dumps(data, allow_nan=False, separators=(",", ":"))
+        if cs.touch or cs.new:
+            entry.accessed = now
+        self._records[sid] = entry
+        return True
+
+    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
+        # No await between read and write: atomic on the event loop.
+        entry = self._records.get(sid)
+        if entry is None or self.is_expired(entry.created, entry.accessed, now):
+            return {}
+        data = self._decode_data(sid, entry.blob)
+        taken = {key: data.pop(key) for key in keys if key in data}
+        if taken:
+            entry.blob = json.dumps(data, allow_nan=False, separators=(",", ":"))
+        return taken
+
+    async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
+        # No await between read and write: atomic on the event loop.
+        entry = self._counters.get(key)
+        if entry is None or entry[1] <= now:
+            if not amount:
+                return Count(0, window)
+            entry = self._counters[key] = [0, now + window]
+        entry[0] += amount
+        return Count(int(entry[0]), entry[1] - now)
+
+    async def _reset_counter(self, key: str) -> None:
+        self._counters.pop(key, None)
+
+    async def _delete(self, sid: str) -> None:
+        self._records.pop(sid, None)
+
+    async def _purge(self, now: float) -> int:
+        expired = [
+            sid for sid, e in self._records.items() if self.is_expired(e.created, e.accessed, now)
+        ]
+        for sid in expired:
+            del self._records[sid]
+        for key in [k for k, (_, end) in self._counters.items() if end <= now]:
+            del self._counters[key]
+        return len(expired)
+
+    async def _close(self) -> None:
+        self._records.clear()
+        self._counters.clear()

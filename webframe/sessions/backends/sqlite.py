@@ -1,0 +1,381 @@
+"""SQLite session store: one table, WAL mode, safe for several processes on one file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from webframe.sessions.store import Changeset, Count, Record, SessionStore, SessionStoreError
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS webframe_sessions ("
+    " sid TEXT PRIMARY KEY,"
+    " data TEXT NOT NULL,"
+    " created REAL NOT NULL,"
+    " accessed REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS webframe_sessions_accessed ON webframe_sessions (accessed)",
+    "CREATE INDEX IF NOT EXISTS webframe_sessions_created ON webframe_sessions (created)",
+    # Counters (login throttling...): a value and the epoch time its window ends.
+    "CREATE TABLE IF NOT EXISTS webframe_counters ("
+    " key TEXT PRIMARY KEY,"
+    " value INTEGER NOT NULL,"
+    " reset REAL NOT NULL)",
+)
+
+
+def _select_record(conn: sqlite3.Connection, sid: str) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn.execute(
+        "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?", (sid,)
+    ).fetchone()
+    return row
+
+
+def _path_of(url: str) -> str:
+    rest = url.partition("://")[2]
+    return rest[1:] if rest.startswith("/") else ""
+
+
+class _Abandoned(Exception):
+    """Raised on the worker thread for a call whose caller already timed out."""
+
+
+class _Job:
+    __slots__ = ("abandoned", "running")
+
+    def __init__(self) -> None:
+        self.abandoned = threading.Event()
+        self.running = threading.Event()
+
+
+class SQLiteStore(SessionStore):
+    """Stores sessions in an SQLite file; all I/O runs on one worker thread.
+
+    Each save is one ``BEGIN IMMEDIATE`` transaction (read, merge, write), so
+    disjoint updates from several processes sharing the file all survive.  A
+    lock held longer than `timeout` raises SessionStoreError.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = os.fspath(path)
+        if self.path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(parent, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webframe-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        # The job of the call running on *this* thread (the worker's; never the loop's).
+        self._local = threading.local()
+        self._inline: sqlite3.Connection | None = None
+        self._closed = False
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        """Refuse a ``sqlite://`` URL with no database path."""
+        if not _path_of(url):
+            raise ValueError(
+                f"session_store {url!r}: missing database path; use "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
+        """``sqlite:///rel/s.db`` is relative to the working directory, ``sqlite:////abs`` not."""
+        cls.check_url(url)
+        return cls(_path_of(url), **kwargs)
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # Runs on the worker thread.
+        if self._conn is None:
+            self._conn = self._open_connection(self.timeout)
+        return self._conn
+
+    def _open_connection(self, busy_timeout: float) -> sqlite3.Connection:
+        """A connection in WAL mode, tables created, waiting up to `busy_timeout` s for locks."""
+        conn = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise SessionStoreError("the SQLite session store is closed")
+        job = _Job()
+
+        def call() -> T:
+            if job.abandoned.is_set():
+                raise _Abandoned
+            job.running.set()
+            self._local.job = job
+            try:
+                return fn(self._connect())
+            finally:
+                self._local.job = None
+                job.running.clear()
+
+        future = asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            # busy_timeout ends lock waits after `timeout`; this deadline also
+            # bounds time spent queued behind other calls on the worker thread.
+            return await asyncio.wait_for(future, self.timeout * 2)
+        except sqlite3.Error as exc:
+            raise SessionStoreError(f"SQLite session store {self.path!r}: {exc}") from exc
+        except asyncio.TimeoutError as exc:
+            # The caller is told it failed, so it must not half-succeed later:
+            # a queued job never starts, a running one rolls back instead of
+            # committing (see _transaction) and is interrupted if mid-query.
+            job.abandoned.set()
+            if job.running.is_set() and self._conn is not None:
+                self._conn.interrupt()
+            raise SessionStoreError(
+                f"SQLite session store {self.path!r} timed out after {self.timeout * 2:g}s"
+            ) from exc
+
+    async def _fast(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the event loop's own connection if it needs no lock wait.
+
+        Its busy timeout is 0: a read in WAL mode never waits, and a write that would
+        wait for another writer (another process, or the worker thread) fails at once
+        and is handed to the worker thread, which waits up to ``timeout``. Skipping the
+        thread hop is what makes a session read about as cheap as the request itself.
+        """
+        if self._closed:
+            raise SessionStoreError("the SQLite session store is closed")
+        try:
+            conn = self._inline
+            if conn is None:
+                # Tables created here too, so a burst of first requests does not
+                # queue on the worker.
+                conn = self._inline = self._open_connection(0)
+            return fn(conn)
+        except sqlite3.OperationalError:
+            # Busy, locked, or no table yet (the worker creates it): the slow path
+            # decides, with its timeout, and reports real failures.
+            return await self._run(fn)
+
+    def _transaction(self, conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body()
+            job: _Job | None = getattr(self._local, "job", None)
+            if job is not None and job.abandoned.is_set():
+                raise _Abandoned
+            conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT leaves the transaction open; never let it leak
+            # into the next call on this connection.
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        return result
+
+    # -- hooks --------------------------------------------------------------
+
+    async def _load(self, sid: str, now: float) -> Record | None:
+        row = await self._fast(lambda conn: _select_record(conn, sid))
+        if row is None:
+            return None
+        # Stored by this class as REAL; anything else is checked the slow way.
+        created = row[1] if type(row[1]) is float else self._as_time(row[1], now)
+        accessed = row[2] if type(row[2]) is float else self._as_time(row[2], now)
+        if self.is_expired(created, accessed, now):
+            return None
+        blob = row[0] if isinstance(row[0], (str, bytes)) else None
+        return Record(self._decode_data(sid, blob), created, accessed)
+
+    def _update_in_place(
+        self, conn: sqlite3.Connection, sid: str, cs: Changeset, now: float
+    ) -> bool | None:
+        """Apply ``cs`` to a live stored session with one UPDATE (SQLite's JSON
+        functions merge the keys); None when this fast way does not apply."""
+        keys = [*cs.deleted, *cs.values]
+        if cs.new or not keys or any('"' in k or "\\" in k for k in keys):
+            return None
+        expr = "data"
+        params: list[Any] = []
+        if cs.deleted:
+            expr = f"json_remove({expr}{', ?' * len(cs.deleted)})"
+            params += [f'$."{k}"' for k in cs.deleted]
+        if cs.values:
+            expr = f"json_set({expr}{', ?, json(?)' * len(cs.values)})"
+            for key in cs.values:
+                params += [f'$."{key}"', cs.encoded[key]]
+        if cs.touch:  # otherwise "accessed" is not assigned, so its index is not rewritten
+            expr += ", accessed = ?"
+            params.append(now)
+        # ``expr`` holds only fixed SQL and placeholders; every value is a parameter.
+        sql = (
+            f"UPDATE webframe_sessions SET data = {expr} "  # noqa: S608
+            "WHERE sid = ? AND accessed >= ? AND created >= ? AND json_type(data) = 'object'"
+        )
+        params += [sid, now - self.idle_timeout, now - self.absolute_timeout]
+        try:
+            if getattr(self._local, "job", None) is None:
+                # On the loop's connection, no deadline: one autocommitted statement.
+                done = bool(conn.execute(sql, params).rowcount)
+            else:
+                # On the worker: inside a transaction, so a timed-out call rolls back.
+                done = self._transaction(conn, lambda: bool(conn.execute(sql, params).rowcount))
+        except sqlite3.OperationalError as exc:
+            if "JSON" in str(exc):
+                return None  # a corrupt record: the general path rewrites it
+            raise
+        # Nothing matched: gone, expired or corrupt; the general path tells which.
+        return True if done else None
+
+    async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            fast = self._update_in_place(conn, sid, cs, now)
+            if fast is not None:
+                return fast
+
+            def body() -> bool:
+                row = _select_record(conn, sid)
+                data: dict[str, Any] = {}
+                created = accessed = now
+                if row is not None:
+                    created = self._as_time(row[1], now)
+                    accessed = self._as_time(row[2], now)
+                    if self.is_expired(created, accessed, now):
+                        conn.execute("DELETE FROM webframe_sessions WHERE sid = ?", (sid,))
+                        row = None
+                        created = accessed = now
+                    else:
+                        blob = row[0] if isinstance(row[0], (str, bytes)) else None
+                        data = self._decode_data(sid, blob)
+                if row is None and not cs.new:
+                    return False
+                for key in cs.deleted:
+                    data.pop(key, None)
+                data.update(cs.values)
+                if cs.touch or cs.new:
+                    accessed = now
+                conn.execute(
+                    "INSERT OR REPLACE INTO webframe_sessions (sid, data, created, accessed)"
+                    " VALUES (?, ?, ?, ?)",
+                    (
+                        sid,
+                        json.dumps(data, allow_nan=False, separators=(",", ":")),
+                        created,
+                        accessed,
+                    ),
+                )
+                return True
+
+            return self._transaction(conn, body)
+
+        return await self._fast(write)
+
+    async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
+        def take(conn: sqlite3.Connection) -> dict[str, Any]:
+            def body() -> dict[str, Any]:
+                row = _select_record(conn, sid)
+                if row is None:
+                    return {}
+                created = self._as_time(row[1], now)
+                accessed = self._as_time(row[2], now)
+                if self.is_expired(created, accessed, now):
+                    return {}
+                blob = row[0] if isinstance(row[0], (str, bytes)) else None
+                data = self._decode_data(sid, blob)
+                taken = {key: data.pop(key) for key in keys if key in data}
+                if taken:
+                    # UPDATE, never INSERT: the timestamps (idle expiry) stay as they are.
+                    conn.execute(
+                        "UPDATE webframe_sessions SET data = ? WHERE sid = ?",
+                        (json.dumps(data, allow_nan=False, separators=(",", ":")), sid),
+                    )
+                return taken
+
+            return self._transaction(conn, body)
+
+        return await self._fast(take)
+
+    async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
+        def bump(conn: sqlite3.Connection) -> Count:
+            def body() -> Count:
+                row = conn.execute(
+                    "SELECT value, reset FROM webframe_counters WHERE key = ?", (key,)
+                ).fetchone()
+                value, end = (0, now + window)
+                if row is not None:
+                    stored_end = self._as_time(row[1], now)
+                    if stored_end > now and isinstance(row[0], int):
+                        value, end = row[0], stored_end
+                if not amount:
+                    return Count(int(value), end - now)
+                value += amount
+                conn.execute(
+                    "INSERT OR REPLACE INTO webframe_counters (key, value, reset) VALUES (?, ?, ?)",
+                    (key, value, end),
+                )
+                return Count(int(value), end - now)
+
+            return self._transaction(conn, body)
+
+        return await self._fast(bump)
+
+    async def _reset_counter(self, key: str) -> None:
+        def remove(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM webframe_counters WHERE key = ?", (key,))
+
+        await self._run(remove)
+
+    async def _delete(self, sid: str) -> None:
+        def remove(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM webframe_sessions WHERE sid = ?", (sid,))
+
+        await self._run(remove)
+
+    async def _purge(self, now: float) -> int:
+        def purge(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM webframe_sessions WHERE accessed < ? OR created < ?",
+                (now - self.idle_timeout, now - self.absolute_timeout),
+            )
+            removed = cursor.rowcount
+            conn.execute("DELETE FROM webframe_counters WHERE reset <= ?", (now,))
+            return removed
+
+        return await self._run(purge)
+
+    async def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
+
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        finally:
+            self._executor.shutdown(wait=False)
