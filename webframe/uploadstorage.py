@@ -88,8 +88,8 @@ class StoredPart:
     """
 
     __slots__ = (
-        "_queue", "content_type", "head", "info", "kept", "key", "sink", "size", "size_hint",
-        "storage",
+        "_aborted", "_queue", "content_type", "head", "info", "kept", "key", "sink", "size",
+        "size_hint", "storage",
     )  # fmt: skip
 
     def __init__(
@@ -104,6 +104,7 @@ class StoredPart:
         self.key = check_key(key) if key is not None else incoming_key()
         #: True once committed under a key the caller keeps (abort leaves it alone).
         self.kept = False
+        self._aborted = False
         self.content_type = content_type or "application/octet-stream"
         self.size_hint = size_hint
         self.sink: Sink | None = None
@@ -121,11 +122,18 @@ class StoredPart:
     async def flush(self) -> None:
         """Open the sink if needed and write the queued bytes (back-pressure lives here)."""
         if self.sink is None:
-            self.sink = await self.storage.open_sink(
+            sink = await self.storage.open_sink(
                 self.key, content_type=self.content_type, size_hint=self.size_hint
             )
+            self.sink = sink
+            if self._aborted:  # abandoned (a disconnect) while the sink was opening
+                await sink.abort()
         queue, self._queue = self._queue, []
         for data in queue:
+            if self._aborted:
+                # abort() ran while an earlier write waited (a disconnect): stop quietly,
+                # the body is moot and the sink is gone.
+                return
             await self.sink.write(data)
 
     async def commit(self) -> ObjectInfo:
@@ -138,6 +146,7 @@ class StoredPart:
     async def abort(self) -> None:
         """Throw the part away: abort the sink, or delete the committed temporary object."""
         self._queue.clear()
+        self._aborted = True
         sink = self.sink
         if sink is None or self.kept:
             return
