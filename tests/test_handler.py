@@ -14,6 +14,7 @@ from tornado.httpclient import HTTPResponse
 
 from webframe import Application, BadRequestError, RequestHandler, route
 from webframe.handler import _bodyless
+from webframe.server import HTTPToolsServer
 from webframe.testing import WebTestCase, test_settings
 
 #: an existing folder with no templates: error pages fall back to the plain page.
@@ -341,12 +342,20 @@ class BodyLimitTest(WebTestCase):
             assert out.startswith(b"HTTP/1.1 400"), (value, out[:80])
             assert b"Content-Length must be one non-negative integer" in out
 
-    def test_equal_duplicate_content_length_is_accepted(self) -> None:
+    def test_equal_duplicate_content_length(self) -> None:
+        # RFC 9112 6.3 lets a server either take "3, 3" as 3 or refuse it. Tornado's
+        # layer takes it (as Tornado does); llhttp on the httptools layer refuses it,
+        # with Connection: close, so nothing after it is read as a request.
         out = self.raw(
             b"POST /tiny HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
             b"Content-Length: 3, 3\r\n\r\nabc"
         )
-        assert out.startswith(b"HTTP/1.1 200"), out[:100]
+        if isinstance(self.http_server, HTTPToolsServer):
+            head = out.partition(b"\r\n\r\n")[0]
+            assert head.startswith(b"HTTP/1.1 400"), out[:100]
+            assert b"Connection: close" in head
+        else:
+            assert out.startswith(b"HTTP/1.1 200"), out[:100]
 
     def test_transfer_encoding_with_content_length_is_400(self) -> None:
         out = self.raw(
