@@ -522,3 +522,31 @@ def test_demo_locker_on_the_storage(kind: LocalKind | S3Kind, tmp_path: Path) ->
             await app.aclose()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ftp://host/x", "use file:///absolute/path or s3://bucket/prefix"),
+        ("s3://bucket/p?part_size=1MiB", "part_size"),
+        ("s3://bucket/p?colour=blue", "unknown parameter 'colour'"),
+    ],
+)
+def test_cli_refuses_a_bad_upload_storage_before_serving(
+    url: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webframe.cli import main
+
+    built: list[Any] = []
+
+    def factory(settings: Any) -> Application:
+        app = make_app(settings)
+        built.append(app)
+        return app
+
+    argv = ["--upload-storage", url, "--port", "0", "--instance-path", str(tmp_path)]
+    code = main(factory, argv, defaults={"cookie_secret": "x" * 40})
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: setting 'upload_storage'" in err and says in err, err
+    assert built == []  # refused while building: nothing served
