@@ -20,13 +20,13 @@ from typing import Any, ClassVar
 from unittest import mock
 
 from webframe import Application, UploadHandler, UploadLimits, route
-from webframe import app as app_module
+from webframe.server import HTTPToolsConnection, framing, tornado_impl
 from webframe.testing import test_settings
 
 from .test_uploads import HomeHandler, UploadTestCase
 
 MiB = 1024 * 1024
-BUF = app_module._BODY_BUFFER
+BUF = framing.BODY_BUFFER
 BOUNDARY = "bufferBoundary42"
 LIMITS = UploadLimits(max_body_size=64 * MiB, max_file_size=64 * MiB)
 
@@ -96,12 +96,16 @@ def sha(data: bytes) -> str:
 class BodyBufferCase(UploadTestCase):
     #: the routes of the app under test (subclasses testing other handlers replace it).
     app_handlers: ClassVar[list[type]] = [HomeHandler, Probe, ProbeBytes, SmallFiles]
+    #: the connection layer served on (the Tornado* subclasses run Tornado's own).
+    http_impl: ClassVar[str] = "httptools"
 
     def get_app(self) -> Application:
         self.upload_root = Path(tempfile.mkdtemp(prefix="wf-bodybuf-"))
         self.addCleanup(shutil.rmtree, self.upload_root, True)
         settings = test_settings(
-            upload_path=str(self.upload_root), instance_path=str(self.upload_root / "inst")
+            upload_path=str(self.upload_root),
+            instance_path=str(self.upload_root / "inst"),
+            http_impl=self.http_impl,
         )
         self.record: list[tuple[str, int, int]] = []
         return Application(self.app_handlers, settings, record=self.record)
@@ -131,7 +135,7 @@ class ReusedBufferTest(BodyBufferCase):
 
     def setUp(self) -> None:
         super().setUp()
-        patcher = mock.patch.object(app_module, "_BODY_BUFFER_MIN", BUF)
+        patcher = mock.patch.object(framing, "BODY_BUFFER_MIN", BUF)
         patcher.start()
         self.addCleanup(patcher.stop)
 
@@ -209,7 +213,11 @@ class ReusedBufferTest(BodyBufferCase):
 
     def test_fallback_without_tornado_internals(self) -> None:
         data = pattern(2 * BUF + 1, seed=5)
-        with mock.patch.object(app_module, "_CAN_READ_INTO", False):
+        # Neither layer can reuse a buffer: Tornado's reads (bytes pieces) are used.
+        with (
+            mock.patch.object(tornado_impl, "CAN_READ_INTO", False),
+            mock.patch.object(HTTPToolsConnection, "reuse_body_buffer", lambda *a: False),
+        ):
             code, out = self.send("/probe", multipart([("f", "fb.bin", data)]))
         assert code == 200, out
         assert out["files"] == [["fb.bin", len(data), sha(data)]]
@@ -286,12 +294,12 @@ class ReusedBufferConnectionTest(BodyBufferCase):
     def test_buffer_doubles_up_to_its_size_for_a_fast_client(self) -> None:
         data = pattern(6 * MiB, seed=9)
         body = multipart([("f", "fast.bin", data)])
-        with mock.patch.object(app_module, "_FAST_FILL", 1e9):  # every fill counts as fast
+        with mock.patch.object(framing, "FAST_FILL", 1e9):  # every fill counts as fast
             code, out = self.send("/probe", body)
         assert code == 200, out
         assert out["files"] == [["fast.bin", len(data), sha(data)]]
         sizes = [n for _, n, _ in out["pieces"]]
-        start = app_module._BODY_BUFFER_MIN
+        start = framing.BODY_BUFFER_MIN
         growth = [start << k for k in range((BUF // start).bit_length())]
         assert sizes[: len(growth)] == growth, sizes
         assert set(sizes[len(growth) : -1]) == {BUF}
@@ -323,7 +331,7 @@ class ReusedBufferConnectionTest(BodyBufferCase):
         # 8 KiB every 20 ms: a 64 KiB fill takes ~160 ms, far over _FAST_FILL.
         self.trickle([(sent[i : i + 8192], 0.02) for i in range(0, len(sent), 8192)], len(body))
         sizes = [n for _, n, _ in self.record]
-        assert sizes == [app_module._BODY_BUFFER_MIN] * 2, sizes
+        assert sizes == [framing.BODY_BUFFER_MIN] * 2, sizes
         assert self.wait_until(lambda: not self.temp_files(), 2.0), self.temp_files()
 
     def test_a_stall_takes_the_buffer_back_to_its_minimum(self) -> None:
@@ -331,19 +339,19 @@ class ReusedBufferConnectionTest(BodyBufferCase):
         first = 3 * MiB + 5000  # the buffer grows while this part arrives at once
         second = first + 2 * MiB
         with (
-            mock.patch.object(app_module, "_FAST_FILL", 0.3),
-            mock.patch.object(app_module, "_SLOW_FILL", 0.5),
+            mock.patch.object(framing, "FAST_FILL", 0.3),
+            mock.patch.object(framing, "SLOW_FILL", 0.5),
         ):
             self.trickle([(body[:first], 1.0), (body[first:second], 0.3)], len(body))
         sizes = [n for _, n, _ in self.record]
-        assert max(sizes) > app_module._BODY_BUFFER_MIN, sizes
+        assert max(sizes) > framing.BODY_BUFFER_MIN, sizes
         # Piece k was being filled during the stall; the one after it starts small again.
         total, k = 0, 0
         while total + sizes[k] <= first:
             total += sizes[k]
             k += 1
-        assert sizes[k] > app_module._BODY_BUFFER_MIN, sizes
-        assert sizes[k + 1] == app_module._BODY_BUFFER_MIN, sizes
+        assert sizes[k] > framing.BODY_BUFFER_MIN, sizes
+        assert sizes[k + 1] == framing.BODY_BUFFER_MIN, sizes
 
 
 def test_large_pieces_reach_the_temp_file_in_slices(tmp_path: Path) -> None:
@@ -372,3 +380,15 @@ def test_large_pieces_reach_the_temp_file_in_slices(tmp_path: Path) -> None:
     assert temp.path.read_bytes() == data + b"tail"
     assert temp.hash is not None and temp.hash.hexdigest() == sha(data + b"tail")
     assert temp.size == len(data) + 4
+
+
+class TornadoReusedBufferTest(ReusedBufferTest):
+    """The reused buffer on Tornado's own HTTP1Connection (tornado_impl's reader)."""
+
+    http_impl: ClassVar[str] = "tornado"
+
+
+class TornadoReusedBufferConnectionTest(ReusedBufferConnectionTest):
+    """The growth policy and the one-request override on Tornado's own layer."""
+
+    http_impl: ClassVar[str] = "tornado"

@@ -2,60 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from types import MethodType
 from typing import Any
 
 import tornado.web
 from tornado import httpserver, httputil
-from tornado.concurrent import future_set_exception_unless_cancelled
 from tornado.http1connection import HTTP1Connection
-from tornado.iostream import BaseIOStream
 from tornado.log import gen_log
-from tornado.web import _HandlerDelegate
 
-from .errors import BadRequestError, ConfigurationError, HTTPError, PayloadTooLargeError
+from .errors import ConfigurationError, HTTPError
 from .handler import NotFoundHandler
 from .routing import RouteSpec, RouteTable
+from .server import framing, tornado_impl
 from .sessions import SessionStore, open_store
 from .settings import Settings
 from .signing import resolve_cookie_secret
 from .storage import Storage
-from .units import format_size
 
 log = logging.getLogger("webframe")
 #: Tornado's own access logger, so existing log configuration keeps working.
 access_log = logging.getLogger("tornado.access")
 
-#: Tornado's own per-connection cap is lifted; webframe enforces each route's limit
-#: (or the server's ``max_body_size``, when it was given one and it is stricter).
-_UNLIMITED = 1 << 62
-_DIGITS = re.compile(r"[0-9]{1,19}")
-#: an RFC 9110 token (a transfer coding's name).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: the most bytes of a refused body read and thrown away (its length known) so the
-#: connection is kept and a client still sending can read the answer; a longer
-#: body ends the connection instead.
-_DRAIN = 32 * 1024 * 1024
-#: streamed bodies from this size on are read from the socket in _BIG_READ pieces.
-_BIG_BODY = 1024 * 1024
-_BIG_READ = 512 * 1024
-#: the reused buffer large bodies of ``reuses_body_buffer`` handlers are read into
-#: (measured on 1 GiB uploads, server CPU per GiB: 512 KiB 1.19-1.20 s, 1 MiB
-#: 1.11-1.13, 2 MiB 1.07-1.13, 4 MiB 1.14-1.16).
-#: It starts at _BODY_BUFFER_MIN and doubles each time a fill was already waiting in
-#: the socket or took under _FAST_FILL seconds, so a client trickling its body (or
-#: stalling) holds 64 KiB, not 2 MiB; a fill slower than _SLOW_FILL takes it back
-#: to the minimum.
-_BODY_BUFFER = 2 * 1024 * 1024
-_BODY_BUFFER_MIN = 64 * 1024
-_FAST_FILL = 0.01
-_SLOW_FILL = 0.5
 #: seconds between purges of expired sessions.
 _PURGE_INTERVAL = 600.0
 
@@ -135,9 +105,13 @@ class Application(tornado.web.Application):
         return self._store
 
     def start_background_tasks(self) -> None:
-        """Start the periodic purge of expired sessions; called by the server (the CLI
-        does it in each worker) with the loop running. ``aclose()`` stops it."""
+        """Start the periodic purge of expired sessions, and of expired resumable
+        uploads when the app has a tus route; called by the server (the CLI does it in
+        each worker) with the loop running. ``aclose()`` stops them."""
         self.session_store.start_purger(_PURGE_INTERVAL)
+        from webframe.tus.purger import start_app_purgers
+
+        start_app_purgers(self)
 
     def add_close_callback(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Register ``callback`` to be awaited by :meth:`aclose` (last registered, first run)."""
@@ -187,7 +161,7 @@ class Application(tornado.web.Application):
         target_kwargs: dict[str, Any] | None = None,
         path_args: list[bytes] | None = None,
         path_kwargs: dict[str, bytes] | None = None,
-    ) -> _HandlerDelegate:
+    ) -> tornado_impl.HandlerDelegate:
         """Called by Tornado for each routed request; returns webframe's delegate, which
         answers body-limit and framing errors before the handler reads any body."""
         return _Delegate(self, request, target_class, target_kwargs, path_args, path_kwargs)
@@ -229,7 +203,7 @@ class Application(tornado.web.Application):
             )
 
 
-class _Delegate(_HandlerDelegate):
+class _Delegate(tornado_impl.HandlerDelegate):
     """Tornado's handler delegate plus webframe's framing checks and body limit.
 
     A declared Content-Length over the limit (the route's, or the server's
@@ -239,11 +213,12 @@ class _Delegate(_HandlerDelegate):
     passed on and the handler answers with that error.
 
     Once a request is refused before its body was read, no byte after its head is
-    ever parsed as a request: a body of unambiguous framing and at most ``_DRAIN``
+    ever parsed as a request: a body of unambiguous framing and at most ``DRAIN``
     bytes is read and dropped (the connection is kept); otherwise the answer says
     ``Connection: close`` and the connection ends with it. On Tornado's own
-    ``HTTP1Connection`` a :class:`_Wire` enforces that for every early answer,
-    the handler's own (an XSRF 403 or a 415 from an upload route's ``prepare``) too.
+    ``HTTP1Connection`` a :class:`~webframe.server.tornado_impl.Wire` enforces that for
+    every early answer, the handler's own (an XSRF 403 or a 415 from an upload route's
+    ``prepare``) too.
     """
 
     _received = 0
@@ -253,7 +228,7 @@ class _Delegate(_HandlerDelegate):
     _error: HTTPError | None = None
     _answered = False
     _drain_left = 0
-    _wire: _Wire | None = None
+    _wire: tornado_impl.Wire | None = None
 
     def headers_received(
         self,
@@ -268,25 +243,24 @@ class _Delegate(_HandlerDelegate):
             return super().headers_received(start_line, headers)
         connection = self.request.connection
         self._route_limit = route_limit = app.body_limit(self.handler_class)
-        cap = _server_body_cap(connection)
-        self._limit = limit = route_limit if cap is None else min(route_limit, cap)
+        self._limit = limit = framing.body_limit(route_limit, framing.server_body_cap(connection))
         if connection is not None:
-            connection.set_max_body_size(_UNLIMITED)  # type: ignore[attr-defined]
+            connection.set_max_body_size(framing.UNLIMITED)  # type: ignore[attr-defined]
         expect = headers.get("Expect", "").lower() == "100-continue"
         wire = None
-        if isinstance(connection, HTTP1Connection) and _CAN_GUARD:
-            self._wire = wire = _Wire(connection, self, expect)
+        if isinstance(connection, HTTP1Connection) and tornado_impl.CAN_GUARD:
+            self._wire = wire = tornado_impl.Wire(connection, self, expect)
         # A streaming handler may lift the server's cap for its request in prepare()
         # (Tornado's connection.set_max_body_size): its declared size is checked
         # against the server's cap once prepare() has run.
         later = self.stream_request_body and wire is not None and limit < route_limit
-        error, declared, malformed = _check_framing(headers, route_limit if later else limit)
+        error, declared, malformed = framing.check_framing(headers, route_limit if later else limit)
         if malformed is not None:
             gen_log.info("Malformed HTTP message from %s: %s", self.request.remote_ip, malformed)
         if wire is not None and malformed is None:
             wire.remaining = None if "Transfer-Encoding" in headers else declared
         if error is None:
-            if self.stream_request_body and declared >= _BIG_BODY:
+            if self.stream_request_body and declared >= framing.BIG_BODY:
                 _read_big(self.request, getattr(self.handler_class, "reuses_body_buffer", False))
             self._started = True
             prepared = super().headers_received(start_line, headers)
@@ -294,7 +268,7 @@ class _Delegate(_HandlerDelegate):
                 return self._check_declared(prepared, declared)
             return prepared
         self._reject(error)
-        if error.status_code == 413 and _can_drain(declared, expect):
+        if error.status_code == 413 and framing.can_drain(declared, expect):
             # One valid Content-Length of a size worth reading: answer now, then read
             # and drop exactly that body, and keep the connection.
             self._answer(close=False)
@@ -313,9 +287,13 @@ class _Delegate(_HandlerDelegate):
         then in force (the server's cap, unless prepare() set the request's own)."""
         if prepared is not None:
             await prepared
-        if declared > self._limit and self._error is None and not self.handler._finished:
-            self._reject(_too_large(declared, self._limit))
-            self._answer(close=declared > _DRAIN)
+        if (
+            declared > self._limit
+            and self._error is None
+            and not tornado_impl.handler_finished(self.handler)
+        ):
+            self._reject(framing.too_large(declared, self._limit))
+            self._answer(close=declared > framing.DRAIN)
 
     def limit_set(self, size: int) -> None:
         """The handler set its request's body limit (``set_max_body_size``): it replaces
@@ -329,7 +307,7 @@ class _Delegate(_HandlerDelegate):
             if wire.finished_early:
                 return None  # answered before the body was read: the rest is dropped
         if self._error is not None:
-            # Refused mid-body: read and drop up to _DRAIN more bytes so the answer can
+            # Refused mid-body: read and drop up to DRAIN more bytes so the answer can
             # keep the connection; past that, answer now and close.
             self._drain_left -= len(data)
             if self._drain_left < 0 and not self._answered:
@@ -337,13 +315,7 @@ class _Delegate(_HandlerDelegate):
             return None
         self._received += len(data)
         if self._received > self._limit:
-            self._reject(
-                PayloadTooLargeError(
-                    f"The request body is larger than this address accepts "
-                    f"({format_size(self._limit)}).",
-                    quiet=True,
-                )
-            )
+            self._reject(framing.too_large_streamed(self._limit))
             return None
         if not self.stream_request_body:
             self.chunks += data
@@ -378,8 +350,9 @@ class _Delegate(_HandlerDelegate):
                     hook()
                 except Exception as exc:
                     # The handler is waiting for its body: it answers this error itself.
-                    future_set_exception_unless_cancelled(self.request._body_future, exc)
-                    return
+                    if tornado_impl.fail_body(self.request, exc):
+                        return
+                    raise
             super().finish()
         elif not self._answered:
             self._answer(close=False)
@@ -392,7 +365,7 @@ class _Delegate(_HandlerDelegate):
     def _reject(self, error: HTTPError) -> None:
         """Stop passing the body on; ``error`` is answered once the body is drained."""
         self._error = error
-        self._drain_left = _DRAIN
+        self._drain_left = framing.DRAIN
         self.chunks = bytearray()
 
     def _answer(self, close: bool) -> None:
@@ -403,201 +376,17 @@ class _Delegate(_HandlerDelegate):
         if close:
             error.headers["Connection"] = "close"
             if self._wire is not None:
-                self._wire.mode = _CLOSE
-        if self._started and self.stream_request_body:
-            # The handler is waiting for its body: let it fail with the error, so its
-            # own write_error answers and its clean-up hooks run.
-            future_set_exception_unless_cancelled(self.request._body_future, error)
+                self._wire.mode = tornado_impl.CLOSE
+        # A streaming handler waiting for its body fails with the error, so its own
+        # write_error answers and its clean-up hooks run.
+        if self._started and self.stream_request_body and tornado_impl.fail_body(
+            self.request, error
+        ):
             return
         handler = self.handler_class(self.application, self.request, **self.handler_kwargs)
-        handler._transforms = [t(self.request) for t in self.application.transforms]
+        tornado_impl.prepare_for_send_error(handler, self.application)
         self.handler = handler
         handler.send_error(error.status_code, exc_info=(type(error), error, None))
-
-
-_DRAIN_MODE = "drain"
-_CLOSE = "close"
-
-
-class _Wire:
-    """Tornado's ``HTTP1Connection`` of one request with a body, kept to the rule that
-    no byte after the head of a request answered before its body was read is ever
-    parsed as a request.
-
-    It wraps the connection's ``write_headers``, ``finish`` and ``close`` (for this
-    request only: Tornado makes a connection object per request). An answer whose
-    headers go out before the body is complete decides the connection's fate: if the
-    rest of the body has a known length of at most ``_DRAIN`` bytes (and the client
-    is not waiting for a ``100 Continue``), the connection is kept and, once the answer
-    is finished, the rest of the body is read and dropped, the answer's end held back
-    until then (Tornado would close otherwise); if not, the answer gets
-    ``Connection: close``, and when Tornado closes the connection after it, the bytes
-    it had already buffered are dropped with it, so nothing is parsed after the head.
-    """
-
-    __slots__ = (
-        "_close",
-        "_finish",
-        "_write_headers",
-        "connection",
-        "delegate",
-        "done",
-        "expect",
-        "finished_early",
-        "got_body",
-        "mode",
-        "remaining",
-    )
-
-    def __init__(self, connection: HTTP1Connection, delegate: _Delegate, expect: bool) -> None:
-        self.connection = connection
-        self.delegate = delegate
-        #: body bytes still to come; None: unknown (chunked, or framing refused).
-        self.remaining: int | None = None
-        self.expect = expect
-        self.got_body = False
-        self.done = False
-        #: None until an answer starts before the body is complete.
-        self.mode: str | None = None
-        #: the answer finished before the body: the rest is dropped as it arrives.
-        self.finished_early = False
-        self._write_headers = connection.write_headers
-        self._finish = connection.finish
-        self._close = connection.close
-        connection.write_headers = self.write_headers  # type: ignore[method-assign]
-        connection.finish = self.finish  # type: ignore[method-assign]
-        connection.close = self.close  # type: ignore[method-assign]
-        connection.set_max_body_size = self.set_max_body_size  # type: ignore[method-assign]
-
-    def set_max_body_size(self, max_body_size: int) -> None:
-        # Tornado's own cap stays lifted: the delegate counts and answers 413.
-        self.delegate.limit_set(max_body_size)
-
-    def remaining_less(self, size: int) -> None:
-        self.got_body = True
-        if self.remaining is not None:
-            self.remaining -= size
-
-    def write_headers(
-        self,
-        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
-        headers: httputil.HTTPHeaders,
-        chunk: bytes | None = None,
-    ) -> asyncio.Future[None]:
-        if not self.done and self.mode is None:
-            waiting = self.expect and not self.got_body
-            self.mode = _DRAIN_MODE if _can_drain(self.remaining, waiting) else _CLOSE
-        if self.mode == _CLOSE:
-            headers["Connection"] = "close"
-        return self._write_headers(start_line, headers, chunk)
-
-    def finish(self) -> None:
-        if self.mode == _CLOSE:
-            # Tornado decides to close only if the body is still unread at this point.
-            self.connection._disconnect_on_finish = True
-        elif not self.done and self.mode == _DRAIN_MODE:
-            # Ended by body_complete(), once the rest of the body has been dropped.
-            self.finished_early = True
-            return
-        self._finish()
-
-    def body_complete(self) -> bool:
-        """Called when the whole body has been read; True if it was answered before."""
-        self.done = True
-        if self.finished_early:
-            self._finish()
-            return True
-        return False
-
-    def close(self) -> None:
-        _drop_read_buffer(self.connection.stream)
-        self._close()
-
-
-def _can_drain(remaining: int | None, waits_for_continue: bool) -> bool:
-    """Whether a request answered before its body was read can keep its connection:
-    the rest of the body has a known length of at most ``_DRAIN`` bytes (it is read
-    and dropped), and the client is not holding it back for a ``100 Continue`` it
-    will never get (it might send it, or not: its end is unknowable)."""
-    return remaining is not None and remaining <= _DRAIN and not waits_for_continue
-
-
-def _server_body_cap(connection: httputil.HTTPConnection | None) -> int | None:
-    """The ``max_body_size`` the server was configured with (``HTTPServer(app,
-    max_body_size=...)``, ``app.listen(max_body_size=...)``), or None if unset."""
-    params = getattr(connection, "params", None)
-    cap = getattr(params, "max_body_size", None)
-    return cap if isinstance(cap, int) else None
-
-
-def _check_framing(
-    headers: httputil.HTTPHeaders, limit: int
-) -> tuple[HTTPError | None, int, str | None]:
-    """Validate Content-Length / Transfer-Encoding.
-
-    Returns the error to answer (None: the framing is fine), the declared size, and
-    for a malformed head the reason Tornado gives for it in its "Malformed HTTP
-    message" log line (None for a well-formed one, a 413 included).
-    """
-    te = headers.get("Transfer-Encoding")
-    cl = headers.get("Content-Length")
-    if te is not None:
-        if cl is not None:
-            return (
-                BadRequestError(
-                    "A request may carry Content-Length or Transfer-Encoding, not both."
-                ),
-                0,
-                "Message with both Transfer-Encoding and Content-Length",
-            )
-        codings = [c.split(";", 1)[0].strip(" \t").lower() for c in te.split(",")]
-        if codings != ["chunked"]:
-            error: HTTPError
-            if not all(_TOKEN.fullmatch(c) for c in codings):
-                error = BadRequestError(
-                    f"Transfer-Encoding {te[:40]!r} is not a list of transfer codings."
-                )
-            elif all(c == "chunked" for c in codings):
-                # RFC 9112 6.1: chunked is applied at most once; a repeat is malformed.
-                error = BadRequestError(
-                    "Transfer-Encoding names chunked more than once; send it once."
-                )
-            else:
-                error = HTTPError(
-                    f"Transfer-Encoding {te[:40]!r} is not supported; send 'chunked' or "
-                    "a Content-Length.",
-                    status=501,
-                )
-            return error, 0, f"Unsupported Transfer-Encoding {te}"
-        return None, 0, None
-    if cl is None:
-        return None, 0, None
-    pieces = {p.strip(" \t") for p in cl.split(",")}
-    value = pieces.pop() if len(pieces) == 1 else ""
-    if not _DIGITS.fullmatch(value):
-        reason = (
-            f"Multiple unequal Content-Lengths: {cl!r}"
-            if "," in cl
-            else f"Only integer Content-Length is allowed: {cl}"
-        )
-        return (
-            BadRequestError(f"Content-Length must be one non-negative integer, got {cl[:40]!r}."),
-            0,
-            reason,
-        )
-    size = int(value)
-    if size > limit:
-        return _too_large(size, limit), size, None
-    return None, size, None
-
-
-def _too_large(size: int, limit: int) -> PayloadTooLargeError:
-    # Quiet: a body limit at work is no server problem; the access log has the 413.
-    return PayloadTooLargeError(
-        f"The request body is {format_size(size)}; this address accepts at most "
-        f"{format_size(limit)}.",
-        quiet=True,
-    )
 
 
 def _read_big(request: httputil.HTTPServerRequest, reuse: bool) -> None:
@@ -609,90 +398,20 @@ def _read_big(request: httputil.HTTPServerRequest, reuse: bool) -> None:
     it, with none of Tornado's per-read allocation and two copies.
     """
     connection = request.connection
+    if reuse:
+        if tornado_impl.reuse_body_buffer(connection):
+            return
+        # The httptools layer's connection fills the buffer itself, by the same policy.
+        own = getattr(connection, "reuse_body_buffer", None)
+        if own is not None and own(
+            framing.BODY_BUFFER_MIN, framing.BODY_BUFFER, framing.FAST_FILL, framing.SLOW_FILL
+        ):
+            return
     stream = getattr(connection, "stream", None)
     if stream is None:
         return
-    if reuse and isinstance(connection, HTTP1Connection) and _CAN_READ_INTO:
-        # For this request only: Tornado makes a connection object per request, and
-        # the override also removes itself once it runs.
-        connection._read_fixed_body = MethodType(  # type: ignore[method-assign]
-            _read_fixed_body_into, connection
-        )
-    elif getattr(stream, "read_chunk_size", _BIG_READ) < _BIG_READ:
-        stream.read_chunk_size = _BIG_READ
-
-
-#: Tornado private names _Wire relies on (checked against Tornado 6.5 and 6.6):
-#: ``HTTP1Connection._disconnect_on_finish`` (close after this answer) and the
-#: ``BaseIOStream`` read buffer (``_read_buffer``, ``_read_buffer_size``,
-#: ``_user_read_buffer``, ``_after_user_read_buffer``), emptied when the connection
-#: closes. Without them (another Tornado), refused requests still end their connection.
-_CAN_GUARD = "_disconnect_on_finish" in HTTP1Connection.__init__.__code__.co_names and all(
-    name in BaseIOStream.__init__.__code__.co_names
-    for name in (
-        "_read_buffer",
-        "_read_buffer_size",
-        "_user_read_buffer",
-        "_after_user_read_buffer",
-    )
-)
-
-
-def _drop_read_buffer(stream: BaseIOStream | None) -> None:
-    """Forget what ``stream`` read from its socket that nobody consumed yet.
-
-    Tornado's ``IOStream.close()`` keeps its read buffer, and a read started after
-    the close is still served from it: the request loop would parse the bytes that
-    followed a refused head. Emptied, every later read fails with StreamClosedError.
-    """
-    if stream is None:
-        return
-    if stream._user_read_buffer:
-        # A read_into() is filling the caller's buffer; the extra bytes wait here.
-        stream._after_user_read_buffer = None
-    else:
-        stream._read_buffer = bytearray()
-    stream._read_buffer_size = 0
-
-
-#: the HTTP1Connection internals the reused-buffer reader stands in for.
-_CAN_READ_INTO = all(
-    hasattr(HTTP1Connection, name) for name in ("_read_fixed_body", "_deliver_body")
-)
-
-
-async def _read_fixed_body_into(
-    self: HTTP1Connection, content_length: int, delegate: httputil.HTTPMessageDelegate
-) -> None:
-    """``HTTP1Connection._read_fixed_body`` reading into one reused buffer.
-
-    Each piece is the whole buffer (a bytearray of _BODY_BUFFER_MIN to _BODY_BUFFER
-    bytes; the last piece an exact-size one), so consumers that need ``bytes``
-    methods (the multipart parser's ``find``) get them without a copy. Delivery
-    goes through Tornado's own ``_deliver_body``.
-    """
-    del self._read_fixed_body  # back to the class's method for the next request
-    stream = self.stream
-    clock = asyncio.get_running_loop().time
-    buffer = bytearray(min(_BODY_BUFFER_MIN, content_length))
-    while content_length > 0:
-        if content_length < len(buffer):
-            buffer = bytearray(content_length)
-        started = clock()
-        read = stream.read_into(buffer)
-        waited = not read.done()  # type: ignore[attr-defined]
-        await read
-        took = clock() - started
-        content_length -= len(buffer)
-        await self._deliver_body(delegate, buffer)  # type: ignore[arg-type]
-        if not waited:
-            # The piece was already buffered: let other connections run, as Tornado does.
-            await asyncio.sleep(0)
-        size = len(buffer)
-        if (not waited or took < _FAST_FILL) and size < _BODY_BUFFER and content_length > size:
-            buffer = bytearray(min(2 * size, _BODY_BUFFER))
-        elif took > _SLOW_FILL and size > _BODY_BUFFER_MIN:
-            buffer = bytearray(_BODY_BUFFER_MIN)
+    if getattr(stream, "read_chunk_size", framing.BIG_READ) < framing.BIG_READ:
+        stream.read_chunk_size = framing.BIG_READ
 
 
 def default_root_path() -> str:

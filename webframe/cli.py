@@ -17,9 +17,9 @@ import tornado.autoreload
 import tornado.netutil
 from tornado.httpserver import HTTPServer
 
-from .app import _UNLIMITED, Application
+from .app import Application
 from .errors import ConfigurationError
-from .server import HTTPToolsServer
+from .server import HTTPToolsServer, framing
 from .sessions.registry import valid_schemes
 from .settings import Settings
 
@@ -112,7 +112,7 @@ def create_server(app: Application, s: Settings) -> HTTPServer:
             idle_connection_timeout=s.idle_connection_timeout,
             header_timeout=s.header_timeout,
             body_timeout=s.body_timeout,
-            max_body_size=_UNLIMITED,
+            max_body_size=framing.UNLIMITED,
             chunk_size=_BODY_CHUNK,
         )
     server = HTTPServer(
@@ -121,7 +121,7 @@ def create_server(app: Application, s: Settings) -> HTTPServer:
         max_header_size=s.max_header_size,
         idle_connection_timeout=s.idle_connection_timeout,
         body_timeout=s.body_timeout,
-        max_body_size=_UNLIMITED,
+        max_body_size=framing.UNLIMITED,
     )
     # Body pieces of up to 512 KiB reach data_received (fewer trips through Tornado
     # and the upload parser per byte); socket reads keep Tornado's 64 KiB, since a

@@ -300,9 +300,9 @@ def test_check_framing(
     lines: list[tuple[str, str]], status: int | None, reason: str | None
 ) -> None:
     """The framing rules: the answer, and Tornado's wording for its log line."""
-    from webframe.app import _check_framing
+    from webframe.server.framing import check_framing
 
-    error, declared, malformed = _check_framing(_headers(*lines), 1024)
+    error, declared, malformed = check_framing(_headers(*lines), 1024)
     assert (error.status_code if error else None) == status
     if error is not None:
         assert error.message and "Traceback" not in error.message
@@ -316,10 +316,10 @@ def test_check_framing(
 
 def test_drain_or_close() -> None:
     """A refused body is read and dropped only when its end is known and near."""
-    from webframe.app import _DRAIN, _can_drain
+    from webframe.server.framing import DRAIN, can_drain
 
-    assert _can_drain(0, False)
-    assert _can_drain(_DRAIN, False)
-    assert not _can_drain(_DRAIN + 1, False)
-    assert not _can_drain(None, False)  # chunked: the end is unknown
-    assert not _can_drain(10, True)  # the client waits for a 100 Continue
+    assert can_drain(0, False)
+    assert can_drain(DRAIN, False)
+    assert not can_drain(DRAIN + 1, False)
+    assert not can_drain(None, False)  # chunked: the end is unknown
+    assert not can_drain(10, True)  # the client waits for a 100 Continue

@@ -6,12 +6,22 @@ when a Tornado release renames what it relies on.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import inspect
+from types import MethodType
+from typing import Any, Protocol
 
 import tornado
 import tornado.http1connection
 import tornado.iostream
+import tornado.web
 from tornado import httputil
+from tornado.concurrent import future_set_exception_unless_cancelled
+from tornado.http1connection import HTTP1Connection
+from tornado.iostream import BaseIOStream
+from tornado.log import app_log
+
+from . import framing
 
 #: Tornado releases these helpers were checked against.
 CHECKED_VERSIONS = ((6, 5), (6, 6))
@@ -100,3 +110,299 @@ def header_fields(headers: httputil.HTTPHeaders) -> dict[str, list[str]]:
     for name, value in headers.get_all():
         copy.setdefault(httputil._normalize_header(name) if _normalize else name, []).append(value)
     return copy
+
+
+# -- Tornado's own connection layer (HTTP1Connection), for app.py's handler delegate ----
+
+
+def _names_in(function: Any, *names: str) -> bool:
+    """Whether ``function``'s code refers to every one of ``names`` (how a private
+    attribute set in ``__init__`` is detected without making an instance)."""
+    code = getattr(function, "__code__", None)
+    return code is not None and all(name in code.co_names for name in names)
+
+
+def _parameters(function: Any) -> list[str] | None:
+    """The parameter names of ``function`` (None if it is missing)."""
+    if function is None:
+        return None
+    return list(inspect.signature(function).parameters)
+
+
+#: the Tornado version this process runs, as ``tornado.version_info``.
+VERSION_INFO: tuple[int, ...] = tuple(tornado.version_info)
+
+try:
+    from tornado.web import _HandlerDelegate
+except ImportError as exc:  # pragma: no cover - a Tornado without it
+    raise ImportError(
+        f"webframe needs tornado.web._HandlerDelegate (Tornado 6.5 to 6.6), missing in "
+        f"Tornado {tornado.version}: install a Tornado version webframe supports"
+    ) from exc
+#: Tornado's per-request delegate (``Application.get_handler_delegate`` returns one);
+#: webframe's own subclasses it: no public class offers its routing and execution.
+HandlerDelegate = _HandlerDelegate
+
+#: ``HTTPServerRequest._body_future``: what a streaming handler's ``_execute`` awaits
+#: before calling the method (set by the delegate's ``headers_received`` in Tornado 5, 6).
+CAN_FAIL_BODY = _names_in(HandlerDelegate.headers_received, "_body_future")
+
+
+def fail_body(request: httputil.HTTPServerRequest, error: BaseException) -> bool:
+    """Make the streaming handler waiting for ``request``'s body fail with ``error``
+    (its own ``write_error`` answers, its clean-up runs). False when this Tornado has
+    no such future; the caller then answers through a fresh handler."""
+    future = getattr(request, "_body_future", None) if CAN_FAIL_BODY else None
+    if future is None:
+        return False
+    future_set_exception_unless_cancelled(future, error)
+    return True
+
+
+def prepare_for_send_error(
+    handler: tornado.web.RequestHandler, application: tornado.web.Application
+) -> None:
+    """Give a handler that will not run ``_execute`` (built to answer an error before
+    any body was read) the output transforms ``_execute`` would have given it."""
+    handler._transforms = [t(handler.request) for t in application.transforms]
+
+
+def handler_finished(handler: tornado.web.RequestHandler) -> bool:
+    """Whether ``handler`` has finished its answer (``RequestHandler._finished``)."""
+    return bool(getattr(handler, "_finished", False))
+
+
+#: What the refusal guard relies on: ``HTTP1Connection._disconnect_on_finish`` (close
+#: after this answer) and the ``BaseIOStream`` read buffer (``_read_buffer``,
+#: ``_read_buffer_size``, ``_user_read_buffer``, ``_after_user_read_buffer``), emptied
+#: when the connection closes. Checked against Tornado 6.5 and 6.6; without them (another
+#: Tornado), refused requests still end their connection (``Connection: close``), the
+#: guard is not installed and the plain Tornado path runs.
+CAN_GUARD = _names_in(HTTP1Connection.__init__, "_disconnect_on_finish") and _names_in(
+    BaseIOStream.__init__,
+    "_read_buffer",
+    "_read_buffer_size",
+    "_user_read_buffer",
+    "_after_user_read_buffer",
+)
+
+
+def close_after_answer(connection: HTTP1Connection) -> None:
+    """Have Tornado close ``connection`` when the answer being written finishes (it
+    would otherwise keep it for the next request)."""
+    connection._disconnect_on_finish = True
+
+
+def drop_read_buffer(stream: BaseIOStream | None) -> None:
+    """Forget what ``stream`` read from its socket that nobody consumed yet.
+
+    Tornado's ``IOStream.close()`` keeps its read buffer, and a read started after the
+    close is still served from it: the request loop would parse the bytes that followed
+    a refused head. Emptied, every later read fails with StreamClosedError.
+    """
+    if stream is None or not CAN_GUARD:
+        return
+    if stream._user_read_buffer:
+        # A read_into() is filling the caller's buffer; the extra bytes wait here.
+        stream._after_user_read_buffer = None
+    else:
+        stream._read_buffer = bytearray()
+    stream._read_buffer_size = 0
+
+
+class LimitedDelegate(Protocol):
+    """The delegate a :class:`Wire` reports to (webframe's handler delegate)."""
+
+    def limit_set(self, size: int) -> None:
+        """The handler set its request's body limit (``set_max_body_size``)."""
+
+
+#: the fate of a connection whose answer started before its body was complete.
+DRAIN_MODE = "drain"
+CLOSE = "close"
+
+
+class Wire:
+    """Tornado's ``HTTP1Connection`` of one request with a body, kept to the rule that
+    no byte after the head of a request answered before its body was read is ever
+    parsed as a request.
+
+    It wraps the connection's ``write_headers``, ``finish`` and ``close`` (for this
+    request only: Tornado makes a connection object per request). An answer whose
+    headers go out before the body is complete decides the connection's fate: if the
+    rest of the body has a known length of at most ``framing.DRAIN`` bytes (and the client
+    is not waiting for a ``100 Continue``), the connection is kept and, once the answer
+    is finished, the rest of the body is read and dropped, the answer's end held back
+    until then (Tornado would close otherwise); if not, the answer gets
+    ``Connection: close``, and when Tornado closes the connection after it, the bytes
+    it had already buffered are dropped with it, so nothing is parsed after the head.
+    """
+
+    __slots__ = (
+        "_close",
+        "_finish",
+        "_write_headers",
+        "connection",
+        "delegate",
+        "done",
+        "expect",
+        "finished_early",
+        "got_body",
+        "mode",
+        "remaining",
+    )
+
+    def __init__(
+        self, connection: HTTP1Connection, delegate: LimitedDelegate, expect: bool
+    ) -> None:
+        self.connection = connection
+        self.delegate = delegate
+        #: body bytes still to come; None: unknown (chunked, or framing refused).
+        self.remaining: int | None = None
+        self.expect = expect
+        self.got_body = False
+        self.done = False
+        #: None until an answer starts before the body is complete.
+        self.mode: str | None = None
+        #: the answer finished before the body: the rest is dropped as it arrives.
+        self.finished_early = False
+        self._write_headers = connection.write_headers
+        self._finish = connection.finish
+        self._close = connection.close
+        connection.write_headers = self.write_headers  # type: ignore[method-assign]
+        connection.finish = self.finish  # type: ignore[method-assign]
+        connection.close = self.close  # type: ignore[method-assign]
+        connection.set_max_body_size = self.set_max_body_size  # type: ignore[method-assign]
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        # Tornado's own cap stays lifted: the delegate counts and answers 413.
+        self.delegate.limit_set(max_body_size)
+
+    def remaining_less(self, size: int) -> None:
+        self.got_body = True
+        if self.remaining is not None:
+            self.remaining -= size
+
+    def write_headers(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+        chunk: bytes | None = None,
+    ) -> asyncio.Future[None]:
+        if not self.done and self.mode is None:
+            waiting = self.expect and not self.got_body
+            self.mode = DRAIN_MODE if framing.can_drain(self.remaining, waiting) else CLOSE
+        if self.mode == CLOSE:
+            headers["Connection"] = "close"
+        return self._write_headers(start_line, headers, chunk)
+
+    def finish(self) -> None:
+        if self.mode == CLOSE:
+            # Tornado decides to close only if the body is still unread at this point.
+            close_after_answer(self.connection)
+        elif not self.done and self.mode == DRAIN_MODE:
+            # Ended by body_complete(), once the rest of the body has been dropped.
+            self.finished_early = True
+            return
+        self._finish()
+
+    def body_complete(self) -> bool:
+        """Called when the whole body has been read; True if it was answered before."""
+        self.done = True
+        if self.finished_early:
+            self._finish()
+            return True
+        return False
+
+    def close(self) -> None:
+        drop_read_buffer(self.connection.stream)
+        self._close()
+
+
+#: ``HTTP1Connection._read_fixed_body(content_length, delegate)``: the coroutine that
+#: reads a Content-Length body, replaced per request by the reused-buffer reader.
+CAN_READ_INTO = _parameters(getattr(HTTP1Connection, "_read_fixed_body", None)) == [
+    "self",
+    "content_length",
+    "delegate",
+] and hasattr(BaseIOStream, "read_into")
+#: ``HTTP1Connection._deliver_body(delegate, data)`` (Tornado 6.6 on): how a body piece
+#: reaches the delegate. Before it (6.5.x) the reader delivers as 6.5's
+#: ``_read_fixed_body`` does: only while the answer is not finished
+#: (``_write_finished``), a delegate's error logged and raised on.
+HAS_DELIVER_BODY = VERSION_INFO >= (6, 6) and _parameters(
+    getattr(HTTP1Connection, "_deliver_body", None)
+) == ["self", "delegate", "data"]
+_CAN_DELIVER_OURSELVES = _names_in(HTTP1Connection.__init__, "_write_finished")
+
+
+def reuse_body_buffer(connection: httputil.HTTPConnection | None) -> bool:
+    """Have ``connection`` read this request's Content-Length body straight into one
+    reused buffer (see :func:`read_fixed_body_into`). False when that is not possible
+    (not Tornado's ``HTTP1Connection``, or a Tornado without the internals it needs):
+    the caller falls back to Tornado's own reads."""
+    if not (
+        isinstance(connection, HTTP1Connection)
+        and CAN_READ_INTO
+        and (HAS_DELIVER_BODY or _CAN_DELIVER_OURSELVES)
+    ):
+        return False
+    # For this request only: Tornado makes a connection object per request, and the
+    # override also removes itself once it runs.
+    connection._read_fixed_body = MethodType(  # type: ignore[method-assign]
+        read_fixed_body_into, connection
+    )
+    return True
+
+
+async def _deliver(
+    connection: HTTP1Connection, delegate: httputil.HTTPMessageDelegate, data: bytearray
+) -> None:
+    """One body piece to ``delegate``: Tornado's ``_deliver_body`` where it exists, else
+    what Tornado 6.5's ``_read_fixed_body`` does inline."""
+    if HAS_DELIVER_BODY:
+        await connection._deliver_body(delegate, data)  # type: ignore[arg-type]
+        return
+    if connection._write_finished:
+        return  # answered already: the rest of the body is read and dropped
+    try:
+        result = delegate.data_received(data)  # type: ignore[arg-type]
+        if result is not None:
+            await result
+    except Exception:
+        # Logged here and raised on, as Tornado's _ExceptionLoggingContext does.
+        app_log.error("Uncaught exception", exc_info=True)
+        raise
+
+
+async def read_fixed_body_into(
+    self: HTTP1Connection, content_length: int, delegate: httputil.HTTPMessageDelegate
+) -> None:
+    """``HTTP1Connection._read_fixed_body`` reading into one reused buffer.
+
+    Each piece is the whole buffer (a bytearray of ``BODY_BUFFER_MIN`` to
+    ``BODY_BUFFER`` bytes, sized by :func:`framing.next_buffer_size`; the last piece an
+    exact-size one), so consumers that need ``bytes`` methods (the multipart parser's
+    ``find``) get them without a copy.
+    """
+    del self._read_fixed_body  # back to the class's method for the next request
+    stream = self.stream
+    clock = asyncio.get_running_loop().time
+    buffer = bytearray(framing.first_buffer_size(content_length))
+    while content_length > 0:
+        if content_length < len(buffer):
+            buffer = bytearray(content_length)
+        started = clock()
+        read = stream.read_into(buffer)
+        waited = not read.done()  # type: ignore[attr-defined]
+        await read
+        took = clock() - started
+        content_length -= len(buffer)
+        await _deliver(self, delegate, buffer)
+        if not waited:
+            # The piece was already buffered: let other connections run, as Tornado does.
+            await asyncio.sleep(0)
+        size = len(buffer)
+        new = framing.next_buffer_size(size, waited, took, content_length)
+        if new != size:
+            buffer = bytearray(new)
