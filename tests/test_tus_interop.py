@@ -111,6 +111,8 @@ class Server:
         self.script.write_text(SERVER)
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = f"http://127.0.0.1:{self.port}"
+        #: the SeaweedFS the S3 variant keeps its uploads in.
+        self.seaweed: Any = None
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
@@ -143,13 +145,46 @@ class Server:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(params=["httptools", "tornado"])
+#: the bucket of the S3 runs; each test has its own key prefix in it.
+TUS_BUCKET = "webframe-tus-tests"
+
+
+@pytest.fixture(scope="module")
+def seaweed_s3() -> Iterator[Any]:
+    """One SeaweedFS S3 gateway for this module (skips without `weed`, unless
+    WEBFRAME_REQUIRE_SERVICES=1)."""
+    from tests.seaweed_server import SeaweedServer
+
+    seaweed = SeaweedServer()
+    try:
+        seaweed.start()
+        seaweed.create_bucket(TUS_BUCKET)
+        yield seaweed
+    finally:
+        seaweed.close()
+
+
+def s3_url(tmp_path: Path) -> str:
+    # S3's smallest part size, so that small test files span several parts.
+    return f"s3://{TUS_BUCKET}/{tmp_path.name}?part_size=5MiB"
+
+
+@pytest.fixture(params=["httptools", "tornado", "httptools+s3"])
 def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
-    """The server on each connection layer (they must agree on cut connections too)."""
-    srv = Server(tmp_path, request.param)
+    """The server on each connection layer (they must agree on cut connections too),
+    and with uploads in progress kept in S3 (SeaweedFS) instead of the local volume."""
+    impl, _, store = str(request.param).partition("+")
+    if store == "s3":
+        seaweed = request.getfixturevalue("seaweed_s3")
+        srv = Server(tmp_path, impl, storage_url=s3_url(tmp_path), env=seaweed.environ)
+        srv.seaweed = seaweed
+    else:
+        srv = Server(tmp_path, impl)
     srv.start()
     yield srv
     srv.kill()
+    if store == "s3":
+        assert_nothing_local(srv)
 
 
 def session_headers(server: Server, user_id: int = 1) -> dict[str, str]:
@@ -170,6 +205,53 @@ class Sha256Uploader(Uploader):
 
 def tus_url(server: Server) -> str:
     return server.base + "/files/tus/"
+
+
+def s3_prefix(server: Server) -> str:
+    return server.folder.name + "/_tus/"
+
+
+def s3_tus_objects(server: Server) -> list[str]:
+    """What the server keeps in S3 for uploads in progress: the kinds of object
+    (state, lock, tail-<k>, data...), one entry per object, sorted."""
+    client = server.seaweed.client()
+    answer = client.list_objects_v2(Bucket=TUS_BUCKET, Prefix=s3_prefix(server))
+    return sorted(
+        str(item["Key"]).rsplit("/", 1)[1].split(".", 1)[1] for item in answer.get("Contents", [])
+    )
+
+
+def pending_uploads(server: Server) -> list[str]:
+    """Multipart uploads left open under the server's prefix."""
+    client = server.seaweed.client()
+    answer = client.list_multipart_uploads(Bucket=TUS_BUCKET, Prefix=server.folder.name + "/")
+    return [str(u["Key"]) for u in answer.get("Uploads", [])]
+
+
+def stored_sha256(server: Server, key: str) -> str:
+    client = server.seaweed.client()
+    body = client.get_object(Bucket=TUS_BUCKET, Key=f"{server.folder.name}/{key}")["Body"]
+    return hashlib.sha256(body.read()).hexdigest()
+
+
+def assert_nothing_local(server: Server) -> None:
+    """With S3 storage no byte of an upload in progress is kept on the local volume."""
+    folder = server.folder / "instance" / "uploads" / ".tus"
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+class S3Lease:
+    """The lease object another node would hold on an upload, written by this test."""
+
+    def __init__(self, server: Server, upload_id: str, until: float) -> None:
+        self.client = server.seaweed.client()
+        self.key = f"{s3_prefix(server)}{upload_id}.lock"
+        body = json.dumps({"until": until, "by": "another node"}).encode()
+        # Conditional like the server's own: it must not be held by anyone yet.
+        self.client.put_object(Bucket=TUS_BUCKET, Key=self.key, Body=body, IfNoneMatch="*")
+
+    def release(self) -> None:
+        self.client.delete_object(Bucket=TUS_BUCKET, Key=self.key)
 
 
 def make_file(folder: Path, size: int) -> tuple[Path, bytes]:
@@ -213,7 +295,12 @@ def test_half_in_1mib_chunks_then_a_new_client_resumes_from_the_url(
     assert done["size"] == len(data)
     assert done["sha256"] == hashlib.sha256(data).hexdigest()
     assert done["name"] == "holiday video.mp4"
-    assert hashlib.sha256(Path(done["path"]).read_bytes()).hexdigest() == done["sha256"]
+    if server.storage_url:
+        assert stored_sha256(server, done["key"]) == done["sha256"]
+        assert s3_tus_objects(server) == ["state"]  # finished: no tail, no parts left
+        assert pending_uploads(server) == []
+    else:
+        assert hashlib.sha256(Path(done["path"]).read_bytes()).hexdigest() == done["sha256"]
 
 
 def test_another_user_cannot_resume_the_url(server: Server, tmp_path: Path) -> None:
@@ -263,6 +350,22 @@ def head_offset(server: Server, url: str, headers: dict[str, str]) -> int:
     return int(r.headers["Upload-Offset"])
 
 
+def settled_offset(server: Server, url: str, headers: dict[str, str]) -> int:
+    """The offset once a cut request's bytes are kept: at once on local disk; on S3 the
+    tail is written in the background, holding the lease, so wait until it is free."""
+    if not server.storage_url:
+        return head_offset(server, url, headers)
+    lock = f"{s3_prefix(server)}{url.rsplit('/', 1)[1]}.lock"
+    client = server.seaweed.client()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listed = client.list_objects_v2(Bucket=TUS_BUCKET, Prefix=lock).get("Contents", [])
+        if not listed:
+            break
+        time.sleep(0.05)
+    return head_offset(server, url, headers)
+
+
 def test_connection_cut_mid_patch_keeps_what_arrived(server: Server, tmp_path: Path) -> None:
     """core: a cut PATCH without a checksum keeps its bytes; with one, it keeps none."""
     headers = session_headers(server)
@@ -271,7 +374,7 @@ def test_connection_cut_mid_patch_keeps_what_arrived(server: Server, tmp_path: P
     up.upload(stop_at=MiB)
     assert up.offset == MiB
     raw_patch(server, up.url, headers, MiB, MiB, data[MiB : MiB + 300_000])
-    kept = head_offset(server, up.url, headers)
+    kept = settled_offset(server, up.url, headers)
     assert MiB < kept <= MiB + 300_000
     # With a checksum the partial chunk cannot be verified, so it is dropped.
     raw_patch(server, up.url, headers, kept, 1000, data[kept : kept + 500], "sha1 " + "A" * 28)
@@ -322,6 +425,9 @@ def test_server_killed_mid_upload_resumes_at_the_last_reported_offset(
         url=up.url,
         chunk_size=MiB,
         upload_checksum=True,
+        # On S3 the killed server's lease lasts its term (10 s): 409 until then.
+        retries=30 if server.storage_url else 0,
+        retry_delay=1,
     )
     assert resumed.offset == reported
     resumed.upload()
@@ -331,15 +437,21 @@ def test_server_killed_mid_upload_resumes_at_the_last_reported_offset(
 
 
 def test_a_writer_in_another_process_makes_a_patch_409(server: Server, tmp_path: Path) -> None:
-    """locking: the per-upload lock is an fcntl lock, seen across processes."""
+    """locking: the per-upload lock is an fcntl lock, seen across processes; on S3 a
+    lease object created with a conditional PUT (If-None-Match), seen across nodes."""
     from webframe.tus import LocalUploadStore
 
     headers = session_headers(server)
     path, data = make_file(tmp_path, 2 * MiB)
     up = TusClient(tus_url(server), headers=headers).uploader(file_path=str(path), chunk_size=MiB)
     up.upload(stop_at=MiB)
-    store = LocalUploadStore(server.folder / "instance" / "uploads" / ".tus")
-    held = store.try_lock(up.url.rsplit("/", 1)[1])  # this test process is the other writer
+    upload_id = up.url.rsplit("/", 1)[1]
+    held: Any
+    if server.storage_url:
+        held = S3Lease(server, upload_id, until=time.time() + 600)  # another node writing
+    else:
+        store = LocalUploadStore(server.folder / "instance" / "uploads" / ".tus")
+        held = store.try_lock(upload_id)  # this test process is the other writer
     assert held is not None
     try:
         with pytest.raises(TusUploadFailed) as info:

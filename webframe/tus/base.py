@@ -66,6 +66,10 @@ class TusWriter(ABC):
     def close(self) -> None:
         """Close files and release the lock; safe to call twice."""
 
+    async def aclose(self) -> None:
+        """:meth:`close`, returning once the lock is really free (a client may go on)."""
+        self.close()
+
 
 class TusStore(ABC):
     """Upload state, bytes and locks of one tus route (async: local work runs in threads)."""

@@ -364,7 +364,7 @@ class ResumableUploadHandler(RequestHandler):
         self._offset_headers(state)
         self.set_status(201)
         await self._finish_if_complete(state)
-        self._release(keep_partial=False)  # before the answer: the client may go on at once
+        await self._release_now()  # before the answer: the client may go on at once
         self.finish()
 
     async def patch(self, upload_id: str | None = None) -> None:
@@ -378,7 +378,7 @@ class ResumableUploadHandler(RequestHandler):
         self._offset_headers(state)
         self.set_status(204)
         await self._finish_if_complete(state)
-        self._release(keep_partial=False)  # before the answer: the client may go on at once
+        await self._release_now()  # before the answer: the client may go on at once
         self.finish()
 
     async def head(self, upload_id: str | None = None) -> None:
@@ -519,6 +519,18 @@ class ResumableUploadHandler(RequestHandler):
         except OSError as exc:
             log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
         patch.close()
+
+    async def _release_now(self) -> None:
+        """:meth:`_release` for a request that went well, waiting until the lock is free."""
+        patch, self._patch = self._patch, None
+        if patch is None:
+            return
+        try:
+            if patch.open and patch.received:
+                patch.discard()
+        except OSError as exc:
+            log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
+        await patch.aclose()
 
     async def _keep_partial(self, patch: TusWriter, store: TusStore) -> None:
         """Make a cut request's bytes durable, then save (report) the offset they reach."""
