@@ -696,3 +696,196 @@ def test_a_finished_tus_upload_is_kept_in_s3_storage(tmp_path: Path) -> None:
             server.kill()
     finally:
         seaweed.close()
+
+
+# tus on S3: several nodes ------------------------------------------------------
+
+
+@pytest.fixture
+def s3_nodes(tmp_path: Path, seaweed_s3: Any) -> Iterator[tuple[Server, Server]]:
+    """Two server processes ("nodes") sharing one session store and one S3 bucket."""
+    nodes = []
+    for impl in ("httptools", "tornado"):
+        node = Server(tmp_path, impl, storage_url=s3_url(tmp_path), env=seaweed_s3.environ)
+        node.seaweed = seaweed_s3
+        node.start()
+        nodes.append(node)
+    yield nodes[0], nodes[1]
+    for node in nodes:
+        node.kill()
+    assert_nothing_local(nodes[0])
+
+
+def test_s3_node_killed_half_way_another_node_resumes_from_the_url(
+    s3_nodes: tuple[Server, Server], tmp_path: Path
+) -> None:
+    """Create and upload half on node A (parts and a tail in S3), SIGKILL A in the
+    middle of a PATCH, resume on node B from the URL alone, finish with checksums."""
+    node_a, node_b = s3_nodes
+    headers = session_headers(node_a)
+    path, data = make_file(tmp_path, 12 * MiB + 777)
+    up = Sha256Uploader(
+        file_path=str(path),
+        client=TusClient(tus_url(node_a), headers=headers),
+        chunk_size=MiB,
+        metadata={"filename": "movie.mp4"},
+        upload_checksum=True,
+    )
+    up.upload(stop_at=6 * MiB + 100)  # one 5 MiB part and a tail
+    reported = up.offset
+    assert reported >= 6 * MiB
+    assert "tail-1" in s3_tus_objects(node_a)
+    assert len(pending_uploads(node_a)) == 1
+    raw_path = up.url.removeprefix(node_a.base)
+    sock = socket.create_connection(("127.0.0.1", node_a.port))
+    head = (
+        f"PATCH {raw_path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+        "Content-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: {reported}\r\nContent-Length: {5 * MiB}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        + "\r\n"
+    )
+    sock.sendall(head.encode() + data[reported : reported + 4 * MiB + 1000])  # past a part
+    time.sleep(0.5)
+    node_a.kill()
+    sock.close()
+    url_on_b = node_b.base + raw_path  # the URL alone (same path, another node)
+    assert head_offset(node_b, url_on_b, headers) == reported
+    resumed = Sha256Uploader(
+        file_path=str(path),
+        client=TusClient(tus_url(node_b), headers=headers),
+        url=url_on_b,
+        chunk_size=MiB,
+        upload_checksum=True,
+        retries=30,  # the killed node's lease runs out after its 10 s term: 409 until then
+        retry_delay=1,
+    )
+    assert resumed.offset == reported
+    resumed.upload()
+    [done] = node_b.finished()
+    assert done["size"] == len(data)
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    assert stored_sha256(node_b, done["key"]) == done["sha256"]
+    assert pending_uploads(node_b) == []
+    assert s3_tus_objects(node_b) == ["state"]
+
+
+def test_s3_a_patch_on_one_node_makes_a_patch_on_the_other_409(
+    s3_nodes: tuple[Server, Server], tmp_path: Path
+) -> None:
+    """The lease is seen across nodes: B refuses while A is in the middle of a PATCH."""
+    node_a, node_b = s3_nodes
+    headers = session_headers(node_a)
+    path, data = make_file(tmp_path, 2 * MiB)
+    up = TusClient(tus_url(node_a), headers=headers).uploader(file_path=str(path), chunk_size=MiB)
+    up.upload(stop_at=MiB)
+    raw_path = up.url.removeprefix(node_a.base)
+    sock = socket.create_connection(("127.0.0.1", node_a.port))
+    head = (
+        f"PATCH {raw_path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+        "Content-Type: application/offset+octet-stream\r\n"
+        f"Upload-Offset: {MiB}\r\nContent-Length: {MiB}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        + "\r\n"
+    )
+    try:
+        sock.sendall(head.encode() + data[MiB : MiB + 1000])  # A is now writing
+        time.sleep(0.3)
+        r = requests.patch(
+            node_b.base + raw_path,
+            data=data[MiB:],
+            headers={
+                **headers,
+                "Tus-Resumable": "1.0.0",
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": str(MiB),
+            },
+        )
+        assert r.status_code == 409, r.text
+        sock.sendall(data[MiB + 1000 : 2 * MiB])  # A's PATCH completes the upload
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 204"), answer
+    finally:
+        sock.close()
+    [done] = node_a.finished()
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    assert node_b.finished() == [done]  # the same file, handed over once
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path, seaweed_s3: Any) -> Iterator[Server]:
+    """One node with its uploads in progress in S3 (SeaweedFS)."""
+    srv = Server(tmp_path, "httptools", storage_url=s3_url(tmp_path), env=seaweed_s3.environ)
+    srv.seaweed = seaweed_s3
+    srv.start()
+    yield srv
+    srv.kill()
+    assert_nothing_local(srv)
+
+
+def test_s3_termination_leaves_no_multipart_upload_tail_or_state(
+    s3_server: Server, tmp_path: Path
+) -> None:
+    """termination on S3: DELETE aborts the multipart upload and removes every object."""
+    headers = session_headers(s3_server)
+    path, _data = make_file(tmp_path, 8 * MiB)
+    up = TusClient(tus_url(s3_server), headers=headers).uploader(
+        file_path=str(path), chunk_size=MiB
+    )
+    up.upload(stop_at=6 * MiB)
+    assert sorted(set(s3_tus_objects(s3_server))) == ["state", "tail-1"]
+    assert len(pending_uploads(s3_server)) == 1
+    r = requests.delete(up.url, headers={**headers, "Tus-Resumable": "1.0.0"})
+    assert r.status_code == 204
+    assert pending_uploads(s3_server) == []
+    assert s3_tus_objects(s3_server) == []
+    r = requests.head(up.url, headers={**headers, "Tus-Resumable": "1.0.0"})
+    assert r.status_code == 404
+    assert s3_server.finished() == []
+
+
+def test_s3_expired_uploads_are_purged_with_their_multipart_upload(
+    s3_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """expiration on S3: the purger aborts the multipart upload and removes the tail,
+    the state and a dead writer's lease; an upload not yet expired is left alone."""
+    import asyncio
+
+    from webframe.storage import from_url
+    from webframe.tus.s3store import S3TusStore
+
+    headers = session_headers(s3_server)
+    path, _data = make_file(tmp_path, 8 * MiB)
+    uploads = []
+    for _ in range(2):
+        up = TusClient(tus_url(s3_server), headers=headers).uploader(
+            file_path=str(path), chunk_size=MiB
+        )
+        up.upload(stop_at=6 * MiB)
+        uploads.append(up.url.rsplit("/", 1)[1])
+    expired, alive = uploads
+    client = s3_server.seaweed.client()
+    key = f"{s3_prefix(s3_server)}{expired}.state"
+    saved = json.loads(client.get_object(Bucket=TUS_BUCKET, Key=key)["Body"].read())
+    saved["state"]["expires"] = time.time() - 1
+    client.put_object(Bucket=TUS_BUCKET, Key=key, Body=json.dumps(saved).encode())
+    S3Lease(s3_server, expired, until=time.time() - 1)  # a writer that died long ago
+
+    async def purge() -> int:
+        storage = from_url(s3_server.storage_url or "")
+        try:
+            return await S3TusStore(storage).purge_expired()  # type: ignore[arg-type]
+        finally:
+            await storage.close()
+
+    for name, value in s3_server.seaweed.environ.items():
+        monkeypatch.setenv(name, value)
+    assert asyncio.run(purge()) == 1
+    left = client.list_objects_v2(Bucket=TUS_BUCKET, Prefix=s3_prefix(s3_server))
+    names = sorted(str(item["Key"]).rsplit("/", 1)[1] for item in left.get("Contents", []))
+    assert names == [f"{alive}.state", f"{alive}.tail-1"]
+    assert len(pending_uploads(s3_server)) == 1
+    r = requests.head(
+        f"{tus_url(s3_server)}{expired}", headers={**headers, "Tus-Resumable": "1.0.0"}
+    )
+    assert r.status_code == 404

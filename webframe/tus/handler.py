@@ -82,6 +82,7 @@ def in_background(coro: Coroutine[Any, Any, Any]) -> None:
     _background.add(task)
     task.add_done_callback(_background.discard)
 
+
 @tornado.web.stream_request_body
 class ResumableUploadHandler(RequestHandler):
     """A tus 1.0.0 endpoint: core protocol plus creation, creation-with-upload,
@@ -251,8 +252,7 @@ class ResumableUploadHandler(RequestHandler):
     async def _prepare_creation(self) -> None:
         if self._upload_id() is not None:
             raise MethodNotAllowedError(
-                "POST goes to the creation URL; an upload's own URL takes HEAD, PATCH "
-                "and DELETE.",
+                "POST goes to the creation URL; an upload's own URL takes HEAD, PATCH and DELETE.",
                 quiet=True,
             )
         owner = self._owner_key()
@@ -301,8 +301,7 @@ class ResumableUploadHandler(RequestHandler):
         lock = await self.upload_store.try_lock(state.id)
         if lock is None:
             raise HTTPError(
-                "Another request is writing to this upload; wait for it, then HEAD for "
-                "the offset.",
+                "Another request is writing to this upload; wait for it, then HEAD for the offset.",
                 status=409,
             )
         try:
@@ -430,9 +429,7 @@ class ResumableUploadHandler(RequestHandler):
             state.offset = await patch.make_durable()
         except OSError as exc:
             raise self._storage_error(exc) from None
-        if not state.type_checked and (
-            state.offset >= SNIFF_BYTES or state.offset == state.length
-        ):
+        if not state.type_checked and (state.offset >= SNIFF_BYTES or state.offset == state.length):
             head = await store.read_head(state, SNIFF_BYTES)
             state.sniffed_type = sniff_type(head)
             allowed = self.limits_for(self.wf_settings).allowed_types
@@ -487,8 +484,7 @@ class ResumableUploadHandler(RequestHandler):
         try:
             await self.upload_store.undo_completion(state, offset)
         except OSError as exc:
-            log.warning("resumable upload %s: could not drop the last chunk: %s",
-                        state.id[:8], exc)
+            log.warning("resumable upload %s: could not drop the last chunk: %s", state.id[:8], exc)
 
     # clean-up ------------------------------------------------------------------
 
@@ -539,8 +535,11 @@ class ResumableUploadHandler(RequestHandler):
             patch.state.expires = time.time() + self.expires_after
             await store.save(patch.state)
         except Exception as exc:
-            log.warning("resumable upload %s: the bytes of a cut request were not kept: %s",
-                        patch.state.id[:8], exc)
+            log.warning(
+                "resumable upload %s: the bytes of a cut request were not kept: %s",
+                patch.state.id[:8],
+                exc,
+            )
         finally:
             patch.close()
 

@@ -543,21 +543,25 @@ class S3TusStore(TusStore):
         async with self.client.use("finishing an upload", state.id) as client:
             parts = list(upload.parts)
             if upload.tail or not parts:
-                answer = await client.upload_part_copy(
-                    Bucket=self.bucket,
-                    Key=data,
-                    UploadId=upload.upload_id,
-                    PartNumber=len(parts) + 1,
-                    CopySource={
-                        "Bucket": self.bucket,
-                        "Key": self.name(state.id, f"tail-{len(parts)}"),
-                    },
-                ) if upload.tail else await client.upload_part(
-                    Bucket=self.bucket,
-                    Key=data,
-                    UploadId=upload.upload_id,
-                    PartNumber=1,
-                    Body=b"",
+                answer = (
+                    await client.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=data,
+                        UploadId=upload.upload_id,
+                        PartNumber=len(parts) + 1,
+                        CopySource={
+                            "Bucket": self.bucket,
+                            "Key": self.name(state.id, f"tail-{len(parts)}"),
+                        },
+                    )
+                    if upload.tail
+                    else await client.upload_part(
+                        Bucket=self.bucket,
+                        Key=data,
+                        UploadId=upload.upload_id,
+                        PartNumber=1,
+                        Body=b"",
+                    )
                 )
                 etag = answer["CopyPartResult"]["ETag"] if upload.tail else answer["ETag"]
                 parts.append(str(etag))
@@ -660,9 +664,11 @@ class S3TusStore(TusStore):
     async def mark_finished(self, state: UploadState) -> None:
         state.finished = True
         await self.save(state)
-        names = [n for n in await self._list(f"{self.base}/{state.id}.") if not n.endswith(
-            (".state", ".lock")
-        )]
+        names = [
+            n
+            for n in await self._list(f"{self.base}/{state.id}.")
+            if not n.endswith((".state", ".lock"))
+        ]
         await self._delete_names(names)
 
     # expiry --------------------------------------------------------------------
@@ -685,5 +691,3 @@ class S3TusStore(TusStore):
             lease.etag = None
             removed += 1
         return removed
-
-
