@@ -662,6 +662,36 @@ async def test_the_purger_starts_with_the_first_request(
     await webframe_app.aclose()
 
 
+@pytest.mark.gen_test
+async def test_start_background_tasks_starts_the_purger_and_aclose_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """expiration: the app starts the purger of each tus route at start-up (no request
+    needed) and ``aclose()`` stops it."""
+    from webframe.tus.store import UploadState, new_upload_id
+
+    monkeypatch.setattr(Uploads, "purge_interval", 0.05)
+    application = make_app(tmp_path / "node")
+    store = store_of(application)
+    expired = UploadState(id=new_upload_id(), owner="x" * 64, length=10, expires=1.0)
+    store.create(expired)
+    application.start_background_tasks()
+    started = application.__dict__["_webframe_tus_purgers"]
+    # Three tus routes, one store: one purger.
+    assert started == {str(store.folder)}
+    for _ in range(100):
+        if store.load(expired.id) is None:
+            break
+        await asyncio.sleep(0.05)
+    assert store.load(expired.id) is None
+    await application.aclose()
+    assert started == set()
+    later = UploadState(id=new_upload_id(), owner="x" * 64, length=10, expires=1.0)
+    store.create(later)
+    await asyncio.sleep(0.2)
+    assert store.load(later.id) is not None  # stopped: nothing purges any more
+
+
 # security ---------------------------------------------------------------------
 
 
