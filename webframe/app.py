@@ -318,7 +318,7 @@ class _Delegate(tornado_impl.HandlerDelegate):
             self._reject(framing.too_large_streamed(self._limit))
             return None
         if not self.stream_request_body:
-            self.chunks += data
+            tornado_impl.add_body_chunk(self, data)
             return None
         try:
             result = self.handler.data_received(data)
@@ -366,7 +366,7 @@ class _Delegate(tornado_impl.HandlerDelegate):
         """Stop passing the body on; ``error`` is answered once the body is drained."""
         self._error = error
         self._drain_left = framing.DRAIN
-        self.chunks = bytearray()
+        tornado_impl.drop_body_chunks(self)
 
     def _answer(self, close: bool) -> None:
         """Send the error; ``close``: with ``Connection: close``, ending the connection."""

@@ -143,6 +143,21 @@ except ImportError as exc:  # pragma: no cover - a Tornado without it
 #: webframe's own subclasses it: no public class offers its routing and execution.
 HandlerDelegate = _HandlerDelegate
 
+def add_body_chunk(delegate: HandlerDelegate, data: bytes) -> None:
+    """Keep a piece of a non-streamed body as Tornado's delegate keeps it (``chunks``:
+    a ``bytearray`` from Tornado 6.6, a list of pieces joined at the end before)."""
+    chunks = delegate.chunks
+    if isinstance(chunks, list):
+        chunks.append(data)
+    else:
+        chunks += data
+
+
+def drop_body_chunks(delegate: HandlerDelegate) -> None:
+    """Forget the body pieces ``delegate`` kept so far (a refused body)."""
+    delegate.chunks = type(delegate.chunks)()
+
+
 #: ``HTTPServerRequest._body_future``: what a streaming handler's ``_execute`` awaits
 #: before calling the method (set by the delegate's ``headers_received`` in Tornado 5, 6).
 CAN_FAIL_BODY = _names_in(HandlerDelegate.headers_received, "_body_future")
