@@ -35,6 +35,7 @@ from typing import Any
 from bench.servers.common import COOKIE_SECRET, write_static
 from bench.services import ScenarioSkipped, redis_service
 from bench.sessionload import SessionLoad
+from bench.tusload import TusUploadLoad
 from bench.uploads import UploadLoad
 from bench.wrk import WrkLoad
 
@@ -255,6 +256,16 @@ SCENARIOS += [
         demo(),
         raw_upload(),
         UploadLoad(size=128 * MiB, quick_size=16 * MiB, concurrency=8, rss_target_mib=96),
+    ),
+    Scenario(
+        "upload-1g-tus",
+        "1 GiB file in 16 MiB tus PATCHes to the demo's /files/tus/ (logged in, XSRF "
+        "header; bench/tusload.py) vs the same file as a curl -F multipart POST /files "
+        "to a second demo process, same run",
+        demo(),
+        demo(),
+        TusUploadLoad(size=1024 * MiB, quick_size=64 * MiB, rss_target_mib=64),
+        target=0.9,
     ),
 ]
 

@@ -1,0 +1,292 @@
+"""The tus scenario: a 1 GiB file sent to the demo's resumable endpoint in 16 MiB
+PATCHes (A) against the same file posted as multipart to the demo (B), same run.
+
+A is driven from this process with ``http.client`` (one keep-alive connection:
+POST /files/tus/ to create, then PATCHes of ``patch_size`` bytes read from the
+source 1 MiB at a time, with the session cookie and XSRF header of a registered
+user); B is ``curl -F`` exactly as in ``upload-1g``. A and B are two processes
+of the same demo. Rounds alternate A B A B; after each one the demo's locker must
+hold the source's SHA-256 (and, for A, nothing may be left in ``.tus`` but the
+finished uploads' small state files), then the stored files are deleted. Peak RSS
+is A's ``VmHWM`` during the uploads (reset after the login).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import statistics
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.procs import ServerProcess, pin_prefixes
+from bench.uploads import (
+    MB,
+    Upload,
+    _curl_a,
+    _side,
+    _sizes,
+    demo_login,
+    log,
+    make_source,
+    reset_peak_rss,
+    sha256_of,
+    upload_batch,
+    verify_demo,
+)
+
+if TYPE_CHECKING:
+    from bench.runner import Config
+    from bench.scenarios import Scenario
+    from bench.uploads import DemoLogin
+
+BLOCK = 1024 * 1024
+
+
+def _blocks(path: Path, start: int, size: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = size
+        while left:
+            block = f.read(min(BLOCK, left))
+            if not block:
+                raise RuntimeError(f"{path} ended early")
+            left -= len(block)
+            yield block
+
+
+def tus_upload(base_url: str, login: DemoLogin, src: Path, patch_size: int) -> tuple[int, str]:
+    """Create an upload of ``src`` and send it in PATCHes; (last status, last body)."""
+    url = urllib.parse.urlsplit(base_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=600)
+    size = src.stat().st_size
+    common = {
+        "Tus-Resumable": "1.0.0",
+        "Cookie": login.cookie,
+        "X-XSRFToken": login.xsrf,
+    }
+    name = base64.b64encode(src.name.encode()).decode()
+    try:
+        conn.request(
+            "POST",
+            "/files/tus/",
+            headers={**common, "Upload-Length": str(size), "Upload-Metadata": f"filename {name}",
+                     "Content-Length": "0"},
+        )  # fmt: skip
+        answer = conn.getresponse()
+        body = answer.read().decode(errors="replace")
+        if answer.status != 201:
+            return answer.status, body
+        location = answer.getheader("Location") or ""
+        path = urllib.parse.urlsplit(location).path or location
+        offset = 0
+        while offset < size:
+            n = min(patch_size, size - offset)
+            conn.request(
+                "PATCH",
+                path,
+                body=_blocks(src, offset, n),
+                headers={**common, "Content-Type": "application/offset+octet-stream",
+                         "Upload-Offset": str(offset), "Content-Length": str(n)},
+            )  # fmt: skip
+            answer = conn.getresponse()
+            body = answer.read().decode(errors="replace")
+            if answer.status != 204:
+                return answer.status, body
+            offset = int(answer.getheader("Upload-Offset") or -1)
+        return 204, body
+    finally:
+        conn.close()
+
+
+def tus_batch(proc: ServerProcess, login: DemoLogin, src: Path, patch_size: int) -> Upload:
+    before = proc.cpu_seconds()
+    started = time.monotonic()
+    try:
+        status, body = tus_upload(proc.url, login, src, patch_size)
+        errors = []
+    except (OSError, http.client.HTTPException) as exc:
+        status, body, errors = 0, "", [f"tus client: {exc}"]
+    wall = time.monotonic() - started
+    return Upload(wall, 0, proc.cpu_seconds() - before, [status], [body], errors)
+
+
+def verify_tus(instance: Path, sources: list[tuple[Path, str]]) -> list[str]:
+    """The locker holds the file intact; no tus data file is left; then it is deleted."""
+    problems = []
+    want = sorted(sha for _, sha in sources)
+    users = instance / "uploads" / "users"
+    stored = [p for p in users.glob("*/*") if p.is_file()] if users.exists() else []
+    got = sorted(sha256_of(p) for p in stored)
+    if got != want:
+        problems.append(
+            f"stored files do not match the sources: {len(stored)} stored, "
+            f"{sum(g in want for g in got)} of {len(want)} intact"
+        )
+    tus = instance / "uploads" / ".tus"
+    left = [p for p in tus.glob("*.bin")] if tus.exists() else []
+    if left:
+        problems.append(f"{len(left)} tus data file(s) left in {tus}")
+    for p in stored:
+        p.unlink()
+    return problems
+
+
+@dataclass(frozen=True)
+class TusUploadLoad:
+    """One ``size``-byte file per round: tus PATCHes of ``patch_size`` (A) vs multipart (B)."""
+
+    size: int
+    quick_size: int
+    patch_size: int = 16 * 1024 * 1024
+    rss_target_mib: float | None = None
+    path: str = "/"
+
+    def run_scenario(
+        self,
+        scenario: Scenario,
+        cfg: Config,
+        profile_dir: Path | None = None,
+        rounds: int | None = None,
+    ) -> dict[str, Any]:
+        """Run the scenario (see the module docstring); ``profile_dir`` is not used."""
+        import shutil
+
+        curl = shutil.which("curl")
+        if curl is None:
+            raise RuntimeError("curl is not installed: apt-get install curl")
+        server_pin, load_pin = pin_prefixes()
+        size = self.quick_size if cfg.quick else self.size
+        if rounds is None:
+            rounds = cfg.rounds if cfg.quick else max(3, cfg.rounds)
+        with tempfile.TemporaryDirectory(prefix=f"bench-{scenario.name}-") as tmp:
+            workdir = Path(tmp)
+            src = workdir / "source.bin"
+            sources = [(src, make_source(src, size))]
+            log(f"  {scenario.name}: {size / 2**20:.0f} MiB source; {rounds} round(s)")
+            procs = []
+            for which, server in (("A", scenario.a), ("B", scenario.b)):
+                own = workdir / which
+                own.mkdir()
+                procs.append(
+                    ServerProcess(
+                        f"{which}:{server.label}",
+                        server.argv(own, {"http": cfg.http}),
+                        workdir / f"server-{which}.log",
+                        server_pin,
+                        cfg.pythonpath,
+                        env=server.environ(own, {"http": cfg.http}),
+                    )
+                )
+            a, b = procs
+            runs: dict[str, list[Upload]] = {"A": [], "B": []}
+            problems: list[str] = []
+            integrity: list[str] = []
+            rss: dict[str, Any] = {}
+            try:
+                for proc in procs:
+                    proc.start()
+                for proc in procs:
+                    proc.wait_ready(self.path, timeout=60)
+                logins = {"A": demo_login(a.url), "B": demo_login(b.url)}
+                rss["setup"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+                if not (reset_peak_rss(a) and reset_peak_rss(b)):
+                    problems.append("could not reset VmHWM: peak RSS includes the login")
+                for i in range(rounds):
+                    pair = []
+                    for which in ("A", "B"):
+                        instance = workdir / which / "instance"
+                        if which == "A":
+                            up = tus_batch(a, logins["A"], src, self.patch_size)
+                            found = verify_tus(instance, sources)
+                        else:
+                            out = workdir / "resp-B.txt"
+                            out.unlink(missing_ok=True)
+                            cmd = load_pin + _curl_a(curl, b.url, logins["B"], src, out)
+                            up = upload_batch(b, [cmd], [out])
+                            found = verify_demo(instance, sources, up)
+                        up.bytes = _sizes(sources)
+                        bad = [s for s in up.statuses if not 200 <= s < 300]
+                        if bad:
+                            found.append(f"{which} answered HTTP {bad}: {up.bodies[0][:200]!r}")
+                        found += up.curl_errors
+                        integrity += found
+                        problems += [f"round {i + 1} {which}: {p}" for p in found]
+                        runs[which].append(up)
+                        pair.append(up)
+                    ratio = pair[0].mbps / pair[1].mbps if pair[1].mbps else 0.0
+                    log(
+                        f"  {scenario.name} round {i + 1}/{rounds}: "
+                        f"A {pair[0].mbps:7.1f} MB/s ({pair[0].wall_s:.2f}s)  "
+                        f"B {pair[1].mbps:7.1f} MB/s ({pair[1].wall_s:.2f}s)  A/B {ratio:.3f}"
+                    )
+                rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+            finally:
+                for proc in procs:
+                    proc.stop()
+        for problem in problems:
+            log(f"  {scenario.name}: WARNING {problem}")
+        side_a = _side(scenario.a.label, a, runs["A"])
+        side_b = _side(scenario.b.label, b, runs["B"])
+        for key, side in (("A", side_a), ("B", side_b)):
+            side["rss_peak_kib"] = rss.get("uploads", {}).get(key)
+            setup = rss.get("setup", {}).get(key)
+            side["rss_lifetime_peak_kib"] = max(
+                (v for v in (setup, side["rss_peak_kib"]) if v is not None), default=None
+            )
+        ratios = [
+            ra.mbps / rb.mbps if rb.mbps else 0.0
+            for ra, rb in zip(runs["A"], runs["B"], strict=True)
+        ]
+        cpu_ratios = [
+            rb.cpu_s_per_gib / ra.cpu_s_per_gib if ra.cpu_s_per_gib else 0.0
+            for ra, rb in zip(runs["A"], runs["B"], strict=True)
+        ]
+        ratio = statistics.median(ratios) if ratios else 0.0
+        checks = []
+        if scenario.target is not None:
+            checks.append(
+                {"what": "A/B MB/s", "value": ratio, "target": f">= {scenario.target}",
+                 "ok": ratio >= scenario.target}
+            )  # fmt: skip
+        if self.rss_target_mib is not None:
+            peak = side_a["rss_peak_kib"]
+            checks.append(
+                {"what": "A peak RSS MiB", "value": None if peak is None else peak / 1024,
+                 "target": f"< {self.rss_target_mib}",
+                 "ok": peak is not None and peak / 1024 < self.rss_target_mib}
+            )  # fmt: skip
+        intact = bool(runs["A"]) and not integrity
+        checks.append({"what": "files intact (SHA-256)", "value": intact, "target": True,
+                       "ok": intact})  # fmt: skip
+        return {
+            "name": scenario.name,
+            "description": scenario.description,
+            "kind": "upload",
+            "unit": "MB/s",
+            "method": "PATCH",
+            "path": "/files/tus/",
+            "file_size": size,
+            "files_per_round": 1,
+            "bytes_per_round": size,
+            "patch_size": self.patch_size,
+            "rounds": rounds,
+            "a": side_a,
+            "b": side_b,
+            "ratios": ratios,
+            "ratio": ratio,
+            "cpu_ratios": cpu_ratios,
+            "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else 0.0,
+            "target": scenario.target,
+            "rss_target_mib": self.rss_target_mib,
+            "checks": checks,
+            "verdict": "PASS" if all(c["ok"] for c in checks) else "MISS",
+            "errors": side_a["error_count"] + side_b["error_count"],
+            "problems": problems,
+            "mb": MB,
+        }
