@@ -295,6 +295,11 @@ class _Delegate(tornado_impl.HandlerDelegate):
             self._reject(framing.too_large(declared, self._limit))
             self._answer(close=declared > framing.DRAIN)
 
+    def execute(self) -> Awaitable[None] | None:
+        """Called once the request may run (after the head when streaming, else after
+        the body); the handler runs at once and needs a Task only if it suspends."""
+        return tornado_impl.execute_eagerly(self)
+
     def limit_set(self, size: int) -> None:
         """The handler set its request's body limit (``set_max_body_size``): it replaces
         the server's cap; the route's own limit still applies."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import types
+from collections.abc import Awaitable, Coroutine, Generator
 from types import MethodType
 from typing import Any, Protocol
 
@@ -142,6 +144,7 @@ except ImportError as exc:  # pragma: no cover - a Tornado without it
 #: Tornado's per-request delegate (``Application.get_handler_delegate`` returns one);
 #: webframe's own subclasses it: no public class offers its routing and execution.
 HandlerDelegate = _HandlerDelegate
+
 
 def add_body_chunk(delegate: HandlerDelegate, data: bytes) -> None:
     """Keep a piece of a non-streamed body as Tornado's delegate keeps it (``chunks``:
@@ -421,3 +424,85 @@ async def read_fixed_body_into(
         new = framing.next_buffer_size(size, waited, took, content_length)
         if new != size:
             buffer = bytearray(new)
+
+
+# -- running a handler without a Task when it does not suspend -------------------------
+
+_ORIGINAL_EXECUTE = HandlerDelegate.execute
+#: ``_HandlerDelegate.execute`` builds the handler, the transforms and (streaming) the
+#: ``_prepared_future``, then wraps ``handler._execute(...)`` in a Task; checked in 6.5/6.6.
+CAN_EXECUTE_EAGERLY = _names_in(
+    _ORIGINAL_EXECUTE, "handler_class", "transforms", "_prepared_future", "_execute"
+) and inspect.iscoroutinefunction(tornado.web.RequestHandler._execute)
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    # What Tornado's own done callback does: a failure reaches the loop's handler.
+    if not future.cancelled():
+        future.result()
+
+
+@types.coroutine
+def _go_on(coro: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any, None]:
+    """Drive ``coro`` from where it suspended (yielding ``pending``), inside a Task."""
+    while True:
+        try:
+            sent = yield pending
+        except GeneratorExit:
+            coro.close()  # a Task dropped while pending: close the handler's coroutine too
+            raise
+        except BaseException as exc:  # cancellation and throws go to the handler
+            try:
+                pending = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration:
+                return
+
+
+async def _resume(coro: Coroutine[Any, Any, None], pending: Any) -> None:
+    await _go_on(coro, pending)
+
+
+def execute_eagerly(delegate: Any) -> Awaitable[None] | None:
+    """``_HandlerDelegate.execute`` that runs ``handler._execute`` at once, up to its
+    first suspension, and only then makes a Task for the rest.
+
+    A synchronous handler (``def get``) answers with no Task, no loop turn and no
+    done callback. Exceptions behave as in Tornado: ``_execute`` handles its own;
+    anything escaping it ends in a future whose failure the loop logs. Falls back to
+    Tornado's ``execute`` when the template or static caches are off (debug), which
+    it resets per request, or on a Tornado whose ``execute`` differs.
+    """
+    app = delegate.application
+    settings = app.settings
+    if (
+        not CAN_EXECUTE_EAGERLY
+        or not settings.get("compiled_template_cache", True)
+        or not settings.get("static_hash_cache", True)
+    ):
+        result: Awaitable[None] | None = _ORIGINAL_EXECUTE(delegate)
+        return result
+    request = delegate.request
+    handler = delegate.handler = delegate.handler_class(app, request, **delegate.handler_kwargs)
+    transforms = [t(request) for t in app.transforms]
+    if delegate.stream_request_body:
+        handler._prepared_future = asyncio.Future()
+    coro = handler._execute(transforms, *delegate.path_args, **delegate.path_kwargs)
+    try:
+        pending = coro.send(None)
+    except StopIteration:
+        return handler._prepared_future  # type: ignore[no-any-return]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        failed: asyncio.Future[None] = asyncio.Future()
+        failed.set_exception(exc)
+        failed.add_done_callback(_log_failure)
+        return handler._prepared_future  # type: ignore[no-any-return]
+    task = asyncio.ensure_future(_resume(coro, pending))
+    task.add_done_callback(_log_failure)
+    return handler._prepared_future  # type: ignore[no-any-return]
