@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import tornado
 import tornado.netutil
 import tornado.web
 from hypothesis import HealthCheck, example, given, settings
@@ -70,6 +71,9 @@ BAD_HEADS = [
     b"Bad(Name): 1\r\n",
     b"X-A: a\x01b\r\n",
 ]
+if tornado.version_info < (6, 6):
+    # Tornado 6.5 unfolds obs-fold lines (6.6 refuses them): not a refusal to compare.
+    BAD_HEADS.remove(b"X-A: 1\r\n folded\r\n")
 
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
