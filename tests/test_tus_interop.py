@@ -64,6 +64,9 @@ class Login(RequestHandler):
 @route("/files/tus/{upload_id}")
 class Uploads(ResumableUploadHandler):
     async def upload_finished(self, upload):
+        if (folder / "fail-once").exists():  # the app refuses the file once
+            (folder / "fail-once").unlink()
+            raise RuntimeError("the app could not keep the file")
         record = {"name": upload.filename, "size": upload.size, "sha256": upload.sha256}
         if storage_url:  # kept in the app's upload storage (S3), as a multipart file would be
             info = await upload.store("tus/" + upload.filename)
@@ -889,3 +892,44 @@ def test_s3_expired_uploads_are_purged_with_their_multipart_upload(
         f"{tus_url(s3_server)}{expired}", headers={**headers, "Tus-Resumable": "1.0.0"}
     )
     assert r.status_code == 404
+
+
+def test_s3_a_failing_hook_reopens_the_upload_at_the_last_chunk(
+    s3_server: Server, tmp_path: Path
+) -> None:
+    """The chunk that completes an S3 upload counts only once upload_finished returned:
+    when it raises, the completed object is turned back into a multipart upload (whole
+    parts copied server-side, the rest as the tail) and the client resends that chunk."""
+    headers = session_headers(s3_server)
+    path, data = make_file(tmp_path, 11 * MiB + 3)
+    up = Sha256Uploader(
+        file_path=str(path),
+        client=TusClient(tus_url(s3_server), headers=headers),
+        chunk_size=MiB,
+        upload_checksum=True,
+    )
+    up.upload(stop_at=11 * MiB)  # two 5 MiB parts and a 1 MiB tail; 3 bytes to go
+    before = up.offset
+    assert before == 11 * MiB
+    (s3_server.folder / "fail-once").touch()
+    up.stop_at = len(data)  # else tuspy sends an empty PATCH (it stops at stop_at)
+    with pytest.raises(TusUploadFailed) as info:
+        up.upload_chunk()
+    assert info.value.status_code == 500
+    assert s3_server.finished() == []
+    assert head_offset(s3_server, up.url, headers) == before
+    assert len(pending_uploads(s3_server)) == 1  # reopened
+    resumed = Sha256Uploader(
+        file_path=str(path),
+        client=TusClient(tus_url(s3_server), headers=headers),
+        url=up.url,
+        chunk_size=MiB,
+        upload_checksum=True,
+    )
+    assert resumed.offset == before
+    resumed.upload()
+    [done] = s3_server.finished()
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    assert stored_sha256(s3_server, done["key"]) == done["sha256"]
+    assert pending_uploads(s3_server) == []
+    assert s3_tus_objects(s3_server) == ["state"]
