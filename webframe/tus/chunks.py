@@ -27,6 +27,9 @@ __all__ = ["ChunkWriter", "cached_sha256", "forget_hash"]
 #: running SHA-256 states of uploads written by this process: id -> (offset, hash).
 _HASHES: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 _MAX_HASHES: Final = 1024
+#: every this many bytes written, writeback to disk starts in a thread (flush-behind),
+#: so the fsync that must precede a reported offset has little left to wait for.
+FLUSH_BEHIND: Final = 8 * 1024 * 1024
 
 
 def _remember(upload_id: str, offset: int, digest: Any) -> None:
@@ -72,6 +75,10 @@ class ChunkWriter(TusWriter):
         self._sha256 = cached[1] if cached is not None and cached[0] == state.offset else None
         if self._sha256 is None and state.offset == 0:
             self._sha256 = hashlib.sha256()
+        self._unflushed = 0
+        #: the flush-behind running in a thread, if any (the fd stays open until it ends).
+        self._flushing: asyncio.Future[None] | None = None
+        self._close_when_flushed: int | None = None
 
     @property
     def open(self) -> bool:
@@ -90,6 +97,30 @@ class ChunkWriter(TusWriter):
         if self._sha256 is not None:
             self._sha256.update(data)
         self.received += len(data)
+        self._unflushed += len(data)
+        if self._unflushed >= FLUSH_BEHIND and self._flushing is None:
+            self._flush_behind()
+
+    def _flush_behind(self) -> None:
+        """Start ``fdatasync`` in a thread without waiting for it (overlaps the disk
+        with the network); errors show up again at :meth:`make_durable`'s fsync."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._unflushed = 0
+        future = loop.run_in_executor(None, os.fdatasync, self.fd)  # type: ignore[arg-type]
+        self._flushing = future
+        future.add_done_callback(self._flushed)
+
+    def _flushed(self, future: asyncio.Future[None]) -> None:
+        self._flushing = None
+        if not future.cancelled():
+            future.exception()  # retrieved: the final fsync reports a failing disk
+        fd, self._close_when_flushed = self._close_when_flushed, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def checksum_matches(self) -> bool:
         """True unless the request's ``Upload-Checksum`` disagrees with its bytes."""
@@ -111,6 +142,8 @@ class ChunkWriter(TusWriter):
         reported for bytes that are not on disk.
         """
         assert self.fd is not None
+        if self._flushing is not None:
+            await asyncio.wait([self._flushing])
         await asyncio.get_running_loop().run_in_executor(None, os.fsync, self.fd)
         return self._advance()
 
@@ -131,6 +164,11 @@ class ChunkWriter(TusWriter):
         """Close the data file and release the upload's lock; safe to call twice."""
         fd, self.fd = self.fd, None
         if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if self._flushing is not None:
+                # A thread is syncing this fd: closing it now could let the number be
+                # reused under it. It is closed when the thread is done.
+                self._close_when_flushed = fd
+            else:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self.lock.release()
