@@ -8,126 +8,17 @@ crossed mid-stream, disconnects), and that the override is per request only.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
-import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 from unittest import mock
 
-from webframe import Application, UploadHandler, UploadLimits, route
 from webframe.server import HTTPToolsConnection, framing, tornado_impl
-from webframe.testing import test_settings
 
-from .test_uploads import HomeHandler, UploadTestCase
-
-MiB = 1024 * 1024
-BUF = framing.BODY_BUFFER
-BOUNDARY = "bufferBoundary42"
-LIMITS = UploadLimits(max_body_size=64 * MiB, max_file_size=64 * MiB)
-
-
-@route("/probe")
-class Probe(UploadHandler):
-    """Records the type, length and identity of every body piece it is given."""
-
-    upload_limits = LIMITS
-    upload_methods = ("POST", "PUT")
-
-    def prepare(self) -> Any:
-        self.pieces: list[tuple[str, int, int]] = []
-        return super().prepare()
-
-    def data_received(self, chunk: bytes) -> None:
-        piece = (type(chunk).__name__, len(chunk), id(chunk))
-        self.pieces.append(piece)
-        self.settings["record"].append(piece)  # seen by tests before the body ends
-        super().data_received(chunk)
-
-    def post(self) -> None:
-        self.answer()
-
-    def put(self) -> None:
-        self.answer()
-
-    def answer(self) -> None:
-        self.json(
-            {
-                "pieces": self.pieces,
-                "files": [[u.filename, u.size, u.sha256] for u in self.uploads],
-                "fields": {k: self.get_body_arguments(k) for k in self.request.body_arguments},
-            }
-        )
-
-
-@route("/probe-bytes")
-class ProbeBytes(Probe):
-    reuses_body_buffer: ClassVar[bool] = False
-
-
-@route("/small-files")
-class SmallFiles(Probe):
-    upload_limits = LIMITS.replace(max_file_size=2 * MiB)
-
-
-def multipart(parts: list[tuple[str, str | None, bytes]]) -> bytes:
-    out = b""
-    for name, filename, data in parts:
-        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        out += f"--{BOUNDARY}\r\nContent-Disposition: {disp}\r\n\r\n".encode() + data + b"\r\n"
-    return out + f"--{BOUNDARY}--\r\n".encode()
-
-
-def pattern(n: int, seed: int = 0) -> bytes:
-    """``n`` bytes that differ at every offset (a shifted piece shows up in the hash)."""
-    block = hashlib.sha256(str(seed).encode()).digest() * 4096  # 128 KiB
-    reps = n // len(block) + 1
-    return (block * reps)[:n]
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class BodyBufferCase(UploadTestCase):
-    #: the routes of the app under test (subclasses testing other handlers replace it).
-    app_handlers: ClassVar[list[type]] = [HomeHandler, Probe, ProbeBytes, SmallFiles]
-    #: the connection layer served on (the Tornado* subclasses run Tornado's own).
-    http_impl: ClassVar[str] = "httptools"
-
-    def get_app(self) -> Application:
-        self.upload_root = Path(tempfile.mkdtemp(prefix="wf-bodybuf-"))
-        self.addCleanup(shutil.rmtree, self.upload_root, True)
-        settings = test_settings(
-            upload_path=str(self.upload_root),
-            instance_path=str(self.upload_root / "inst"),
-            http_impl=self.http_impl,
-        )
-        self.record: list[tuple[str, int, int]] = []
-        return Application(self.app_handlers, settings, record=self.record)
-
-    def send(self, path: str, body: bytes, method: str = "POST") -> tuple[int, Any]:
-        """``body`` as multipart (Content-Length declared) or, for PUT, as raw bytes."""
-        ctype = (
-            f"multipart/form-data; boundary={BOUNDARY}"
-            if method == "POST"
-            else "application/octet-stream"
-        )
-        r = self.fetch(
-            path,
-            method=method,
-            body=body,
-            headers={"Content-Type": ctype, "Accept": "application/json"},
-        )
-        return r.code, json.loads(r.body)
-
-    def auth_headers(self, path: str) -> dict[str, str]:
-        token = self.token()  # first: it may start the session the cookie then carries
-        return {"Cookie": self.cookies.header_for(self.get_url(path)), "X-XSRFToken": token}
+from .support.uploads import BOUNDARY, BUF, BodyBufferCase, MiB, multipart, pattern, sha
 
 
 class ReusedBufferTest(BodyBufferCase):
@@ -355,9 +246,9 @@ class ReusedBufferConnectionTest(BodyBufferCase):
 
 
 def test_large_pieces_reach_the_temp_file_in_slices(tmp_path: Path) -> None:
-    from webframe import uploadfiles
+    from webframe.uploads import tempfile as temp_files
 
-    temp = uploadfiles._TempFile(tmp_path)
+    temp = temp_files.TempFile(tmp_path)
     real = temp._file
     assert real is not None
     sizes: list[int] = []
@@ -371,11 +262,11 @@ def test_large_pieces_reach_the_temp_file_in_slices(tmp_path: Path) -> None:
             real.close()
 
     temp._file = Recording()  # type: ignore[assignment]
-    data = pattern(3 * uploadfiles._WRITE_SLICE + 5, seed=12)
+    data = pattern(3 * temp_files._WRITE_SLICE + 5, seed=12)
     temp.write(memoryview(bytearray(data)))
     temp.write(b"tail")
     temp.close()
-    slice_ = uploadfiles._WRITE_SLICE
+    slice_ = temp_files._WRITE_SLICE
     assert sizes == [slice_, slice_, slice_, 5, 4]
     assert temp.path.read_bytes() == data + b"tail"
     assert temp.hash is not None and temp.hash.hexdigest() == sha(data + b"tail")

@@ -455,10 +455,10 @@ async def test_a_failed_save_is_507_and_keeps_nothing(
 ) -> None:
     import errno
 
-    from webframe import uploadstorage
+    from webframe.uploads import stored
 
     await register(client, "noah")
-    real_link = uploadstorage._link_into
+    real_link = stored._link_into
     calls: list[str] = []
 
     def second_fails(source: Path, target: Path, content_type: str, sha256: str) -> bool:
@@ -467,8 +467,8 @@ async def test_a_failed_save_is_507_and_keeps_nothing(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_link(source, target, content_type, sha256)
 
-    # Storing an upload into the local storage is a hard link (webframe.uploadstorage).
-    monkeypatch.setattr(uploadstorage, "_link_into", second_fails)
+    # Storing an upload into the local storage is a hard link (webframe.uploads.stored).
+    monkeypatch.setattr(stored, "_link_into", second_fails)
     r = await client.post(
         "/files", files={"files": [("a.txt", b"first"), ("b.txt", b"second")]}, headers=JSON
     )

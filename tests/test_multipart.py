@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import requests
 
-from webframe import multipart
 from webframe.multipart import (
     BadUploadError,
     MultipartReceiver,
@@ -30,6 +29,7 @@ from webframe.multipart import (
     UploadTypeError,
     sniff_type,
 )
+from webframe.uploads.tempfile import TempFile, storage_error
 
 BOUNDARY = b"----webframe-test-7MA4YWxkTrZu0gW"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -620,14 +620,14 @@ def test_disk_full_creating_temp_file(temp_dir: Path, monkeypatch: pytest.Monkey
 
 
 def test_write_error_from_file_object(temp_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_write = multipart._TempFile.write
+    real_write = TempFile.write
 
-    def failing_write(self: multipart._TempFile, data: bytes | memoryview) -> None:
+    def failing_write(self: TempFile, data: bytes | memoryview) -> None:
         if self.size > 1000:
-            raise multipart._storage_error(OSError(errno.EIO, "Input/output error"))
+            raise storage_error(OSError(errno.EIO, "Input/output error"))
         real_write(self, data)
 
-    monkeypatch.setattr(multipart._TempFile, "write", failing_write)
+    monkeypatch.setattr(TempFile, "write", failing_write)
     with pytest.raises(UploadStorageError, match="Input/output error"):
         receive(encode([("f", "a.bin", None, BIG)]), temp_dir, chunk=512)
     assert os.listdir(temp_dir) == []

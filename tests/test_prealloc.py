@@ -1,4 +1,4 @@
-"""Disk space reserved ahead of large uploads (``_TempFile`` and ``fallocate``).
+"""Disk space reserved ahead of large uploads (``TempFile`` and ``fallocate``).
 
 A temp file that may grow past 1 MiB reserves its space in windows (8 MiB, then
 doubling, never past what the rest of the declared body can hold) and gives the
@@ -21,15 +21,16 @@ from unittest import mock
 
 import pytest
 
-from webframe import UploadHandler, route, uploadfiles
-from webframe.uploadfiles import UploadStorageError, _TempFile
+from webframe import UploadHandler, UploadStorageError, route
+from webframe.uploads import tempfile as temp_files
+from webframe.uploads.tempfile import TempFile
 
-from .test_body_buffer import LIMITS, BodyBufferCase, multipart, pattern, sha
-from .test_uploads import HomeHandler
+from .support.uploads import BODY_LIMITS as LIMITS
+from .support.uploads import BodyBufferCase, HomeHandler, multipart, pattern, sha
 
 MiB = 1024 * 1024
-STEP = uploadfiles._PREALLOC_STEP
-REAL_FALLOCATE = uploadfiles._fallocate
+STEP = temp_files._PREALLOC_STEP
+REAL_FALLOCATE = temp_files._fallocate
 
 
 def fallocate_works(folder: Path) -> bool:
@@ -72,7 +73,7 @@ def on_disk(path: Path) -> tuple[int, int]:
 def test_space_is_reserved_ahead_and_trimmed_on_close(tmp_path: Path) -> None:
     need_fallocate(tmp_path)
     data = pattern(3 * MiB + 5)
-    temp = _TempFile(tmp_path, room=64 * MiB)
+    temp = TempFile(tmp_path, room=64 * MiB)
     temp.write(data[: 1 * MiB])
     temp.write(data[1 * MiB :])
     size, allocated = on_disk(temp.path)
@@ -90,8 +91,8 @@ def test_windows_double_and_stop_at_the_room(tmp_path: Path) -> None:
     need_fallocate(tmp_path)
     spy = Spy()
     room = 3 * STEP + 12345
-    with mock.patch.object(uploadfiles, "_fallocate", spy):
-        temp = _TempFile(tmp_path, room=room)
+    with mock.patch.object(temp_files, "_fallocate", spy):
+        temp = TempFile(tmp_path, room=room)
         piece = pattern(1 * MiB, seed=3)
         for _ in range(room // MiB + 2):  # two pieces past the room: no error, no reserve
             temp.write(piece)
@@ -102,10 +103,10 @@ def test_windows_double_and_stop_at_the_room(tmp_path: Path) -> None:
 
 def test_small_room_reserves_nothing(tmp_path: Path) -> None:
     spy = Spy()
-    with mock.patch.object(uploadfiles, "_fallocate", spy):
-        temp = _TempFile(tmp_path, room=uploadfiles._PREALLOC_MIN - 1)
+    with mock.patch.object(temp_files, "_fallocate", spy):
+        temp = TempFile(tmp_path, room=temp_files._PREALLOC_MIN - 1)
         temp.write(b"x" * 1000)
-        unknown = _TempFile(tmp_path)  # chunked body: the size is not known
+        unknown = TempFile(tmp_path)  # chunked body: the size is not known
         unknown.write(pattern(2 * MiB))
         temp.close()
         unknown.close()
@@ -116,8 +117,8 @@ def test_small_room_reserves_nothing(tmp_path: Path) -> None:
 def test_filesystem_without_fallocate_writes_plainly(tmp_path: Path) -> None:
     spy = Spy(result=lambda fd, offset, length: False)
     data = pattern(5 * MiB, seed=4)
-    with mock.patch.object(uploadfiles, "_fallocate", spy):
-        temp = _TempFile(tmp_path, room=64 * MiB)
+    with mock.patch.object(temp_files, "_fallocate", spy):
+        temp = TempFile(tmp_path, room=64 * MiB)
         for start in range(0, len(data), MiB):
             temp.write(data[start : start + MiB])
         temp.close()
@@ -129,8 +130,8 @@ def test_no_space_for_the_window_is_a_storage_error(tmp_path: Path) -> None:
     def full(fd: int, offset: int, length: int) -> bool:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with mock.patch.object(uploadfiles, "_fallocate", full):
-        temp = _TempFile(tmp_path, room=64 * MiB)
+    with mock.patch.object(temp_files, "_fallocate", full):
+        temp = TempFile(tmp_path, room=64 * MiB)
         with pytest.raises(UploadStorageError, match="disk is full"):
             temp.write(b"x" * 100)
         temp.remove()
@@ -169,7 +170,7 @@ class PreallocOverHTTP(BodyBufferCase):
         super().setUp()
         need_fallocate(self.upload_root)
         self.spy = Spy()
-        patcher = mock.patch.object(uploadfiles, "_fallocate", self.spy)
+        patcher = mock.patch.object(temp_files, "_fallocate", self.spy)
         patcher.start()
         self.addCleanup(patcher.stop)
 

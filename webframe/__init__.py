@@ -5,6 +5,7 @@ from __future__ import annotations
 from .app import Application
 from .errors import (
     BadRequestError,
+    BadUploadError,
     ConfigurationError,
     ForbiddenError,
     HTTPError,
@@ -19,22 +20,26 @@ from .errors import (
     TooManyRequestsError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
+    UploadError,
+    UploadStorageError,
+    UploadTooLargeError,
+    UploadTypeError,
     XSRFError,
 )
 from .handler import RequestHandler
-from .multipart import UploadedFile, UploadLimits
 from .routing import Route, RouteTable, route
 from .settings import Settings
 from .throttle import RateLimiter
 from .tus import ResumableUploadHandler
 from .units import format_size
-from .uploads import UploadHandler
+from .uploads import UploadedFile, UploadHandler, UploadLimits
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Application",
     "BadRequestError",
+    "BadUploadError",
     "ConfigurationError",
     "ForbiddenError",
     "HTTPError",
@@ -55,8 +60,12 @@ __all__ = [
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnsupportedMediaTypeError",
+    "UploadError",
     "UploadHandler",
     "UploadLimits",
+    "UploadStorageError",
+    "UploadTooLargeError",
+    "UploadTypeError",
     "UploadedFile",
     "XSRFError",
     "__version__",

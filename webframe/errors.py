@@ -141,6 +141,29 @@ class InsufficientStorageError(HTTPError):
     default_message = "The server has no room left to store this upload."
 
 
+class UploadError(HTTPError):
+    """400: an upload was refused; the base of the upload errors, each with its own status."""
+
+    status = 400
+    default_message = "The upload was refused."
+
+
+class BadUploadError(BadRequestError, UploadError):
+    """400: the body is not well-formed multipart/form-data."""
+
+
+class UploadTooLargeError(PayloadTooLargeError, UploadError):
+    """413: a limit of ``UploadLimits`` was exceeded."""
+
+
+class UploadTypeError(UnsupportedMediaTypeError, UploadError):
+    """415: a file's extension or content type is not allowed."""
+
+
+class UploadStorageError(InsufficientStorageError, UploadError):
+    """507: the upload could not be stored (disk full, I/O error)."""
+
+
 #: the message for each status that has an error class here, by status.
 DEFAULT_MESSAGES: Mapping[int, str] = MappingProxyType(
     {

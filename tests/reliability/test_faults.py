@@ -244,18 +244,18 @@ def test_disk_full_during_upload_tmpfs(tmp_path: Path) -> None:
 def test_disk_full_during_upload_injected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ENOSPC injected into the temp-file writes (works without root)."""
     from handlers import DEMO_DEFAULTS, make_app
-    from webframe import uploadfiles
     from webframe.testing import test_settings
+    from webframe.uploads import tempfile as temp_files
 
     full = threading.Event()
-    real_write = uploadfiles._TempFile.write
+    real_write = temp_files.TempFile.write
 
     def write(self: Any, data: Any) -> None:
         if full.is_set():
-            raise uploadfiles._storage_error(OSError(errno.ENOSPC, "No space left on device"))
+            raise temp_files.storage_error(OSError(errno.ENOSPC, "No space left on device"))
         real_write(self, data)
 
-    monkeypatch.setattr(uploadfiles._TempFile, "write", write)
+    monkeypatch.setattr(temp_files.TempFile, "write", write)
     uploads = tmp_path / "uploads"
 
     def make() -> Any:

@@ -41,14 +41,8 @@ from webframe.errors import (
 )
 from webframe.handler import RequestHandler
 from webframe.storage import Storage
-from webframe.uploadfiles import (
-    SNIFF_BYTES,
-    UploadedFile,
-    UploadError,
-    UploadLimits,
-    _check_type,
-    sniff_type,
-)
+from webframe.uploadfiles import SNIFF_BYTES, UploadedFile, UploadError, UploadLimits, sniff_type
+from webframe.uploads.policy import check_type as _check_type
 
 from .base import TusLock, TusStore, TusWriter
 from .chunks import ChunkWriter, cached_sha256, forget_hash

@@ -14,7 +14,8 @@ from webframe.errors import (
 )
 from webframe.filenames import clean_filename
 from webframe.sizes import format_size
-from webframe.uploadfiles import UploadError, UploadLimits, _declared_type, check_name
+from webframe.uploadfiles import UploadError, UploadLimits, check_name
+from webframe.uploads.policy import declared_type as _declared_type
 
 from .protocol import OFFSET_CONTENT_TYPE, parse_checksum, parse_metadata, parse_size
 from .store import UploadState

@@ -1,4 +1,4 @@
-"""Streaming uploads: multipart (or raw) bodies go straight to temp files on disk.
+"""UploadHandler: multipart (or raw) request bodies streamed into part sinks as they arrive.
 
 Subclass :class:`UploadHandler`; the body is parsed while it arrives (constant
 memory), every limit in :class:`UploadLimits` is enforced as it streams, fields are
@@ -15,41 +15,35 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import tornado.web
 from tornado.httputil import parse_body_arguments
 
-from .errors import (
-    BadRequestError,
+from webframe.errors import (
     HTTPError,
     InsufficientStorageError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
-)
-from .handler import RequestHandler
-from .multipart import (
-    MultipartReceiver,
-    RawBodyReceiver,
-    UploadedFile,
     UploadError,
-    UploadLimits,
 )
-from .storage import Storage
-from .storage.local import LocalStorage
+from webframe.handler import RequestHandler
+from webframe.storage import Storage
+from webframe.storage.local import LocalStorage
+
+from .files import UploadedFile
+from .policy import UploadLimits
+from .raw import RawBodyReceiver
+from .receiver import MultipartReceiver
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from webframe.settings import Settings
 
 __all__ = ["UploadHandler", "UploadLimits", "UploadedFile", "upload_error"]
 
-_ERRORS: dict[int, type[HTTPError]] = {
-    400: BadRequestError,
-    413: PayloadTooLargeError,
-    415: UnsupportedMediaTypeError,
-    507: InsufficientStorageError,
-}
-
 
 def upload_error(exc: UploadError) -> HTTPError:
-    """The HTTP error answering an upload-layer error (same status and message)."""
-    cls = _ERRORS.get(exc.status)
-    return cls(exc.message) if cls is not None else HTTPError(exc.message, status=exc.status)
+    """The HTTP error answering an upload-layer error: the error itself.
+
+    Upload errors are :class:`~webframe.errors.HTTPError` subclasses carrying their
+    status; this stays for code written when they were a separate family.
+    """
+    return exc
 
 
 def _declared_size(value: str | None) -> int | None:
@@ -192,8 +186,6 @@ class UploadHandler(RequestHandler):
                     raise UnsupportedMediaTypeError(
                         f"Send the upload as multipart/form-data, not {ctype[:60] or 'no type'}."
                     )
-            except UploadError as exc:
-                raise upload_error(exc) from None
             except OSError as exc:
                 raise InsufficientStorageError(
                     f"The upload folder cannot take files right now ({exc.strerror})."
@@ -215,7 +207,7 @@ class UploadHandler(RequestHandler):
                 receiver, self._receiver = self._receiver, None  # it removed its temp files
                 if receiver.stores_remotely:
                     return self._refuse_after_abort(receiver, exc)
-                raise upload_error(exc) from None
+                raise
             if pending is not None:
                 return self._await_stored(pending)
         elif self._plain_body is not None:
@@ -229,11 +221,8 @@ class UploadHandler(RequestHandler):
     async def _await_stored(self, pending: Awaitable[None]) -> None:
         try:
             await pending
-        except UploadError as exc:
-            self._receiver = None  # it aborted every part before raising
-            raise upload_error(exc) from None
         except BaseException:
-            self._receiver = None
+            self._receiver = None  # it aborted every part before raising
             raise
 
     async def _refuse_after_abort(
@@ -241,7 +230,7 @@ class UploadHandler(RequestHandler):
     ) -> None:
         # The answer goes out once the storage has dropped the parts (no orphans).
         await receiver.aclose()
-        raise upload_error(exc) from None
+        raise exc
 
     def on_body_complete(self) -> None:
         """Called by the application when the whole body has arrived, before the method."""
@@ -254,10 +243,7 @@ class UploadHandler(RequestHandler):
             return
         receiver, self._receiver = self._receiver, None
         if isinstance(receiver, MultipartReceiver):
-            try:
-                fields, files = receiver.finish()
-            except UploadError as exc:
-                raise upload_error(exc) from None
+            fields, files = receiver.finish()
             self._attach_storage(files)
             self.uploads.extend(files)
             for name, values in fields.items():
@@ -265,10 +251,7 @@ class UploadHandler(RequestHandler):
                 self.request.body_arguments.setdefault(name, []).extend(encoded)
                 self.request.arguments.setdefault(name, []).extend(encoded)
         elif isinstance(receiver, RawBodyReceiver):
-            try:
-                upload = receiver.finish()
-            except UploadError as exc:
-                raise upload_error(exc) from None
+            upload = receiver.finish()
             self._attach_storage([upload])
             self.uploads.append(upload)
         elif self._plain_body is not None:
