@@ -2,22 +2,4 @@
 
 from __future__ import annotations
 
-from .uploads.stored import (
-    INCOMING_PREFIX,
-    StoredPart,
-    StoredUpload,
-    in_background,
-    incoming_key,
-    store_file,
-    wait_background,
-)
-
-__all__ = [
-    "INCOMING_PREFIX",
-    "StoredPart",
-    "StoredUpload",
-    "in_background",
-    "incoming_key",
-    "store_file",
-    "wait_background",
-]
+from .uploads.stored import *  # noqa: F403

@@ -14,13 +14,7 @@ factory), ``tempfile`` (the local sink), ``stored`` (sinks into a storage),
 
 from __future__ import annotations
 
-from webframe.errors import (
-    BadUploadError,
-    UploadError,
-    UploadStorageError,
-    UploadTooLargeError,
-    UploadTypeError,
-)
+from webframe.errors import UploadError
 
 from .files import UploadedFile
 from .handler import UploadHandler, upload_error
@@ -31,7 +25,6 @@ from .receiver import MultipartReceiver
 from .stored import StoredUpload
 
 __all__ = [
-    "BadUploadError",
     "MultipartDecoder",
     "MultipartReceiver",
     "RawBodyReceiver",
@@ -39,9 +32,6 @@ __all__ = [
     "UploadError",
     "UploadHandler",
     "UploadLimits",
-    "UploadStorageError",
-    "UploadTooLargeError",
-    "UploadTypeError",
     "UploadedFile",
     "boundary_from_content_type",
     "sniff_type",

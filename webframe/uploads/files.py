@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 
 from webframe.errors import UploadStorageError
 from webframe.filenames import clean_filename
-
-from .policy import MiB
+from webframe.units import MiB
 
 if TYPE_CHECKING:
     from webframe.storage import ObjectInfo, Storage

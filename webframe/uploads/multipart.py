@@ -18,18 +18,12 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from webframe.errors import BadUploadError, UploadError, UploadTooLargeError, UploadTypeError
-from webframe.units import format_size
-
-from .policy import KiB
+from webframe.units import KiB, format_size
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
 __all__ = [
-    "MAX_BOUNDARY_LENGTH",
-    "MAX_EPILOGUE",
-    "MAX_HEADERS_PER_PART",
-    "MAX_PREAMBLE",
     "MultipartDecoder",
     "PartEvents",
     "boundary_from_content_type",

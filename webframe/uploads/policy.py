@@ -18,11 +18,10 @@ from typing import Final
 from webframe.errors import UploadTypeError
 from webframe.filenames import extension_of
 from webframe.mediatypes import media_type_of
+from webframe.units import KiB, MiB
 
 __all__ = [
     "SNIFF_BYTES",
-    "KiB",
-    "MiB",
     "UploadLimits",
     "check_name",
     "check_type",
@@ -31,9 +30,6 @@ __all__ = [
     "sniff_type",
     "type_allowed",
 ]
-
-KiB: Final = 1024
-MiB: Final = 1024 * KiB
 
 #: how many leading bytes of a file are kept to sniff its type.
 SNIFF_BYTES: Final = 1 * KiB

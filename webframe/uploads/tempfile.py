@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar, Final
 
 from webframe.errors import UploadStorageError
+from webframe.units import KiB, MiB
 
 from .files import UploadedFile
-from .policy import SNIFF_BYTES, KiB, MiB, sniff_type
+from .policy import SNIFF_BYTES, sniff_type
 
 __all__ = ["TempFile", "storage_error"]
 
