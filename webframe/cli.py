@@ -19,7 +19,7 @@ from tornado.httpserver import HTTPServer
 
 from .app import Application
 from .errors import ConfigurationError
-from .server import HTTPToolsServer, framing
+from .server import HTTPToolsServer, framing, tornado_impl
 from .sessions.registry import valid_schemes
 from .settings import Settings
 
@@ -126,10 +126,11 @@ def create_server(app: Application, s: Settings) -> HTTPServer:
     # Body pieces of up to 512 KiB reach data_received (fewer trips through Tornado
     # and the upload parser per byte); socket reads keep Tornado's 64 KiB, since a
     # larger read buffer is allocated for every read, small requests included.
-    server.conn_params.chunk_size = _BODY_CHUNK
+    params = tornado_impl.connection_parameters(server)
+    params.chunk_size = _BODY_CHUNK
     # Tornado waits for the next request head (idle keep-alive time included) with
     # one timer; a slow-headers client is bounded by the smaller of the two settings.
-    server.conn_params.header_timeout = min(s.header_timeout, s.idle_connection_timeout)
+    params.header_timeout = min(s.header_timeout, s.idle_connection_timeout)
     return server
 
 

@@ -13,6 +13,7 @@ import tornado.web
 from tornado.util import import_object
 
 from ..errors import ConfigurationError
+from ..server import tornado_impl
 from .converters import CONVERTERS
 from .patterns import REGEX_QUANTIFIER, Route, is_webframe_pattern, refuse_flask_syntax
 
@@ -172,7 +173,7 @@ def _check_signatures(r: Route) -> None:
         return
     for method in handler.SUPPORTED_METHODS:
         fn = getattr(handler, method.lower(), None)
-        if fn is None or fn is tornado.web.RequestHandler._unimplemented_method:
+        if fn is None or tornado_impl.is_unimplemented(fn):
             continue
         try:
             sig = inspect.signature(fn)

@@ -19,7 +19,8 @@ import tornado.iostream
 import tornado.web
 from tornado import httputil
 from tornado.concurrent import future_set_exception_unless_cancelled
-from tornado.http1connection import HTTP1Connection
+from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
+from tornado.httpserver import HTTPServer
 from tornado.iostream import BaseIOStream
 from tornado.log import app_log
 
@@ -424,6 +425,58 @@ async def read_fixed_body_into(
         new = framing.next_buffer_size(size, waited, took, content_length)
         if new != size:
             buffer = bytearray(new)
+
+
+# -- RequestHandler state webframe's mixins read or steer ----------------------------
+
+#: ``RequestHandler._finished`` / ``_headers_written`` (set in ``__init__``),
+#: ``_handle_request_exception`` and ``_unimplemented_method``: no public API says
+#: whether the headers went out, lets a session save hold ``finish()`` back, or names
+#: the "method not implemented" placeholder. Checked against Tornado 6.5 and 6.6; a
+#: Tornado without them is refused at import, naming what is missing.
+_HANDLER_NAMES = ("_finished", "_headers_written")
+if not _names_in(tornado.web.RequestHandler.__init__, *_HANDLER_NAMES) or not all(
+    hasattr(tornado.web.RequestHandler, n)
+    for n in ("_handle_request_exception", "_unimplemented_method")
+):  # pragma: no cover - a Tornado with another RequestHandler
+    raise ImportError(
+        f"webframe needs RequestHandler._finished, _headers_written, "
+        f"_handle_request_exception and _unimplemented_method (Tornado 6.5 to 6.6), "
+        f"not all found in Tornado {tornado.version}"
+    )
+
+
+def headers_written(handler: tornado.web.RequestHandler) -> bool:
+    """Whether ``handler``'s response headers have been sent (``flush`` ran)."""
+    return bool(handler._headers_written)
+
+
+def set_handler_finished(handler: tornado.web.RequestHandler, finished: bool) -> None:
+    """Mark ``handler`` finished (a later ``finish()``/``write()`` is refused) or not.
+
+    The session mixin marks a handler finished while its ``finish()`` waits for the
+    store, so nothing else is written meanwhile, and unmarks it to finish for real.
+    """
+    handler._finished = finished
+
+
+def handle_request_exception(handler: tornado.web.RequestHandler, error: BaseException) -> None:
+    """Answer ``error`` as Tornado answers an exception raised by a handler method
+    (log it, then ``send_error``/``write_error``)."""
+    handler._handle_request_exception(error)
+
+
+def is_unimplemented(method: object) -> bool:
+    """Whether ``method`` is Tornado's placeholder for an HTTP method a handler does
+    not define (``RequestHandler.get`` and the others, which answer 405)."""
+    return method is tornado.web.RequestHandler._unimplemented_method
+
+
+def connection_parameters(server: HTTPServer) -> HTTP1ConnectionParameters:
+    """The parameters ``server`` gives each connection it makes (``HTTPServer``'s
+    ``conn_params``, filled from its constructor's arguments)."""
+    params: HTTP1ConnectionParameters = server.conn_params
+    return params
 
 
 # -- running a handler without a Task when it does not suspend -------------------------

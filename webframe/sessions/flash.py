@@ -14,6 +14,7 @@ from typing import Any
 
 from tornado.concurrent import Future
 
+from ..server import tornado_impl
 from .mixin import ResponseEnd, SessionMixin, store_failures
 from .store import SessionStoreError
 
@@ -61,11 +62,11 @@ class FlashMixin(SessionMixin):
         try:
             await self._claim_flashes()
             self._stop_waiting()
-            self._finished = False
+            tornado_impl.set_handler_finished(self, False)
             await super().render(template_name, **kwargs)
         except Exception as exc:
             self._stop_waiting()
-            if self._headers_written:
+            if tornado_impl.headers_written(self):
                 self._taken_flashes = None  # the page went out: they were shown
             # Whether the error page shows them decides if they go back (on_finish).
             self._flashes_read = False

@@ -22,6 +22,7 @@ from tornado.iostream import StreamClosedError
 
 from ..cookies import CookieMixin
 from ..errors import ServiceUnavailableError
+from ..server import tornado_impl
 from .session import CookieAction, Session
 from .store import SessionStoreError, is_valid_session_id
 
@@ -255,7 +256,7 @@ class SessionMixin(CookieMixin):
         if self._commit_task is not None:
             return not self._commit_task.done()  # saving now: wait for it
         session = self._session
-        if session is None or self._headers_written:
+        if session is None or tornado_impl.headers_written(self):
             return False
         store = self.session_store
         return session.needs_commit(store.clock(), store.idle_timeout)
@@ -269,7 +270,7 @@ class SessionMixin(CookieMixin):
     async def _commit_session(self) -> None:
         """Save what changed and set or clear the cookie (skipped on a 5xx)."""
         session = self._session
-        if session is None or self._status_code >= 500:
+        if session is None or self.get_status() >= 500:
             return
         try:
             action = await session.commit(self.session_store)
@@ -313,7 +314,7 @@ class SessionMixin(CookieMixin):
         final = self._final = asyncio.ensure_future(step)
         # Finished as far as Tornado is concerned: the method is not called after a
         # finish() in prepare, and late write()s fail as they would without a session.
-        self._finished = True
+        tornado_impl.set_handler_finished(self, True)
         return final
 
     def _stop_waiting(self) -> None:
@@ -326,7 +327,7 @@ class SessionMixin(CookieMixin):
             await self._commit_once()
         except ServiceUnavailableError as exc:
             self._end = ResponseEnd.ENDING
-            self._finished = False
+            tornado_impl.set_handler_finished(self, False)
             self._flashes = []
             self.clear()
             self.send_error(503, exc_info=(type(exc), exc, None))
@@ -336,7 +337,7 @@ class SessionMixin(CookieMixin):
             self._fail(exc)
             return
         self._end = ResponseEnd.ENDING
-        self._finished = False
+        tornado_impl.set_handler_finished(self, False)
         try:
             await super().finish()
         except StreamClosedError:
@@ -347,12 +348,12 @@ class SessionMixin(CookieMixin):
     def _fail(self, exc: Exception) -> None:
         """Answer an error raised in a background step of finish/render (Tornado never
         sees those tasks: without this the client would wait until it times out)."""
-        self._finished = self._headers_written
+        tornado_impl.set_handler_finished(self, tornado_impl.headers_written(self))
         try:
             raise exc
         except Exception as e:
             # Logs it and sends the error page (a 5xx: the session is not saved).
-            self._handle_request_exception(e)
+            tornado_impl.handle_request_exception(self, e)
 
     def flush(self, include_footers: bool = False) -> Future[None]:
         """Send what is buffered; before the first flush a changed session is saved."""

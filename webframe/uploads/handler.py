@@ -23,6 +23,7 @@ from webframe.errors import (
     UploadError,
 )
 from webframe.handler import RequestHandler
+from webframe.server import tornado_impl
 from webframe.storage import Storage
 from webframe.storage.local import LocalStorage
 
@@ -234,7 +235,7 @@ class UploadHandler(RequestHandler):
 
     def on_body_complete(self) -> None:
         """Called by the application when the whole body has arrived, before the method."""
-        if self._finished or self._status_code >= 400:
+        if tornado_impl.handler_finished(self) or self.get_status() >= 400:
             # Already answered (prepare refused the request; the error page may still be
             # waiting on the session save): the body is moot. Raising here would fail a
             # body future nobody awaits anymore.
