@@ -84,7 +84,8 @@ class XSRFMixin(SessionMixin):
         ``xsrf-token`` meta tag instead. A visitor with no session gets one, stored, so the
         token stays valid across tabs.
         """
-        if not hasattr(self, "_xsrf_token"):
+        # Its own cache (not Tornado's ``_xsrf_token``): Tornado's property is replaced.
+        if not hasattr(self, "_session_xsrf_token"):
             sid = self._session.sid if self._session is not None else None
             if sid is None:
                 sid = self.session_id_from_cookie()
@@ -93,12 +94,12 @@ class XSRFMixin(SessionMixin):
                 session[XSRF_ANCHOR] = 1
                 sid = session.sid
             token = self._masked_xsrf_token(sid)
-            self._xsrf_token = token
+            self._session_xsrf_token = token
             self._xsrf_sid = sid
             current = self.request.cookies.get(self._xsrf_cookie_name())
             if current is None or not self._xsrf_valid(current.value, sid):
                 self._set_xsrf_cookie(token)
-        return self._xsrf_token
+        return self._session_xsrf_token
 
     def check_xsrf_cookie(self) -> None:
         """Called before ``prepare`` on unsafe methods: the token (``X-XSRFToken`` header
