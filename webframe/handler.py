@@ -23,6 +23,7 @@ from .errors import (
     PayloadTooLargeError,
     default_message,
 )
+from .server import tornado_impl
 from .sessions.flash import FlashMixin
 from .xsrf import XSRFMixin
 
@@ -255,7 +256,7 @@ class RequestHandler(XSRFMixin, FlashMixin):
                 return str(exc.log_message % exc.args)
             except (TypeError, ValueError):
                 return str(exc.log_message)
-        return default_message(status_code) or self._reason
+        return default_message(status_code) or tornado_impl.reason_phrase(self)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Called by ``send_error``; renders ``error.html`` or JSON ``{"error": {...}}``."""
@@ -290,14 +291,14 @@ class RequestHandler(XSRFMixin, FlashMixin):
             self.render(
                 self.error_template,
                 status=status_code,
-                reason=self._reason,
+                reason=tornado_impl.reason_phrase(self),
                 message=message,
                 traceback=tb,
             )
         except Exception as render_exc:
             if not isinstance(render_exc, _NoTemplate):
                 log.exception("error template %r failed; sent a plain page", self.error_template)
-            reason = self._reason
+            reason = tornado_impl.reason_phrase(self)
             self.clear()
             self.set_status(status_code, reason)
             for name, value in headers.items():

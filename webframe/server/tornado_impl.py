@@ -479,6 +479,12 @@ def connection_parameters(server: HTTPServer) -> HTTP1ConnectionParameters:
     return params
 
 
+def reason_phrase(handler: tornado.web.RequestHandler) -> str:
+    """The reason phrase ``handler`` will send (``set_status``'s, else the standard
+    one for its status): Tornado keeps it in ``_reason`` with no public getter."""
+    return str(handler._reason)
+
+
 # -- running a handler without a Task when it does not suspend -------------------------
 
 _ORIGINAL_EXECUTE = HandlerDelegate.execute
