@@ -6,7 +6,8 @@ builds the benchmark app as ``bench/servers/webframe_app.py`` does, attaches an
 after another, running the loop until each answer is complete. Prints the best of
 R CPU µs per request (process time; steadier than wrk on a shared machine, and
 without the socket and loop I/O costs, which are the same for every step).
-``--profile`` prints the top cProfile entries instead.
+``--profile`` prints the top cProfile entries instead; ``--without eager|clear``
+turns one of the fast paths off.
 """
 
 from __future__ import annotations
@@ -92,9 +93,14 @@ async def _run(scenario: str, n: int, repeat: int, profile: bool, static_dir: st
     transport = _Transport()
     proto.connection_made(transport)
 
+    loop = asyncio.get_running_loop()
+
     async def serve(count: int) -> None:
         for _ in range(count):
-            proto.data_received(request)
+            # From a loop callback, as a transport delivers bytes (not inside a task).
+            fed = loop.create_future()
+            loop.call_soon(lambda f=fed: (proto.data_received(request), f.set_result(None)))
+            await fed
             while proto._current is not None:
                 await asyncio.sleep(0)
             if transport.closing:
@@ -123,7 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--profile", action="store_true")
+    p.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=["eager", "clear"],
+        help="turn a fast path off (compare a step with and without it in one run)",
+    )
     ns = p.parse_args(argv)
+    from webframe.server import tornado_impl
+
+    if "eager" in ns.without:
+        tornado_impl.CAN_EXECUTE_EAGERLY = False
+    if "clear" in ns.without:
+        tornado_impl.CAN_CLEAR_FAST = False
     with tempfile.TemporaryDirectory() as tmp:
         write_static(Path(tmp))
         for scenario in ns.scenarios:

@@ -85,6 +85,12 @@ class RequestHandler(XSRFMixin, FlashMixin):
         cls._allowed_cache[cls] = allowed
         return allowed
 
+    def clear(self) -> None:
+        """Called when the handler is built and before an error page: resets headers
+        (calling ``set_default_headers``), body and status, as Tornado's ``clear``."""
+        if not tornado_impl.clear_response(self):
+            super().clear()
+
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
         """Called for each path and query argument; typed path values pass unchanged."""
         # Typed path parameters ({id:int}, {id:uuid}) arrive already converted.

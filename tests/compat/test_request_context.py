@@ -21,11 +21,6 @@ from webframe import Application, RequestHandler, Settings
 from webframe.server import create_http_server
 
 USER: contextvars.ContextVar[str] = contextvars.ContextVar("compat_user", default="nobody")
-FAST_PATH = (
-    "c689734 runs a handler in the connection's task until it first suspends: a ContextVar "
-    "it sets leaks into the next request on the connection, and cancelling its "
-    "current_task() stops the connection; run it in a copied context and a task of its own"
-)
 
 
 class SetUser(RequestHandler):
@@ -101,15 +96,12 @@ async def exchange(impl: str, tmp_path: Path, paths: list[str]) -> list[tuple[in
     return answers
 
 
-LEAK = pytest.mark.xfail(strict=True, reason=FAST_PATH)
-
-
 @pytest.mark.parametrize(
     ("impl", "setter"),
     [
-        # Set before the handler first suspends: in the connection's task today.
-        pytest.param("tornado", "/set", marks=LEAK),
-        pytest.param("httptools", "/set", marks=LEAK),
+        # Set before the handler first suspends (webframe runs it then without a Task).
+        ("tornado", "/set"),
+        ("httptools", "/set"),
         # Set after a suspension: the handler is then in a Task of its own.
         ("tornado", "/set-later"),
         ("httptools", "/set-later"),
@@ -122,7 +114,7 @@ def test_a_context_var_set_by_a_request_ends_with_it(
     assert answers == [(200, b"set"), (200, b"nobody")]
 
 
-@pytest.mark.parametrize("impl", [pytest.param("tornado", marks=LEAK), "httptools"])
+@pytest.mark.parametrize("impl", ["tornado", "httptools"])
 def test_a_handler_cancelling_its_own_task_gets_a_500_and_the_connection_goes_on(
     impl: str, tmp_path: Path
 ) -> None:

@@ -7,8 +7,11 @@ when a Tornado release renames what it relies on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import http.client
 import inspect
-import types
+import sys
+import time
 from collections.abc import Awaitable, Coroutine, Generator
 from types import MethodType
 from typing import Any, Protocol
@@ -488,11 +491,21 @@ def reason_phrase(handler: tornado.web.RequestHandler) -> str:
 # -- running a handler without a Task when it does not suspend -------------------------
 
 _ORIGINAL_EXECUTE = HandlerDelegate.execute
+#: asyncio's own bookkeeping of the running task (what ``current_task()`` reads).
+_enter_task: Any = getattr(asyncio.tasks, "_enter_task", None)
+_leave_task: Any = getattr(asyncio.tasks, "_leave_task", None)
 #: ``_HandlerDelegate.execute`` builds the handler, the transforms and (streaming) the
 #: ``_prepared_future``, then wraps ``handler._execute(...)`` in a Task; checked in 6.5/6.6.
 CAN_EXECUTE_EAGERLY = _names_in(
     _ORIGINAL_EXECUTE, "handler_class", "transforms", "_prepared_future", "_execute"
 ) and inspect.iscoroutinefunction(tornado.web.RequestHandler._execute)
+# Python 3.11: create_task(context=...) and Task.cancelling(), which the fast path needs.
+CAN_EXECUTE_EAGERLY = (
+    CAN_EXECUTE_EAGERLY
+    and sys.version_info >= (3, 11)
+    and _enter_task is not None
+    and _leave_task is not None
+)
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:
@@ -501,29 +514,104 @@ def _log_failure(future: asyncio.Future[None]) -> None:
         future.result()
 
 
-@types.coroutine
-def _go_on(coro: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any, None]:
-    """Drive ``coro`` from where it suspended (yielding ``pending``), inside a Task."""
-    while True:
-        try:
-            sent = yield pending
-        except GeneratorExit:
-            coro.close()  # a Task dropped while pending: close the handler's coroutine too
-            raise
-        except BaseException as exc:  # cancellation and throws go to the handler
-            try:
-                pending = coro.throw(exc)
-            except StopIteration:
-                return
-        else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration:
-                return
+class _GoOn(Coroutine[Any, Any, None]):
+    """The rest of a handler's ``_execute`` after its first suspension, as a Task's
+    coroutine: the first step hands the Task what the handler is waiting for; every
+    later step, and any exception the Task throws (a cancellation, even before the
+    first step), goes to the handler's coroutine."""
+
+    __slots__ = ("_cancel", "_coro", "_pending", "_started")
+
+    def __init__(
+        self, coro: Coroutine[Any, Any, None], pending: Any, cancel: list[Any] | None
+    ) -> None:
+        self._coro = coro
+        self._pending = pending
+        self._cancel = cancel
+        self._started = False
+
+    def send(self, value: Any) -> Any:
+        if self._started:
+            return self._coro.send(value)
+        self._started = True
+        pending, self._pending = self._pending, None
+        if self._cancel is not None:
+            # Cancelled before it had a Task: as if cancelled while running in one.
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel(*self._cancel)
+        return pending
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._started = True
+        self._pending = None
+        if val is None and tb is None:
+            return self._coro.throw(typ)
+        return self._coro.throw(typ, val, tb)  # pragma: no cover - the 3-argument form
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, None]:  # pragma: no cover - Task steps it
+        raise TypeError("run by a Task, not awaited")
 
 
-async def _resume(coro: Coroutine[Any, Any, None], pending: Any) -> None:
-    await _go_on(coro, pending)
+class HandlerTask:
+    """What ``asyncio.current_task()`` is in a handler that has not suspended yet.
+
+    It stands for the Task the handler goes on in if it suspends: ``cancel()`` made
+    before then cancels that Task as soon as it exists (so the handler gets Tornado's
+    500 and ends cancelled); once the Task exists every call goes to it.
+    """
+
+    __slots__ = ("_cancel", "_done", "_task")
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._cancel: list[Any] | None = None
+        self._done = False
+
+    def _took_over(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel the handler (at its first suspension, as for a running Task)."""
+        if self._task is not None:
+            return self._task.cancel(msg)
+        if self._done:
+            return False
+        self._cancel = [msg]
+        return True
+
+    def cancelling(self) -> int:
+        """Pending cancellation requests (``Task.cancelling``)."""
+        if self._task is not None:
+            return int(self._task.cancelling())  # type: ignore[attr-defined]
+        return 1 if self._cancel is not None else 0
+
+    def cancelled(self) -> bool:
+        """Whether the handler ended cancelled."""
+        return self._task is not None and self._task.cancelled()
+
+    def done(self) -> bool:
+        """Whether the handler has ended."""
+        return self._task.done() if self._task is not None else self._done
+
+    def __getattr__(self, name: str) -> Any:
+        task = self._task
+        if task is None:
+            raise AttributeError(f"{name}: the handler has not suspended, it has no Task yet")
+        return getattr(task, name)
+
+
+def _first_step(
+    loop: asyncio.AbstractEventLoop, stand_in: HandlerTask, coro: Coroutine[Any, Any, None]
+) -> Any:
+    _enter_task(loop, stand_in)
+    try:
+        return coro.send(None)
+    finally:
+        _leave_task(loop, stand_in)
 
 
 def execute_eagerly(delegate: Any) -> Awaitable[None] | None:
@@ -531,10 +619,14 @@ def execute_eagerly(delegate: Any) -> Awaitable[None] | None:
     first suspension, and only then makes a Task for the rest.
 
     A synchronous handler (``def get``) answers with no Task, no loop turn and no
-    done callback. Exceptions behave as in Tornado: ``_execute`` handles its own;
-    anything escaping it ends in a future whose failure the loop logs. Falls back to
-    Tornado's ``execute`` when the template or static caches are off (debug), which
-    it resets per request, or on a Tornado whose ``execute`` differs.
+    done callback. As in a Task of its own, the handler runs in a copy of the
+    context (a ContextVar it sets ends with the request) and ``current_task()`` is
+    its own (a :class:`HandlerTask`, the Task once it suspends). Exceptions behave
+    as in Tornado: ``_execute`` handles its own; anything escaping it ends in a
+    future whose failure the loop logs. Tornado's ``execute`` runs instead when
+    called from inside a task (Tornado's own connection layer), when the template or
+    static caches are off (debug; it resets them per request), or on a Tornado whose
+    ``execute`` differs.
     """
     app = delegate.application
     settings = app.settings
@@ -542,26 +634,72 @@ def execute_eagerly(delegate: Any) -> Awaitable[None] | None:
         not CAN_EXECUTE_EAGERLY
         or not settings.get("compiled_template_cache", True)
         or not settings.get("static_hash_cache", True)
+        or asyncio.current_task() is not None
     ):
         result: Awaitable[None] | None = _ORIGINAL_EXECUTE(delegate)
         return result
+    loop = asyncio.get_running_loop()
     request = delegate.request
     handler = delegate.handler = delegate.handler_class(app, request, **delegate.handler_kwargs)
     transforms = [t(request) for t in app.transforms]
     if delegate.stream_request_body:
-        handler._prepared_future = asyncio.Future()
+        handler._prepared_future = loop.create_future()
     coro = handler._execute(transforms, *delegate.path_args, **delegate.path_kwargs)
+    context = contextvars.copy_context()
+    stand_in = HandlerTask()
     try:
-        pending = coro.send(None)
+        pending = context.run(_first_step, loop, stand_in, coro)
     except StopIteration:
+        stand_in._done = True
         return handler._prepared_future  # type: ignore[no-any-return]
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
-        failed: asyncio.Future[None] = asyncio.Future()
+        stand_in._done = True
+        failed: asyncio.Future[None] = loop.create_future()
         failed.set_exception(exc)
         failed.add_done_callback(_log_failure)
         return handler._prepared_future  # type: ignore[no-any-return]
-    task = asyncio.ensure_future(_resume(coro, pending))
+    go_on = _GoOn(coro, pending, stand_in._cancel)
+    task = loop.create_task(go_on, context=context)  # type: ignore[call-arg]
+    stand_in._took_over(task)
     task.add_done_callback(_log_failure)
     return handler._prepared_future  # type: ignore[no-any-return]
+
+
+# -- a cheaper RequestHandler.clear() -------------------------------------------------
+
+#: ``RequestHandler.clear`` as checked in Tornado 6.5/6.6: new ``HTTPHeaders`` with
+#: Server/Content-Type/Date, ``set_default_headers()``, then body and status reset.
+CAN_CLEAR_FAST = _FAST_HEADERS and sorted(tornado.web.RequestHandler.clear.__code__.co_names) == [
+    "HTTPHeaders", "_headers", "_reason", "_status_code", "_write_buffer", "format_timestamp",
+    "httputil", "responses", "set_default_headers", "time", "tornado", "version",
+]  # fmt: skip
+_SERVER = f"TornadoServer/{tornado.version}"
+_OK = http.client.responses[200]
+_date: list[Any] = [0, ""]
+
+
+def clear_response(handler: tornado.web.RequestHandler) -> bool:
+    """Do what ``RequestHandler.clear`` does (same headers, same order of steps),
+    with the Date text made once per second and the header mapping filled directly.
+    False (nothing done) on a Tornado whose ``clear`` differs."""
+    if not CAN_CLEAR_FAST:
+        return False
+    now = int(time.time())
+    if _date[0] != now:
+        _date[1] = httputil.format_timestamp(now)
+        _date[0] = now
+    headers = httputil.HTTPHeaders.__new__(httputil.HTTPHeaders)
+    headers._as_list = {
+        "Server": [_SERVER],
+        "Content-Type": ["text/html; charset=UTF-8"],
+        "Date": [_date[1]],
+    }
+    headers._combined_cache = {}
+    handler._headers = headers
+    handler.set_default_headers()
+    handler._write_buffer = []
+    handler._status_code = 200
+    handler._reason = _OK
+    return True
