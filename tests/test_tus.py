@@ -826,3 +826,32 @@ async def test_an_empty_file_is_finished_by_its_creation(
     assert done["size"] == 0 and done["content"] == b""
     assert done["sha256"] == hashlib.sha256(b"").hexdigest()
     assert (await webframe_client.head(url, headers=V)).headers["Upload-Length"] == "0"
+
+
+def test_a_state_save_torn_by_a_crash_leaves_the_previous_state(tmp_path: Path) -> None:
+    """Durability of the state file: a save overwrites the older of two slots in place;
+    if a crash tears it (bad CRC), the previous state is read, never a broken one."""
+    from webframe.tus.store import UploadState, new_upload_id
+
+    store = LocalUploadStore(tmp_path)
+    state = UploadState(id=new_upload_id(), owner="x" * 64, length=100)
+    store.create(state)
+    for offset in (10, 20, 30):
+        state.offset = offset
+        store.save(state)
+    loaded = store.load(state.id)
+    assert loaded is not None and loaded.offset == 30
+    path = store.state_path(state.id)
+    raw = bytearray(path.read_bytes())
+    slot = len(raw) // 2
+    newest = 3 % 2  # create wrote sequence 0, the saves 1, 2, 3: slot = sequence % 2
+    raw[newest * slot + 20] ^= 0xFF  # inside the JSON of the newest slot
+    path.write_bytes(bytes(raw))
+    loaded = store.load(state.id)
+    assert loaded is not None and loaded.offset == 20
+    # A state that outgrows its slots is rewritten whole, and still loads.
+    state.metadata = {"note": "x" * 20_000}
+    state.offset = 40
+    store.save(state)
+    loaded = store.load(state.id)
+    assert loaded is not None and loaded.offset == 40 and loaded.metadata == state.metadata
