@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webframe.errors import BadRequestError, HTTPError
@@ -38,11 +38,13 @@ def encode(metadata: dict[str, str | None]) -> str:
 
 
 @given(st.dictionaries(KEYS, VALUES, max_size=8))
+@settings(deadline=None)
 def test_metadata_round_trips(metadata: dict[str, str | None]) -> None:
     assert parse_metadata(encode(metadata)) == metadata
 
 
 @given(st.text(max_size=200))
+@settings(deadline=None)
 def test_any_metadata_header_parses_or_is_a_400(value: str) -> None:
     try:
         result = parse_metadata(value)
@@ -53,6 +55,7 @@ def test_any_metadata_header_parses_or_is_a_400(value: str) -> None:
 
 
 @given(st.text(max_size=80))
+@settings(deadline=None)
 def test_any_checksum_header_parses_or_is_a_400(value: str) -> None:
     try:
         result = parse_checksum(value)

@@ -207,6 +207,13 @@ class ResumableUploadHandler(RequestHandler):
         if method == "OPTIONS":
             return
         check_version(self.request.headers)
+        if not isinstance(self.upload_store, LocalTusStore):
+            # Work-around: the server's eager first step (server/tornado_impl.py
+            # execute_eagerly) runs a handler outside its Task until it suspends;
+            # aiobotocore sets a ContextVar before its first await and resets it
+            # after, which then fails ("Token created in a different Context"). One
+            # yield here puts every S3 call inside the handler's Task.
+            await asyncio.sleep(0)
         self.start_purger(self.application)
         if method == "POST":
             await self._prepare_creation()
