@@ -165,14 +165,14 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         method = req.method
         # Tornado's own mapping when its layout is known (one dict lookup per name).
         fields = tornado_impl.header_fields(headers)
-        has_length = "Content-Length" in fields
-        self._chunking = (
-            version == "HTTP/1.1"
+        lengths = fields.get("Content-Length")
+        self._chunking = chunking = (
+            lengths is None
+            and version == "HTTP/1.1"
             and method != "HEAD"
             and code != 204
             and code != 304
             and not 100 <= code < 200
-            and not has_length
         )
         close = self._close_after or proto._draining
         if not close:
@@ -186,31 +186,37 @@ class HTTPToolsConnection(httputil.HTTPConnection):
             elif not self._read_done and not proto._can_drain(self):
                 close = True
         self._close_after = close
+        changed = chunking
         if close:
             if version == "HTTP/1.1":
                 headers["Connection"] = "close"
+                changed = True
         elif version == "HTTP/1.0":
             headers["Connection"] = "Keep-Alive"
-        if self._chunking:
+            changed = True
+        if chunking:
             headers["Transfer-Encoding"] = "chunked"
         if method == "HEAD" or code == 304:
             self._remaining = 0
-        elif has_length:
-            declared = ",".join(fields["Content-Length"])
+        elif lengths is not None:
+            declared = lengths[0] if len(lengths) == 1 else ",".join(lengths)
             if not (declared.isdigit() and declared.isascii()):
                 raise ValueError(f"not an integer Content-Length: {declared!r}")
             self._remaining = int(declared)
         else:
             self._remaining = None
-        fields = tornado_impl.header_fields(headers)  # again: the copy, if one, is stale
-        lines = [f"HTTP/1.1 {code} {start_line.reason}"]
-        lines.extend([f"{n}: {v}" for n, values in fields.items() for v in values])
-        text = "\r\n".join(lines)
-        breaks = len(lines) - 1
+        if changed:
+            fields = tornado_impl.header_fields(headers)  # again: the copy, if one, is stale
+        parts = [f"HTTP/1.1 {code} {start_line.reason}"]
+        for name, values in fields.items():
+            for value in values:
+                parts.append(f"{name}: {value}")
+        text = "\r\n".join(parts)
+        breaks = len(parts) - 1
         if text.count("\n") != breaks or text.count("\r") != breaks:
-            bad = next(line for line in lines if "\r" in line or "\n" in line)
+            bad = next(line for line in parts if "\r" in line or "\n" in line)
             raise ValueError(f"Illegal characters (CR or LF) in header: {bad!r}")
-        data = text.encode("latin1") + b"\r\n\r\n"
+        data = (text + "\r\n\r\n").encode("latin1")
         if chunk:
             data += self._format(chunk)
         return proto._send(data)
