@@ -16,6 +16,7 @@ from tornado.log import gen_log
 from .errors import ConfigurationError, HTTPError
 from .handler import NotFoundHandler
 from .routing import RouteSpec, RouteTable
+from .routing import cache as route_cache
 from .server import framing, tornado_impl
 from .sessions import SessionStore, open_store
 from .settings import Settings
@@ -165,6 +166,16 @@ class Application(tornado.web.Application):
         """Called by Tornado for each routed request; returns webframe's delegate, which
         answers body-limit and framing errors before the handler reads any body."""
         return _Delegate(self, request, target_class, target_kwargs, path_args, path_kwargs)
+
+    def find_handler(
+        self, request: httputil.HTTPServerRequest, **kwargs: Any
+    ) -> tornado_impl.HandlerDelegate:
+        """Called by Tornado's routing for each request: a literal route (``/page``)
+        comes from a per-app cache, anything else from Tornado's rule walk."""
+        hit = route_cache.lookup(self, request.path)
+        if hit is not None:
+            return self.get_handler_delegate(request, hit[0], hit[1])
+        return super().find_handler(request, **kwargs)
 
     def body_limit(self, handler_class: type) -> int:
         """The body limit of ``handler_class`` (cached per class)."""
