@@ -16,6 +16,10 @@ than one socket read.
 A refusal found by the parser or by :func:`~webframe.server.framing.check_request_head`
 is answered with 400 and ``Connection: close`` and the parser is not fed again:
 no byte after a refused head is ever read as a request.
+
+The body side (delivery, reused buffer, limits, waiting on awaitables) is in
+:mod:`.httptools_body`; refusals, timeouts, the transport and ``detach`` in
+:mod:`.httptools_edges` — functions this class takes as methods.
 """
 
 from __future__ import annotations
@@ -23,16 +27,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
-import socket
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 from tornado import httputil, iostream
-from tornado.log import app_log, gen_log
 
-from . import tornado_impl
+from . import httptools_body, httptools_edges, tornado_impl
 from .connection import HTTPToolsConnection, _Message
 from .context import RequestContext
 from .framing import (
@@ -40,8 +40,8 @@ from .framing import (
     can_keep_alive,
     check_request_head,
     describe_parser_error,
-    refusal,
 )
+from .httptools_body import _BODY, _END, _HEAD, _MORE
 from .stream import TransportStream
 
 if TYPE_CHECKING:
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("webframe.server")
 
-_HEAD, _BODY, _END, _FAIL, _MORE = 0, 1, 2, 3, 4
-_CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
 #: Content-Length bodies from this size on are read past the parser once their head
 #: is parsed (llhttp would copy every piece; the length is already validated).
 _RAW_BODY = 64 * 1024
@@ -182,22 +180,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
         else:
             self._body_left = 0
 
-    def _raw_body(self, data: bytes) -> bytes:
-        """The next bytes of a Content-Length body read past the parser; returns what
-        follows the body (for a new parser), if anything."""
-        left = self._body_left
-        if len(data) <= left:
-            self._body_left = left - len(data)
-            self._event(_BODY, data)
-            rest = b""
-        else:
-            self._body_left = 0
-            self._event(_BODY, data[:left])
-            rest = data[left:]
-        if self._body_left == 0:
-            self.parser = httptools.HttpRequestParser(self)
-            self.on_message_complete()
-        return rest
+    _raw_body = httptools_body._raw_body
 
     def eof_received(self) -> bool | None:
         # As Tornado: the client's end of stream ends the connection (what is already
@@ -353,147 +336,14 @@ class HTTPToolsProtocol(asyncio.Protocol):
         else:
             self._after_head(conn)
 
-    def _after_head(self, conn: HTTPToolsConnection) -> None:
-        msg = conn._msg
-        if msg.length is not None and msg.length > conn._max_body_size:
-            self._refuse(
-                FramingError(
-                    "The request body is larger than this server accepts.",
-                    detail="Content-Length too long",
-                ),
-                conn,
-            )
-            return
-        if msg.expect and not conn._headers_written and not conn._read_done:
-            self._write(_CONTINUE)
-            conn._continue_sent = True
-
-    def _body(self, conn: HTTPToolsConnection, data: bytes) -> None:
-        if conn._write_done:
-            return  # answered already: the rest of the body is read and dropped
-        conn._received += len(data)
-        if conn._received > conn._max_body_size:
-            self._refuse(
-                FramingError(
-                    "The request body is larger than this server accepts.",
-                    detail="chunked body too large" if conn._msg.chunked else "body too large",
-                ),
-                conn,
-            )
-            return
-        self._pieces(conn, data)
-
-    def _pieces(self, conn: HTTPToolsConnection, data: bytes) -> None:
-        """Hand ``data`` (already counted) on: through the reused buffer when one is
-        set, else in pieces of at most ``chunk_size`` (Tornado's promise). Whatever an
-        awaitable holds back goes to the front of the queue."""
-        if conn._fill is not None:
-            self._fill(conn, data)
-            return
-        size = self.server.chunk_size
-        if len(data) <= size:
-            self._deliver(conn, data)
-            return
-        for start in range(0, len(data), size):
-            if self._deliver(conn, data[start : start + size]):
-                if start + size < len(data):
-                    self._queue.appendleft((_MORE, data[start + size :]))
-                return
-
-    def _fill(self, conn: HTTPToolsConnection, data: bytes) -> None:
-        """Copy body bytes into the connection's reused buffer; hand the buffer on
-        each time it is full (the last piece: exactly what is left)."""
-        view = memoryview(data)
-        while view:
-            buffer = conn._fill
-            assert buffer is not None
-            pos = conn._fill_pos
-            n = min(len(buffer) - pos, len(view))
-            buffer[pos : pos + n] = view[:n]
-            view = view[n:]
-            pos += n
-            conn._fill_pos = pos
-            if pos < len(buffer):
-                return
-            conn._fill_left -= pos
-            waited = conn._fill_feed != self._feeds
-            took = self.loop.time() - conn._fill_started
-            conn._fill_pos = 0
-            self._next_fill(conn, len(buffer), waited, took)
-            if self._deliver(conn, buffer):  # type: ignore[arg-type]
-                if view:
-                    self._queue.appendleft((_MORE, bytes(view)))
-                return
-
-    def _next_fill(self, conn: HTTPToolsConnection, size: int, waited: bool, took: float) -> None:
-        """Size the next fill: double while the client sends fast, back to the
-        minimum after a slow fill (the policy of ``reuse_body_buffer``)."""
-        low, high, fast, slow = conn._fill_policy
-        left = conn._fill_left
-        if left <= 0:
-            conn._fill = None
-            return
-        if (not waited or took < fast) and size < high and left > size:
-            size = min(2 * size, high)
-            conn._fill = bytearray(min(size, left))
-        elif took > slow and size > low:
-            conn._fill = bytearray(min(low, left))
-        elif left < size:
-            conn._fill = bytearray(left)
-        conn._fill_started = self.loop.time()
-        conn._fill_feed = self._feeds
-
-    def _deliver(self, conn: HTTPToolsConnection, data: bytes) -> bool:
-        """``data_received``; True if its awaitable now holds the body back."""
-        try:
-            result = conn._delegate.data_received(data)  # type: ignore[union-attr]
-        except Exception as exc:
-            self._delegate_failed(conn, exc)
-            return True
-        if result is not None:
-            return self._wait(conn, result, None)
-        return False
-
-    def _end(self, conn: HTTPToolsConnection) -> None:
-        conn._read_done = True
-        self._deadline = None  # the handler works now; no read is pending
-        if conn._write_done:
-            self._advance(conn, from_handler=False)
-            return
-        try:
-            conn._delegate.finish()  # type: ignore[union-attr]
-        except Exception as exc:
-            self._delegate_failed(conn, exc)
-
-    def _wait(
-        self,
-        conn: HTTPToolsConnection,
-        result: Awaitable[None],
-        then: Callable[[HTTPToolsConnection], None] | None,
-    ) -> bool:
-        """Go on once ``result`` is done (``then``, then the queue); True if waiting."""
-        future = asyncio.ensure_future(result)
-        if future.done() and not future.cancelled() and future.exception() is None:
-            if then is not None:
-                then(conn)
-            return False
-        conn._waiting = True
-        self._pause()
-
-        def done(f: asyncio.Future[None]) -> None:
-            conn._waiting = False
-            if self._closed or self._current is not conn:
-                return
-            exc = None if f.cancelled() else f.exception()
-            if exc is not None:
-                self._delegate_failed(conn, exc)
-                return
-            if then is not None:
-                then(conn)
-            self._run_queue()
-
-        future.add_done_callback(done)
-        return True
+    _after_head = httptools_body._after_head
+    _body = httptools_body._body
+    _pieces = httptools_body._pieces
+    _fill = httptools_body._fill
+    _next_fill = httptools_body._next_fill
+    _deliver = httptools_body._deliver
+    _end = httptools_body._end
+    _wait = httptools_body._wait
 
     # -- answers and the next request ----------------------------------------
     def _response_done(self, conn: HTTPToolsConnection) -> None:
@@ -545,189 +395,29 @@ class HTTPToolsProtocol(asyncio.Protocol):
         return left <= self.server.max_drain_size
 
     # -- refusals and failures ------------------------------------------------
-    def _parse_failed(self, reason: FramingError) -> None:
-        self._dead = True
-        self._pause()
-        if self._queue or self._blocked():
-            self._queue.append((_FAIL, reason))
-        else:
-            self._refuse(reason)
-
-    def _refuse(self, error: FramingError, conn: HTTPToolsConnection | None = None) -> None:
-        """400/501 + ``Connection: close`` (unless an answer has begun), then close."""
-        self._dead = True
-        if error.status == 431:
-            # Tornado's wording for a head over max_header_size.
-            gen_log.info("Unsatisfiable read, closing connection from %s: %s", self.context, error)
-        else:
-            gen_log.info("Malformed HTTP message from %s: %s", self.context, error.detail)
-        if conn is None:
-            conn = self._current
-        if conn is None or not conn._headers_written:
-            msg = conn._msg if conn is not None else self._msg
-            self._write(refusal(error, msg.raw if msg is not None else []))
-        self._close()
-
-    def _delegate_failed(self, conn: HTTPToolsConnection, exc: BaseException) -> None:
-        """A delegate method raised: a bad request (``HTTPInputError``: Host header,
-        gzip data) is refused; anything else is logged and the connection closed."""
-        if isinstance(exc, httputil.HTTPInputError):
-            self._refuse(FramingError(f"{exc}.", detail=str(exc)), conn)
-            return
-        app_log.error("Uncaught exception in the request delegate", exc_info=exc)
-        self._abort()
-
-    def _lost(self, conn: HTTPToolsConnection) -> None:
-        """The client went away before ``conn`` was finished."""
-        if conn._write_done:
-            return
-        callback = conn._close_callback
-        conn._close_callback = None
-        delegate, conn._delegate = conn._delegate, None
-        try:
-            # As HTTP1Connection: the delegate hears of it while its body is being
-            # read; once the body is read, the handler's close callback does.
-            if not conn._read_done:
-                if conn._started and delegate is not None:
-                    delegate.on_connection_close()
-            elif callback is not None:
-                callback()
-        except Exception:
-            app_log.error("Uncaught exception in a close callback", exc_info=True)
+    _parse_failed = httptools_edges._parse_failed
+    _refuse = httptools_edges._refuse
+    _delegate_failed = httptools_edges._delegate_failed
+    _lost = httptools_edges._lost
 
     # -- transport ------------------------------------------------------------
-    def _send(self, data: bytes) -> asyncio.Future[None]:
-        if self._closed or self.transport is None or self.transport.is_closing():
-            future: asyncio.Future[None] = self.loop.create_future()
-            future.set_exception(iostream.StreamClosedError())
-            future.exception()
-            return future
-        if data:
-            self.transport.write(data)
-        if not self._write_paused:
-            return self._done
-        future = self.loop.create_future()
-        self._waiters.append(future)
-        return future
-
-    def _write(self, data: bytes) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    def _pause(self) -> None:
-        if not self._paused and self.transport is not None and not self._closed:
-            self._paused = True
-            self._deadline = None
-            self.transport.pause_reading()
-
-    def _resume(self) -> None:
-        if self._paused and self.transport is not None and not self._closed:
-            self._paused = False
-            self.transport.resume_reading()
-            self._refresh_deadline()
-
-    def _close(self) -> None:
-        """Close after what is written has been sent."""
-        self._dead = True
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def _abort(self) -> None:
-        self._dead = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def close_when_idle(self) -> bool:
-        """Graceful stop: close now if idle, else after the answer in progress.
-        Returns whether the connection was idle."""
-        self._draining = True
-        if self._current is None and not self._queue and self._msg is None:
-            self._close()
-            return True
-        return False
+    _send = httptools_edges._send
+    _write = httptools_edges._write
+    _pause = httptools_edges._pause
+    _resume = httptools_edges._resume
+    _close = httptools_edges._close
+    _abort = httptools_edges._abort
+    close_when_idle = httptools_edges.close_when_idle
 
     # -- timeouts -------------------------------------------------------------
-    def _set_deadline(self, timeout: float | None) -> None:
-        if timeout is None:
-            self._deadline = None
-            return
-        deadline = self.loop.time() + timeout
-        self._deadline = deadline
-        timer = self._timer
-        if timer is not None and deadline < timer.when():
-            # An earlier deadline than the timer's (a shorter set_body_timeout).
-            timer.cancel()
-            timer = self._timer = None
-        if timer is None and not self._closed:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-
-    def _refresh_deadline(self) -> None:
-        """After reading resumes: restart the clock of the phase the parser is in."""
-        server = self.server
-        if self._in_head:
-            self._set_deadline(server.header_timeout)
-        elif self._msg is not None:
-            conn = self._current
-            timeout = conn._body_timeout if conn is not None else server.body_timeout
-            self._set_deadline(timeout)
-        elif self._current is None:
-            self._set_deadline(server.idle_timeout)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None or self._closed or self._paused:
-            return
-        now = self.loop.time()
-        if now < deadline:
-            self._timer = self.loop.call_at(deadline, self._on_timer)
-            return
-        if self._msg is not None and not self._in_head:
-            gen_log.info("Timeout reading body from %s", self.context)
-        conn = self._current
-        if conn is not None and conn._write_done is False and conn._read_done:
-            return  # the handler is working; no read is pending
-        self._abort()
+    _set_deadline = httptools_edges._set_deadline
+    _refresh_deadline = httptools_edges._refresh_deadline
+    _on_timer = httptools_edges._on_timer
 
     # -- detach ---------------------------------------------------------------
-    def stream_view(self) -> TransportStream:
-        """This connection's ``IOStream``-like view (made on first use)."""
-        if self._view is None:
-            self._view = TransportStream(self)
-        return self._view
+    stream_view = httptools_edges.stream_view
+    _detach = httptools_edges._detach
 
-    def _detach(self, conn: HTTPToolsConnection) -> iostream.IOStream:
-        transport = self.transport
-        if transport is None or self._closed:
-            raise iostream.StreamClosedError()
-        self._detached = True
-        self._current = None
-        self._dead = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        leftover, self._leftover = self._leftover or b"", None
-        sock = transport.get_extra_info("socket")
-        tls = transport.get_extra_info("sslcontext") is not None
-        if tls or sock is None or transport.get_write_buffer_size():
-            # The TLS state (or unsent bytes) stays with the transport: the stream is
-            # a view of it, fed by this protocol from now on.
-            view = self.stream_view()
-            self._view_reads = True
-            view.feed(leftover)
-            if self._paused:
-                self._paused = False
-                transport.resume_reading()
-            return view  # type: ignore[return-value]
-        transport.pause_reading()
-        dup = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
-        # The transport lets go of its own descriptor; the duplicate keeps the
-        # connection open for a real IOStream (every IOStream method works on it).
-        transport.abort()
-        stream = iostream.IOStream(dup)
-        tornado_impl.feed_stream(stream, leftover)
-        return stream
 
 def __getattr__(name: str) -> Any:
     # ``webframe.server.httptools_impl.HTTPServer``: the server class, found where the
