@@ -16,7 +16,7 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from webframe.errors import BadUploadError, UploadTooLargeError
 from webframe.filenames import clean_filename
@@ -28,11 +28,22 @@ from .policy import SNIFF_BYTES, UploadLimits, check_name, check_type, declared_
 from .sinks import PartSink, SinkFactory
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack  # in typing from Python 3.11
+
     from webframe.storage import Storage
 
     from .files import UploadedFile
 
-__all__ = ["MultipartReceiver"]
+__all__ = ["MultipartReceiver", "ReceiverOptions"]
+
+
+class ReceiverOptions(TypedDict, total=False):
+    """The keyword options of :class:`MultipartReceiver` (see its docstring)."""
+
+    checksum: bool
+    body_size: int | None
+    storage: Storage | None
+    key_for: Callable[[str], str | None] | None
 
 
 class _FilePart:
@@ -110,22 +121,11 @@ class MultipartReceiver:
         content_type: str,
         limits: UploadLimits,
         temp_dir: str | os.PathLike[str],
-        *,
-        checksum: bool = True,
-        body_size: int | None = None,
-        storage: Storage | None = None,
-        key_for: Callable[[str], str | None] | None = None,
+        **options: Unpack[ReceiverOptions],
     ) -> MultipartReceiver:
-        """Build a receiver from a request's Content-Type header value."""
-        return cls(
-            boundary_from_content_type(content_type),
-            limits,
-            temp_dir,
-            checksum=checksum,
-            body_size=body_size,
-            storage=storage,
-            key_for=key_for,
-        )
+        """Build a receiver from a request's Content-Type header value (``options``:
+        the keyword arguments of the constructor)."""
+        return cls(boundary_from_content_type(content_type), limits, temp_dir, **options)
 
     # public API
 
