@@ -328,6 +328,8 @@ class RequestHandler(XSRFMixin, FlashMixin):
     def get_template_namespace(self) -> dict[str, Any]:
         """Called by ``render``; adds webframe's defaults to Tornado's namespace."""
         ns = super().get_template_namespace()
+        # Tornado's escaping and output encoding, byte for byte, in fewer calls.
+        ns.update(tornado_impl.TEMPLATE_SPEEDUPS)
         ns["settings"] = self.wf_settings
         ns["debug"] = self.wf_settings.debug
         ns["get_flashed_messages"] = self.get_flashed_messages

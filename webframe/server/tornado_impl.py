@@ -17,8 +17,10 @@ from types import MethodType
 from typing import Any, Protocol
 
 import tornado
+import tornado.escape
 import tornado.http1connection
 import tornado.iostream
+import tornado.template
 import tornado.web
 from tornado import httputil
 from tornado.concurrent import future_set_exception_unless_cancelled
@@ -703,3 +705,51 @@ def clear_response(handler: tornado.web.RequestHandler) -> bool:
     handler._status_code = 200
     handler._reason = _OK
     return True
+
+
+# -- template output helpers: Tornado's bytes, fewer calls -----------------------------
+
+_tornado_utf8 = tornado.escape.utf8
+_tornado_xhtml_escape = tornado.escape.xhtml_escape
+
+
+def template_utf8(value: Any) -> Any:
+    """``tornado.escape.utf8`` with the common types first (bytes, str)."""
+    cls = value.__class__
+    if cls is bytes:
+        return value
+    if cls is str:
+        return value.encode("utf-8")
+    return _tornado_utf8(value)  # None, subclasses, and the TypeError for the rest
+
+
+def template_xhtml_escape(value: Any) -> str:
+    """``tornado.escape.xhtml_escape`` (``html.escape`` of the text) in one call."""
+    cls = value.__class__
+    if cls is bytes:
+        text: str = value.decode("utf-8")
+    elif cls is str:
+        text = value
+    else:
+        return _tornado_xhtml_escape(value)
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        .replace("'", "&#x27;")
+    )
+
+
+#: ``Template.generate`` names its output encoder ``_tt_utf8`` in the namespace that the
+#: handler's template namespace then updates (checked in 6.5/6.6).
+_TEMPLATE_ENCODER = any(
+    c == "_tt_utf8" or (isinstance(c, tuple) and "_tt_utf8" in c)
+    for c in tornado.template.Template.generate.__code__.co_consts
+)
+#: what a webframe handler adds to its template namespace: same bytes, fewer calls.
+TEMPLATE_SPEEDUPS: dict[str, Any] = {
+    "escape": template_xhtml_escape,
+    "xhtml_escape": template_xhtml_escape,
+    **({"_tt_utf8": template_utf8} if _TEMPLATE_ENCODER else {}),
+}
