@@ -16,17 +16,21 @@ redis-server is not installed.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
-import pytest
+try:
+    from tests.support.services import ServiceProcess, find_program, free_port
+except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
+    from support.services import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        ServiceProcess,
+        find_program,
+        free_port,
+    )
 
 __all__ = [
     "RedisCluster",
@@ -41,45 +45,12 @@ __all__ = [
 START_TIMEOUT = 10.0
 
 
-def find_program(name: str, package: str) -> str:
-    """Return the path of `name`, or skip (fail under WEBFRAME_REQUIRE_SERVICES=1)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not installed: apt-get install {package}"
-        if os.environ.get("WEBFRAME_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " (required because WEBFRAME_REQUIRE_SERVICES=1)")
-        pytest.skip(message)
-    return path
-
-
 def find_redis_server() -> str:
     """Return the path of redis-server, or skip (fail under WEBFRAME_REQUIRE_SERVICES=1)."""
     return find_program("redis-server", "redis-server")
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port(bus: bool = False) -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    With `bus`, port + 10000 (a cluster node's bus port) was free too.
-    """
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if not bus or (port + 10000 < 65536 and _port_free(port + 10000)):
-            return port
-
-
-class RedisServer:
+class RedisServer(ServiceProcess):
     """One redis-server process on a loopback port, owned (and killed) by this object."""
 
     def __init__(
@@ -91,15 +62,12 @@ class RedisServer:
         bus: bool = False,
     ) -> None:
         self.binary = find_redis_server()
+        super().__init__("webframe-redis-", "redis.log")
         self.port = port or free_port(bus=bus)
         #: extra command-line options (``--replicaof``, cluster settings...).
         self.args = args
         #: with a config text: run as a sentinel (``redis-server <file> --sentinel``).
         self.sentinel_conf = sentinel_conf
-        self.host = "127.0.0.1"
-        self._dir = tempfile.mkdtemp(prefix="webframe-redis-")
-        self._log_path = os.path.join(self._dir, "redis.log")
-        self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
 
     @property
@@ -120,36 +88,27 @@ class RedisServer:
         else:
             # A replica's first sync starts at once (the default waits 5 s for others).
             command += ["--repl-diskless-sync-delay", "0"]
-        with open(self._log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    *command,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    self.host,
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    self._dir,
-                    "--daemonize",
-                    "no",
-                    *self.args,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self._launch(
+            [
+                *command,
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir,
+                "--daemonize",
+                "no",
+                *self.args,
+            ]
+        )
         self.paused = False
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            if self.ping():
-                return self
-            time.sleep(0.02)
+        if self._wait_until(self.ping, START_TIMEOUT, 0.02):
+            return self
         self.kill()
         raise RuntimeError(f"redis-server did not start on port {self.port}:\n{self._log_tail()}")
 
@@ -162,33 +121,15 @@ class RedisServer:
         except OSError:
             return False
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def stop(self) -> None:
         """Shut the server down (it can be started again with `start`)."""
-        if self.process is None:
-            return
         if self.paused:
             self.resume()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.process = None
+        self._stop(signal.SIGTERM, 5)
 
     def kill(self) -> None:
         """Kill the server by its own PID, without a graceful shutdown."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
+        super().kill()
         self.paused = False
 
     def pause(self) -> None:
@@ -210,36 +151,11 @@ class RedisServer:
             if not sock.recv(64).startswith(b"+OK"):
                 raise RuntimeError("FLUSHALL failed")
 
-    def close(self) -> None:
-        """Kill the server and remove its directory."""
-        self.kill()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def _log_tail(self) -> str:
-        try:
-            with open(self._log_path, encoding="utf-8", errors="replace") as log:
-                return "".join(log.readlines()[-20:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __del__(self) -> None:
-        # Last resort: never leave a stray server behind (by our own PID only).
         process = getattr(self, "process", None)
-        if process is not None and process.poll() is None:
-            if getattr(self, "paused", False):
-                os.kill(process.pid, signal.SIGCONT)
-            process.kill()
+        if process is not None and process.poll() is None and getattr(self, "paused", False):
+            os.kill(process.pid, signal.SIGCONT)
+        super().__del__()
 
 
 def _client(host: str, port: int) -> Any:

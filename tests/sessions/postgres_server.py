@@ -18,23 +18,20 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
-import time
-from types import TracebackType
 
-import pytest
+try:
+    from tests.support.services import ServiceProcess, free_port, missing
+except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
+    from support.services import (  # type: ignore[no-redef,import-not-found,unused-ignore]
+        ServiceProcess,
+        free_port,
+        missing,
+    )
 
 __all__ = ["PostgresServer", "find_postgres"]
 
 START_TIMEOUT = 30.0
-
-
-def _missing(message: str) -> None:
-    if os.environ.get("WEBFRAME_REQUIRE_SERVICES") == "1":
-        pytest.fail(message + " (required because WEBFRAME_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
 
 
 def find_postgres() -> str:
@@ -46,16 +43,9 @@ def find_postgres() -> str:
     )
     initdb = found[-1] if found else shutil.which("initdb")
     if initdb is None:
-        _missing("PostgreSQL server not installed: apt-get install postgresql")
-        raise AssertionError  # unreachable: skip/fail raise
+        missing("PostgreSQL server not installed: apt-get install postgresql")
     initdb = os.path.realpath(initdb)
     return os.path.dirname(initdb)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as() -> str | None:
@@ -68,11 +58,10 @@ def _run_as() -> str | None:
         except KeyError:
             continue
         return name
-    _missing("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
-    raise AssertionError  # unreachable
+    missing("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
 
 
-class PostgresServer:
+class PostgresServer(ServiceProcess):
     """One ``postgres`` process on a loopback port with a fresh cluster, trust auth."""
 
     user = "webframe"
@@ -81,12 +70,9 @@ class PostgresServer:
     def __init__(self) -> None:
         self.bindir = find_postgres()
         self.run_as = _run_as()
-        self.port = _free_port()
-        self.host = "127.0.0.1"
-        self._dir = tempfile.mkdtemp(prefix="webframe-pg-")
+        super().__init__("webframe-pg-", "postgres.log")
+        self.port = free_port()
         self.data = os.path.join(self._dir, "data")
-        self._log_path = os.path.join(self._dir, "postgres.log")
-        self.process: subprocess.Popen[bytes] | None = None
         if self.run_as is not None:
             entry = pwd.getpwnam(self.run_as)
             os.chown(self._dir, entry.pw_uid, entry.pw_gid)
@@ -106,7 +92,7 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         """initdb (once), start the server and wait until it accepts connections."""
-        if self.process is not None and self.process.poll() is None:
+        if self.running:
             return self
         if not os.path.exists(self.data):
             init = self._spawn(
@@ -128,41 +114,38 @@ class PostgresServer:
             out, _ = init.communicate(timeout=120)
             if init.returncode != 0:
                 raise RuntimeError(f"initdb failed:\n{out.decode(errors='replace')}")
-        with open(self._log_path, "ab") as log:
-            if self.run_as is not None:
-                entry = pwd.getpwnam(self.run_as)
-                os.chown(self._log_path, entry.pw_uid, entry.pw_gid)
-            self.process = self._spawn(
-                [
-                    os.path.join(self.bindir, "postgres"),
-                    "-D",
-                    self.data,
-                    "-p",
-                    str(self.port),
-                    "-h",
-                    self.host,
-                    "-k",
-                    self._dir,
-                    # A test database: speed over durability.
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
-                    "max_connections=200",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                break
-            if self._ready():
-                return self
-            time.sleep(0.05)
+        if self.run_as is not None:
+            # The server appends to its log as the user it runs as.
+            entry = pwd.getpwnam(self.run_as)
+            with open(self._log_path, "ab"):
+                pass
+            os.chown(self._log_path, entry.pw_uid, entry.pw_gid)
+        self._launch(
+            [
+                os.path.join(self.bindir, "postgres"),
+                "-D",
+                self.data,
+                "-p",
+                str(self.port),
+                "-h",
+                self.host,
+                "-k",
+                self._dir,
+                # A test database: speed over durability.
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
+            user=self.run_as,
+            cwd=self._dir,
+        )
+        if self._wait_until(self._ready, START_TIMEOUT, 0.05):
+            return self
         self.kill()
         raise RuntimeError(f"postgres did not start on port {self.port}:\n{self._log_tail()}")
 
@@ -188,44 +171,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT); `start` brings it back with the same data."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.process = None
-
-    def kill(self) -> None:
-        """Kill the server by its own PID (the backends it forked exit with it)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
+        self._stop(signal.SIGINT, 15)
 
     def close(self) -> None:
         self.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def _log_tail(self) -> str:
-        try:
-            with open(self._log_path, encoding="utf-8", errors="replace") as log:
-                return "".join(log.readlines()[-20:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        self._remove_dir()
