@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import statistics
 import tempfile
 import time
 import urllib.parse
@@ -29,13 +28,16 @@ from bench.uploads import (
     MB,
     Upload,
     _curl_a,
-    _side,
-    _sizes,
+    batch_problems,
     demo_login,
     log,
+    log_round,
     make_source,
-    reset_peak_rss,
+    note_setup_rss,
+    server_pair,
     sha256_of,
+    start_servers,
+    summarize,
     upload_batch,
     verify_demo,
 )
@@ -169,34 +171,16 @@ class TusUploadLoad:
             src = workdir / "source.bin"
             sources = [(src, make_source(src, size))]
             log(f"  {scenario.name}: {size / 2**20:.0f} MiB source; {rounds} round(s)")
-            procs = []
-            for which, server in (("A", scenario.a), ("B", scenario.b)):
-                own = workdir / which
-                own.mkdir()
-                procs.append(
-                    ServerProcess(
-                        f"{which}:{server.label}",
-                        server.argv(own, {"http": cfg.http}),
-                        workdir / f"server-{which}.log",
-                        server_pin,
-                        cfg.pythonpath,
-                        env=server.environ(own, {"http": cfg.http}),
-                    )
-                )
+            procs = server_pair(scenario, cfg, workdir, server_pin, own_dirs=True)
             a, b = procs
             runs: dict[str, list[Upload]] = {"A": [], "B": []}
             problems: list[str] = []
             integrity: list[str] = []
             rss: dict[str, Any] = {}
             try:
-                for proc in procs:
-                    proc.start()
-                for proc in procs:
-                    proc.wait_ready(self.path, timeout=60)
+                start_servers(procs, self.path)
                 logins = {"A": demo_login(a.url), "B": demo_login(b.url)}
-                rss["setup"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
-                if not (reset_peak_rss(a) and reset_peak_rss(b)):
-                    problems.append("could not reset VmHWM: peak RSS includes the login")
+                problems += note_setup_rss(a, b, rss)
                 for i in range(rounds):
                     pair = []
                     for which in ("A", "B"):
@@ -210,60 +194,16 @@ class TusUploadLoad:
                             cmd = load_pin + _curl_a(curl, b.url, logins["B"], src, out)
                             up = upload_batch(b, [cmd], [out])
                             found = verify_demo(instance, sources, up)
-                        up.bytes = _sizes(sources)
-                        bad = [s for s in up.statuses if not 200 <= s < 300]
-                        if bad:
-                            found.append(f"{which} answered HTTP {bad}: {up.bodies[0][:200]!r}")
-                        found += up.curl_errors
+                        found = batch_problems(which, up, sources, found)
                         integrity += found
                         problems += [f"round {i + 1} {which}: {p}" for p in found]
                         runs[which].append(up)
                         pair.append(up)
-                    ratio = pair[0].mbps / pair[1].mbps if pair[1].mbps else 0.0
-                    log(
-                        f"  {scenario.name} round {i + 1}/{rounds}: "
-                        f"A {pair[0].mbps:7.1f} MB/s ({pair[0].wall_s:.2f}s)  "
-                        f"B {pair[1].mbps:7.1f} MB/s ({pair[1].wall_s:.2f}s)  A/B {ratio:.3f}"
-                    )
+                    log_round(scenario.name, i, rounds, pair, cpu=False)
                 rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
             finally:
                 for proc in procs:
                     proc.stop()
-        for problem in problems:
-            log(f"  {scenario.name}: WARNING {problem}")
-        side_a = _side(scenario.a.label, a, runs["A"])
-        side_b = _side(scenario.b.label, b, runs["B"])
-        for key, side in (("A", side_a), ("B", side_b)):
-            side["rss_peak_kib"] = rss.get("uploads", {}).get(key)
-            setup = rss.get("setup", {}).get(key)
-            side["rss_lifetime_peak_kib"] = max(
-                (v for v in (setup, side["rss_peak_kib"]) if v is not None), default=None
-            )
-        ratios = [
-            ra.mbps / rb.mbps if rb.mbps else 0.0
-            for ra, rb in zip(runs["A"], runs["B"], strict=True)
-        ]
-        cpu_ratios = [
-            rb.cpu_s_per_gib / ra.cpu_s_per_gib if ra.cpu_s_per_gib else 0.0
-            for ra, rb in zip(runs["A"], runs["B"], strict=True)
-        ]
-        ratio = statistics.median(ratios) if ratios else 0.0
-        checks = []
-        if scenario.target is not None:
-            checks.append(
-                {"what": "A/B MB/s", "value": ratio, "target": f">= {scenario.target}",
-                 "ok": ratio >= scenario.target}
-            )  # fmt: skip
-        if self.rss_target_mib is not None:
-            peak = side_a["rss_peak_kib"]
-            checks.append(
-                {"what": "A peak RSS MiB", "value": None if peak is None else peak / 1024,
-                 "target": f"< {self.rss_target_mib}",
-                 "ok": peak is not None and peak / 1024 < self.rss_target_mib}
-            )  # fmt: skip
-        intact = bool(runs["A"]) and not integrity
-        checks.append({"what": "files intact (SHA-256)", "value": intact, "target": True,
-                       "ok": intact})  # fmt: skip
         return {
             "name": scenario.name,
             "description": scenario.description,
@@ -276,17 +216,6 @@ class TusUploadLoad:
             "bytes_per_round": size,
             "patch_size": self.patch_size,
             "rounds": rounds,
-            "a": side_a,
-            "b": side_b,
-            "ratios": ratios,
-            "ratio": ratio,
-            "cpu_ratios": cpu_ratios,
-            "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else 0.0,
-            "target": scenario.target,
-            "rss_target_mib": self.rss_target_mib,
-            "checks": checks,
-            "verdict": "PASS" if all(c["ok"] for c in checks) else "MISS",
-            "errors": side_a["error_count"] + side_b["error_count"],
-            "problems": problems,
+            **summarize(scenario, a, b, runs, rss, problems, integrity, self.rss_target_mib),
             "mb": MB,
         }

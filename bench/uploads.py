@@ -322,6 +322,131 @@ def collapsed_report(path: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
+def server_pair(
+    scenario: Scenario, cfg: Config, workdir: Path, pin: list[str], own_dirs: bool = False
+) -> list[ServerProcess]:
+    """A and B of ``scenario`` (not started), in ``workdir`` or, with ``own_dirs``,
+    each in its own ``workdir/A`` and ``workdir/B``."""
+    procs = []
+    for which, server in (("A", scenario.a), ("B", scenario.b)):
+        home = workdir
+        if own_dirs:
+            home = workdir / which
+            home.mkdir()
+        procs.append(
+            ServerProcess(
+                f"{which}:{server.label}",
+                server.argv(home, {"http": cfg.http}),
+                workdir / f"server-{which}.log",
+                pin,
+                cfg.pythonpath,
+                env=server.environ(home, {"http": cfg.http}),
+            )
+        )
+    return procs
+
+
+def start_servers(procs: list[ServerProcess], path: str) -> None:
+    """Start every server, then wait until each answers ``path``."""
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.wait_ready(path, timeout=60)
+
+
+def note_setup_rss(a: ServerProcess, b: ServerProcess, rss: dict[str, Any]) -> list[str]:
+    """Record the peak RSS of the set-up (login), then reset it; the problems met."""
+    rss["setup"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+    if not (reset_peak_rss(a) and reset_peak_rss(b)):
+        return ["could not reset VmHWM: peak RSS includes the login"]
+    return []
+
+
+def batch_problems(
+    which: str, up: Upload, sources: list[tuple[Path, str]], found: list[str]
+) -> list[str]:
+    """Set the batch's byte count; ``found`` plus non-2xx answers and curl errors."""
+    up.bytes = _sizes(sources)
+    bad = [s for s in up.statuses if not 200 <= s < 300]
+    if bad:
+        found.append(f"{which} answered HTTP {bad}: {up.bodies[0][:200]!r}")
+    return found + up.curl_errors
+
+
+def log_round(name: str, i: int, rounds: int, pair: list[Upload], cpu: bool = True) -> None:
+    ratio = pair[0].mbps / pair[1].mbps if pair[1].mbps else 0.0
+    line = (
+        f"  {name} round {i + 1}/{rounds}: "
+        f"A {pair[0].mbps:7.1f} MB/s ({pair[0].wall_s:.2f}s)  "
+        f"B {pair[1].mbps:7.1f} MB/s ({pair[1].wall_s:.2f}s)  A/B {ratio:.3f}"
+    )
+    if cpu:
+        line += f"  CPU s/GiB A {pair[0].cpu_s_per_gib:.2f} B {pair[1].cpu_s_per_gib:.2f}"
+    log(line)
+
+
+def summarize(
+    scenario: Scenario,
+    a: ServerProcess,
+    b: ServerProcess,
+    runs: dict[str, list[Upload]],
+    rss: dict[str, Any],
+    problems: list[str],
+    integrity: list[str],
+    rss_target_mib: float | None,
+) -> dict[str, Any]:
+    """The result keys every upload scenario shares (from ``"a"`` on), its checks and
+    verdict; the problems are logged."""
+    for problem in problems:
+        log(f"  {scenario.name}: WARNING {problem}")
+    side_a = _side(scenario.a.label, a, runs["A"])
+    side_b = _side(scenario.b.label, b, runs["B"])
+    for key, side in (("A", side_a), ("B", side_b)):
+        side["rss_peak_kib"] = rss.get("uploads", {}).get(key)
+        setup = rss.get("setup", {}).get(key)
+        side["rss_lifetime_peak_kib"] = max(
+            (v for v in (setup, side["rss_peak_kib"]) if v is not None), default=None
+        )
+    ratios = [
+        ra.mbps / rb.mbps if rb.mbps else 0.0 for ra, rb in zip(runs["A"], runs["B"], strict=True)
+    ]
+    cpu_ratios = [
+        rb.cpu_s_per_gib / ra.cpu_s_per_gib if ra.cpu_s_per_gib else 0.0
+        for ra, rb in zip(runs["A"], runs["B"], strict=True)
+    ]
+    ratio = statistics.median(ratios) if ratios else 0.0
+    checks = []
+    if scenario.target is not None:
+        checks.append(
+            {"what": "A/B MB/s", "value": ratio, "target": f">= {scenario.target}",
+             "ok": ratio >= scenario.target}
+        )  # fmt: skip
+    if rss_target_mib is not None:
+        peak = side_a["rss_peak_kib"]
+        checks.append(
+            {"what": "A peak RSS MiB", "value": None if peak is None else peak / 1024,
+             "target": f"< {rss_target_mib}",
+             "ok": peak is not None and peak / 1024 < rss_target_mib}
+        )  # fmt: skip
+    intact = bool(runs["A"]) and not integrity
+    checks.append({"what": "files intact (SHA-256)", "value": intact, "target": True,
+                   "ok": intact})  # fmt: skip
+    return {
+        "a": side_a,
+        "b": side_b,
+        "ratios": ratios,
+        "ratio": ratio,
+        "cpu_ratios": cpu_ratios,
+        "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else 0.0,
+        "target": scenario.target,
+        "rss_target_mib": rss_target_mib,
+        "checks": checks,
+        "verdict": "PASS" if all(c["ok"] for c in checks) else "MISS",
+        "errors": side_a["error_count"] + side_b["error_count"],
+        "problems": problems,
+    }
+
+
 @dataclass(frozen=True)
 class UploadLoad:
     """``concurrency`` uploads of ``size`` bytes at once (``quick_size`` in --quick);
@@ -363,17 +488,7 @@ class UploadLoad:
                 f"source(s) in {time.monotonic() - t:.1f}s; {rounds} round(s)"
             )
             warm = [(workdir / "warm.bin", make_source(workdir / "warm.bin", 1 << 20))]
-            procs = [
-                ServerProcess(
-                    f"{which}:{server.label}",
-                    server.argv(workdir, {"http": cfg.http}),
-                    workdir / f"server-{which}.log",
-                    server_pin,
-                    cfg.pythonpath,
-                    env=server.environ(workdir, {"http": cfg.http}),
-                )
-                for which, server in (("A", scenario.a), ("B", scenario.b))
-            ]
+            procs = server_pair(scenario, cfg, workdir, server_pin)
             a, b = procs
             instance = workdir / "instance"
             runs: dict[str, list[Upload]] = {"A": [], "B": []}
@@ -381,14 +496,9 @@ class UploadLoad:
             integrity: list[str] = []
             rss: dict[str, Any] = {}
             try:
-                for proc in procs:
-                    proc.start()
-                for proc in procs:
-                    proc.wait_ready(self.path, timeout=60)
+                start_servers(procs, self.path)
                 login = demo_login(a.url)
-                rss["setup"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
-                if not (reset_peak_rss(a) and reset_peak_rss(b)):
-                    problems.append("could not reset VmHWM: peak RSS includes the login")
+                problems += note_setup_rss(a, b, rss)
 
                 def batch(which: str, srcs: list[tuple[Path, str]]) -> tuple[Upload, list[str]]:
                     outs = [workdir / f"resp-{which}-{i}.txt" for i in range(len(srcs))]
@@ -407,11 +517,7 @@ class UploadLoad:
                         ]
                         up = upload_batch(b, [load_pin + c for c in cmds], outs)
                         found = verify_raw(srcs, up)
-                    up.bytes = _sizes(srcs)
-                    bad = [s for s in up.statuses if not 200 <= s < 300]
-                    if bad:
-                        found.append(f"{which} answered HTTP {bad}: {up.bodies[0][:200]!r}")
-                    return up, found + up.curl_errors
+                    return up, batch_problems(which, up, srcs, found)
 
                 if cfg.warmup:
                     for which in ("A", "B"):
@@ -431,54 +537,13 @@ class UploadLoad:
                         runs[which].append(up)
                         pair.append(up)
                         problems += [f"round {i + 1} {which}: {p}" for p in found]
-                    ratio = pair[0].mbps / pair[1].mbps if pair[1].mbps else 0.0
-                    log(
-                        f"  {scenario.name} round {i + 1}/{rounds}: "
-                        f"A {pair[0].mbps:7.1f} MB/s ({pair[0].wall_s:.2f}s)  "
-                        f"B {pair[1].mbps:7.1f} MB/s ({pair[1].wall_s:.2f}s)  A/B {ratio:.3f}  "
-                        f"CPU s/GiB A {pair[0].cpu_s_per_gib:.2f} B {pair[1].cpu_s_per_gib:.2f}"
-                    )
+                    log_round(scenario.name, i, rounds, pair)
                 rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
                 for sampler in samplers:
                     stop_sampler(sampler)
             finally:
                 for proc in procs:
                     proc.stop()
-        for problem in problems:
-            log(f"  {scenario.name}: WARNING {problem}")
-        side_a = _side(scenario.a.label, a, runs["A"])
-        side_b = _side(scenario.b.label, b, runs["B"])
-        for key, side in (("A", side_a), ("B", side_b)):
-            side["rss_peak_kib"] = rss.get("uploads", {}).get(key)
-            setup = rss.get("setup", {}).get(key)
-            side["rss_lifetime_peak_kib"] = max(
-                (v for v in (setup, side["rss_peak_kib"]) if v is not None), default=None
-            )
-        ratios = [
-            ra.mbps / rb.mbps if rb.mbps else 0.0
-            for ra, rb in zip(runs["A"], runs["B"], strict=True)
-        ]
-        cpu_ratios = [
-            rb.cpu_s_per_gib / ra.cpu_s_per_gib if ra.cpu_s_per_gib else 0.0
-            for ra, rb in zip(runs["A"], runs["B"], strict=True)
-        ]
-        ratio = statistics.median(ratios)
-        checks = []
-        if scenario.target is not None:
-            checks.append(
-                {"what": "A/B MB/s", "value": ratio, "target": f">= {scenario.target}",
-                 "ok": ratio >= scenario.target}
-            )  # fmt: skip
-        if self.rss_target_mib is not None:
-            peak = side_a["rss_peak_kib"]
-            checks.append(
-                {"what": "A peak RSS MiB", "value": None if peak is None else peak / 1024,
-                 "target": f"< {self.rss_target_mib}",
-                 "ok": peak is not None and peak / 1024 < self.rss_target_mib}
-            )  # fmt: skip
-        intact = bool(runs["A"]) and not integrity
-        checks.append({"what": "files intact (SHA-256)", "value": intact, "target": True,
-                       "ok": intact})  # fmt: skip
         return {
             "name": scenario.name,
             "description": scenario.description,
@@ -490,16 +555,5 @@ class UploadLoad:
             "files_per_round": self.concurrency,
             "bytes_per_round": total,
             "rounds": rounds,
-            "a": side_a,
-            "b": side_b,
-            "ratios": ratios,
-            "ratio": ratio,
-            "cpu_ratios": cpu_ratios,
-            "cpu_ratio": statistics.median(cpu_ratios),
-            "target": scenario.target,
-            "rss_target_mib": self.rss_target_mib,
-            "checks": checks,
-            "verdict": "PASS" if all(c["ok"] for c in checks) else "MISS",
-            "errors": side_a["error_count"] + side_b["error_count"],
-            "problems": problems,
+            **summarize(scenario, a, b, runs, rss, problems, integrity, self.rss_target_mib),
         }
