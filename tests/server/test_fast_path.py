@@ -139,10 +139,21 @@ class CancelOwnTask(RequestHandler):
         hits.append("not cancelled")
 
 
+class TimesOut(RequestHandler):
+    async def get(self) -> None:
+        # asyncio.timeout keeps current_task() from before the first suspension.
+        try:
+            async with asyncio.timeout(0.01):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            self.write("timed out")
+
+
 def connect(debug: bool = False) -> tuple[HTTPToolsProtocol, FakeTransport]:
     routes = [("/sync", Sync), ("/suspends", Suspends), ("/fails", FailsLater),
               ("/prepare", AsyncPrepare), ("/defaults", Defaults),
-              ("/set", SetUser), ("/read", ReadUser), ("/cancel", CancelOwnTask)]
+              ("/set", SetUser), ("/read", ReadUser), ("/cancel", CancelOwnTask),
+              ("/timeout", TimesOut)]
     app = Application(routes, Settings(cookie_secret="x" * 40, debug=debug, access_log=False))
     proto = HTTPToolsProtocol(HTTPToolsServer(app))
     transport = FakeTransport()
@@ -308,3 +319,11 @@ async def test_cancelling_current_task_before_suspending_cancels_the_handler(
     assert hits == []
     await feed(proto, b"GET /read HTTP/1.1\r\n" + HOST + b"\r\n")  # the connection goes on
     assert (await answered(transport, 2)).endswith(b"nobody")
+
+
+@in_loop
+async def test_asyncio_timeout_entered_before_suspending_works() -> None:
+    proto, transport = connect()
+    await feed(proto, b"GET /timeout HTTP/1.1\r\n" + HOST + b"\r\n")
+    out = await answered(transport)
+    assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"timed out")

@@ -591,6 +591,13 @@ class HandlerTask:
             return int(self._task.cancelling())  # type: ignore[attr-defined]
         return 1 if self._cancel is not None else 0
 
+    def uncancel(self) -> int:
+        """Take back a cancellation request (``Task.uncancel``; ``asyncio.timeout``)."""
+        if self._task is not None:
+            return int(self._task.uncancel())  # type: ignore[attr-defined]
+        self._cancel = None
+        return 0
+
     def cancelled(self) -> bool:
         """Whether the handler ended cancelled."""
         return self._task is not None and self._task.cancelled()
