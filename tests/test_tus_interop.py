@@ -288,15 +288,8 @@ def test_half_in_1mib_chunks_then_a_new_client_resumes_from_the_url(
     del up, first  # the client is dropped: only the URL is kept
     assert server.finished() == []
 
-    second = TusClient(tus_url(server), headers=headers)
-    resumed = uploader_class(
-        file_path=str(path), client=second, url=url, chunk_size=MiB, upload_checksum=True
-    )
-    assert resumed.offset == reported  # from HEAD
-    resumed.upload()
-    [done] = server.finished()
+    done = resume_to_the_end(server, url, path, data, headers, reported, uploader_class)
     assert done["size"] == len(data)
-    assert done["sha256"] == hashlib.sha256(data).hexdigest()
     assert done["name"] == "holiday video.mp4"
     if server.storage_url:
         assert stored_sha256(server, done["key"]) == done["sha256"]
@@ -304,6 +297,34 @@ def test_half_in_1mib_chunks_then_a_new_client_resumes_from_the_url(
         assert pending_uploads(server) == []
     else:
         assert hashlib.sha256(Path(done["path"]).read_bytes()).hexdigest() == done["sha256"]
+
+
+def resume_to_the_end(
+    server: Server,
+    url: str,
+    path: Path,
+    data: bytes,
+    headers: dict[str, str],
+    offset: int | None,
+    uploader_class: type[Uploader] = Uploader,
+    **options: Any,
+) -> dict[str, Any]:
+    """A new tuspy client resumes ``url`` with checksums (its HEAD must say ``offset``)
+    and sends the rest; returns the one finished upload, whose SHA-256 is ``data``'s."""
+    resumed = uploader_class(
+        file_path=str(path),
+        client=TusClient(tus_url(server), headers=headers),
+        url=url,
+        chunk_size=MiB,
+        upload_checksum=True,
+        **options,
+    )
+    if offset is not None:
+        assert resumed.offset == offset
+    resumed.upload()
+    [done] = server.finished()
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    return done
 
 
 def test_another_user_cannot_resume_the_url(server: Server, tmp_path: Path) -> None:
@@ -319,6 +340,29 @@ def test_another_user_cannot_resume_the_url(server: Server, tmp_path: Path) -> N
     assert server.finished() == []
 
 
+def patch_head(
+    server: Server,
+    url: str,
+    headers: dict[str, str],
+    offset: int,
+    size: int,
+    checksum: str | None = None,
+) -> bytes:
+    """The head of a PATCH of ``size`` bytes at ``offset``, as sent on a raw socket."""
+    lines = [
+        f"PATCH {url.removeprefix(server.base)} HTTP/1.1",
+        f"Host: 127.0.0.1:{server.port}",
+        "Tus-Resumable: 1.0.0",
+        "Content-Type: application/offset+octet-stream",
+        f"Upload-Offset: {offset}",
+        f"Content-Length: {size}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    if checksum:
+        lines.append(f"Upload-Checksum: {checksum}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 def raw_patch(
     server: Server,
     url: str,
@@ -329,20 +373,8 @@ def raw_patch(
     checksum: str | None = None,
 ) -> None:
     """Send a PATCH's head and the first ``len(send)`` of ``size`` body bytes, then cut."""
-    path = url.removeprefix(server.base)
-    lines = [
-        f"PATCH {path} HTTP/1.1",
-        f"Host: 127.0.0.1:{server.port}",
-        "Tus-Resumable: 1.0.0",
-        "Content-Type: application/offset+octet-stream",
-        f"Upload-Offset: {offset}",
-        f"Content-Length: {size}",
-        *(f"{k}: {v}" for k, v in headers.items()),
-    ]
-    if checksum:
-        lines.append(f"Upload-Checksum: {checksum}")
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        sock.sendall(patch_head(server, url, headers, offset, size, checksum))
         sock.sendall(send)
         time.sleep(0.3)  # let the server write what it got
 
@@ -382,17 +414,7 @@ def test_connection_cut_mid_patch_keeps_what_arrived(server: Server, tmp_path: P
     # With a checksum the partial chunk cannot be verified, so it is dropped.
     raw_patch(server, up.url, headers, kept, 1000, data[kept : kept + 500], "sha1 " + "A" * 28)
     assert head_offset(server, up.url, headers) == kept
-    resumed = Uploader(
-        file_path=str(path),
-        client=TusClient(tus_url(server), headers=headers),
-        url=up.url,
-        chunk_size=MiB,
-        upload_checksum=True,
-    )
-    assert resumed.offset == kept
-    resumed.upload()
-    [done] = server.finished()
-    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    resume_to_the_end(server, up.url, path, data, headers, kept)
 
 
 def test_server_killed_mid_upload_resumes_at_the_last_reported_offset(
@@ -408,35 +430,25 @@ def test_server_killed_mid_upload_resumes_at_the_last_reported_offset(
     reported = up.offset
     assert reported == 2 * MiB
     # A PATCH is half-way in when the server is killed (SIGKILL: no clean-up runs).
-    path_part = up.url.removeprefix(server.base)
     sock = socket.create_connection(("127.0.0.1", server.port))
-    head = (
-        f"PATCH {path_part} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Upload-Offset: {reported}\r\nContent-Length: {MiB}\r\n"
-        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        + "\r\n"
-    )
-    sock.sendall(head.encode() + data[reported : reported + 400_000])
+    head = patch_head(server, up.url, headers, reported, MiB)
+    sock.sendall(head + data[reported : reported + 400_000])
     time.sleep(0.3)
     server.restart()
     sock.close()
     assert head_offset(server, up.url, headers) == reported
-    resumed = Uploader(
-        file_path=str(path),
-        client=TusClient(tus_url(server), headers=headers),
-        url=up.url,
-        chunk_size=MiB,
-        upload_checksum=True,
+    done = resume_to_the_end(
+        server,
+        up.url,
+        path,
+        data,
+        headers,
+        reported,
         # On S3 the killed server's lease lasts its term (10 s): 409 until then.
         retries=30 if server.storage_url else 0,
         retry_delay=1,
     )
-    assert resumed.offset == reported
-    resumed.upload()
-    [done] = server.finished()
     assert done["size"] == len(data)
-    assert done["sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_a_writer_in_another_process_makes_a_patch_409(server: Server, tmp_path: Path) -> None:
@@ -679,20 +691,11 @@ def test_a_finished_tus_upload_is_kept_in_s3_storage(tmp_path: Path) -> None:
                 file_path=str(path), chunk_size=MiB, metadata={"filename": "clip.mov"}
             )
             up.upload(stop_at=3 * MiB)
-            resumed = Uploader(
-                file_path=str(path),
-                client=TusClient(tus_url(server), headers=headers),
-                url=up.url,
-                chunk_size=MiB,
-                upload_checksum=True,
-            )
-            resumed.upload()
-            [done] = server.finished()
+            done = resume_to_the_end(server, up.url, path, data, headers, None)
             assert done["stored_size"] == len(data)
             client = seaweed.client()
             body = client.get_object(Bucket="webframe-tus-tests", Key="t/tus/clip.mov")["Body"]
             assert hashlib.sha256(body.read()).hexdigest() == hashlib.sha256(data).hexdigest()
-            assert done["sha256"] == hashlib.sha256(data).hexdigest()
             pending = client.list_multipart_uploads(Bucket="webframe-tus-tests")
             assert pending.get("Uploads", []) == []
         finally:
@@ -741,33 +744,25 @@ def test_s3_node_killed_half_way_another_node_resumes_from_the_url(
     assert len(pending_uploads(node_a)) == 1
     raw_path = up.url.removeprefix(node_a.base)
     sock = socket.create_connection(("127.0.0.1", node_a.port))
-    head = (
-        f"PATCH {raw_path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Upload-Offset: {reported}\r\nContent-Length: {5 * MiB}\r\n"
-        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        + "\r\n"
-    )
-    sock.sendall(head.encode() + data[reported : reported + 4 * MiB + 1000])  # past a part
+    head = patch_head(node_a, up.url, headers, reported, 5 * MiB)
+    sock.sendall(head + data[reported : reported + 4 * MiB + 1000])  # past a part
     time.sleep(0.5)
     node_a.kill()
     sock.close()
     url_on_b = node_b.base + raw_path  # the URL alone (same path, another node)
     assert head_offset(node_b, url_on_b, headers) == reported
-    resumed = Sha256Uploader(
-        file_path=str(path),
-        client=TusClient(tus_url(node_b), headers=headers),
-        url=url_on_b,
-        chunk_size=MiB,
-        upload_checksum=True,
+    done = resume_to_the_end(
+        node_b,
+        url_on_b,
+        path,
+        data,
+        headers,
+        reported,
+        Sha256Uploader,
         retries=30,  # the killed node's lease runs out after its 10 s term: 409 until then
         retry_delay=1,
     )
-    assert resumed.offset == reported
-    resumed.upload()
-    [done] = node_b.finished()
     assert done["size"] == len(data)
-    assert done["sha256"] == hashlib.sha256(data).hexdigest()
     assert stored_sha256(node_b, done["key"]) == done["sha256"]
     assert pending_uploads(node_b) == []
     assert s3_tus_objects(node_b) == ["state"]
@@ -784,15 +779,9 @@ def test_s3_a_patch_on_one_node_makes_a_patch_on_the_other_409(
     up.upload(stop_at=MiB)
     raw_path = up.url.removeprefix(node_a.base)
     sock = socket.create_connection(("127.0.0.1", node_a.port))
-    head = (
-        f"PATCH {raw_path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
-        "Content-Type: application/offset+octet-stream\r\n"
-        f"Upload-Offset: {MiB}\r\nContent-Length: {MiB}\r\n"
-        + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        + "\r\n"
-    )
+    head = patch_head(node_a, up.url, headers, MiB, MiB)
     try:
-        sock.sendall(head.encode() + data[MiB : MiB + 1000])  # A is now writing
+        sock.sendall(head + data[MiB : MiB + 1000])  # A is now writing
         time.sleep(0.3)
         r = requests.patch(
             node_b.base + raw_path,
@@ -919,17 +908,7 @@ def test_s3_a_failing_hook_reopens_the_upload_at_the_last_chunk(
     assert s3_server.finished() == []
     assert head_offset(s3_server, up.url, headers) == before
     assert len(pending_uploads(s3_server)) == 1  # reopened
-    resumed = Sha256Uploader(
-        file_path=str(path),
-        client=TusClient(tus_url(s3_server), headers=headers),
-        url=up.url,
-        chunk_size=MiB,
-        upload_checksum=True,
-    )
-    assert resumed.offset == before
-    resumed.upload()
-    [done] = s3_server.finished()
-    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    done = resume_to_the_end(s3_server, up.url, path, data, headers, before, Sha256Uploader)
     assert stored_sha256(s3_server, done["key"]) == done["sha256"]
     assert pending_uploads(s3_server) == []
     assert s3_tus_objects(s3_server) == ["state"]
