@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,15 +64,15 @@ class Server:
         return [line for line in self.log if "Traceback" in line or "ERROR" in line]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``python run.py --port 0 --no-debug`` on a free port, stopped by its PID at the end."""
-    instance = tmp_path_factory.mktemp("e2e-instance")
+@contextmanager
+def demo_server(instance: Path, max_upload_size: int) -> Iterator[Server]:
+    """``python run.py --port 0 --no-debug`` on a free port with its instance folder in
+    ``instance`` and that upload limit, stopped by its PID at the end."""
     env = {
         **os.environ,
         "WEBFRAME_COOKIE_SECRET": secrets.token_urlsafe(32),
         "WEBFRAME_INSTANCE_PATH": str(instance),
-        "WEBFRAME_MAX_UPLOAD_SIZE": str(MAX_UPLOAD_SIZE),
+        "WEBFRAME_MAX_UPLOAD_SIZE": str(max_upload_size),
         "WEBFRAME_ACCESS_LOG": "0",
     }
     proc = subprocess.Popen(
@@ -121,6 +122,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The demo with the package's small upload limit (MAX_UPLOAD_SIZE)."""
+    with demo_server(tmp_path_factory.mktemp("e2e-instance"), MAX_UPLOAD_SIZE) as server:
+        yield server
 
 
 @pytest.fixture(scope="package")

@@ -10,12 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import secrets
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import ROOT
-from .conftest import Server
+from .conftest import Server, demo_server
 from .helpers import register
 
 MiB = 1024 * 1024
@@ -34,55 +27,8 @@ LIMIT = 40 * MiB
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The demo with a 40 MiB upload limit (overrides the package's server here)."""
-    instance = tmp_path_factory.mktemp("e2e-tus-instance")
-    env = {
-        **os.environ,
-        "WEBFRAME_COOKIE_SECRET": secrets.token_urlsafe(32),
-        "WEBFRAME_INSTANCE_PATH": str(instance),
-        "WEBFRAME_MAX_UPLOAD_SIZE": str(LIMIT),
-        "WEBFRAME_ACCESS_LOG": "0",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "run.py", "--port", "0", "--no-debug"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    log: list[str] = []
-    url = None
-    deadline = time.monotonic() + 20
-    while url is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        log.append(line)
-        m = re.search(r"serving on (http://\S+?)/? ", line)
-        if m:
-            url = m.group(1)
-    if url is None:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-        pytest.fail("the demo server did not start:\n" + "".join(log))
-    server = Server(url=url, proc=proc, log=log)
-
-    def drain() -> None:  # keeps the pipe from filling up, and keeps the log
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.append(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
+    with demo_server(tmp_path_factory.mktemp("e2e-tus-instance"), LIMIT) as server:
         yield server
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 def throttle(page: Any, bytes_per_second: int) -> None:
