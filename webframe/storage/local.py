@@ -49,11 +49,12 @@ _XATTR_SHA256: Final = "user.webframe.sha256"
 _NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-def _linux_fallocate() -> Callable[[int, int], bool] | None:
-    """``fallocate(fd, 0, 0, length)`` via libc; None off Linux.
+def load_fallocate() -> Callable[[int, int, int], bool] | None:
+    """Linux ``fallocate(fd, 0, offset, length)`` through ctypes, or None elsewhere.
 
-    Not ``os.posix_fallocate``: on filesystems without allocation support glibc
-    emulates it by writing into every block, which is slower than not reserving.
+    Not ``os.posix_fallocate``: where the filesystem cannot allocate, glibc's
+    version falls back to writing a byte into every block, which for a 1 GiB
+    file is 262,144 writes. The system call just says it is not supported.
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -65,18 +66,22 @@ def _linux_fallocate() -> Callable[[int, int], bool] | None:
     call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     call.restype = ctypes.c_int
 
-    def reserve(fd: int, length: int) -> bool:
-        if call(fd, 0, 0, length) == 0:
+    def fallocate(fd: int, offset: int, length: int) -> bool:
+        """Reserve ``length`` bytes at ``offset``; False if the filesystem cannot.
+
+        Raises ``OSError`` when the space is not there (ENOSPC, EDQUOT, EFBIG).
+        """
+        if call(fd, 0, offset, length) == 0:
             return True
         code = ctypes.get_errno()
         if code in _NO_SPACE:
             raise OSError(code, os.strerror(code))
-        return False  # not supported here: plain writes
+        return False  # EOPNOTSUPP, EINTR, ...: write without reserving
 
-    return reserve
+    return fallocate
 
 
-_reserve = _linux_fallocate()
+_reserve = load_fallocate()
 
 
 def _storage_error(exc: OSError, what: str) -> Exception:
@@ -140,7 +145,7 @@ class LocalSink(Sink):
         self._reserved = 0
         if size_hint and size_hint >= _RESERVE_MIN and _reserve is not None:
             try:
-                if _reserve(fd, size_hint):
+                if _reserve(fd, 0, size_hint):
                     self._reserved = size_hint
             except OSError as exc:
                 self._discard()

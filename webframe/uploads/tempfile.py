@@ -9,17 +9,15 @@ and the SHA-256 and the first bytes (for sniffing) are taken as the bytes pass.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
 import os
-import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Final
 
 from webframe.errors import UploadStorageError
+from webframe.storage.local import load_fallocate
 from webframe.units import KiB, MiB
 
 from .files import UploadedFile
@@ -43,8 +41,6 @@ _WRITE_SLICE: Final = 256 * KiB
 #: (507) after one window instead of after the disk fills.
 _PREALLOC_MIN: Final = 1 * MiB
 _PREALLOC_STEP: Final = 8 * MiB
-#: what fallocate() failing with these means: the space is not there (507).
-_NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def storage_error(exc: OSError) -> UploadStorageError:
@@ -56,39 +52,7 @@ def storage_error(exc: OSError) -> UploadStorageError:
     return UploadStorageError(f"The upload could not be stored: {exc.strerror or exc}.")
 
 
-def _load_fallocate() -> Callable[[int, int, int], bool] | None:
-    """Linux ``fallocate(fd, 0, offset, length)`` through ctypes, or None elsewhere.
-
-    Not ``os.posix_fallocate``: where the filesystem cannot allocate, glibc's
-    version falls back to writing a byte into every block, which for a 1 GiB
-    upload is 262,144 writes. The system call just says it is not supported.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        call = getattr(libc, "fallocate64", None) or libc.fallocate
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    call.restype = ctypes.c_int
-
-    def fallocate(fd: int, offset: int, length: int) -> bool:
-        """Reserve ``length`` bytes at ``offset``; False if the filesystem cannot.
-
-        Raises ``OSError`` when the space is not there (ENOSPC, EDQUOT, EFBIG).
-        """
-        if call(fd, 0, offset, length) == 0:
-            return True
-        code = ctypes.get_errno()
-        if code in _NO_SPACE:
-            raise OSError(code, os.strerror(code))
-        return False  # EOPNOTSUPP, EINTR, ...: write without reserving
-
-    return fallocate
-
-
-_fallocate = _load_fallocate()
+_fallocate = load_fallocate()
 
 
 class TempFile:
