@@ -8,14 +8,15 @@ and are chosen by URL with :func:`from_url`. Errors are the framework's own
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
 from webframe.errors import (
     BadRequestError,
@@ -37,6 +38,7 @@ __all__ = [
     "StorageUnavailableError",
     "UnsupportedOperationError",
     "check_key",
+    "in_background",
 ]
 
 #: S3's limit on key length; also applied to local keys so a key works on both.
@@ -45,6 +47,18 @@ MAX_KEY_BYTES: Final = 1024
 READ_CHUNK: Final = 256 * 1024
 
 _BAD_KEY_CHARS: Final = re.compile(r"[\x00-\x1f\x7f\\]")
+
+# Strong references to fire-and-forget tasks (closing clients, aborting uploads,
+# clean-ups that outlive their request): the loop itself keeps only weak ones.
+_background: set[asyncio.Future[Any]] = set()
+
+
+def in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+    """Run ``coro`` as a task that is kept alive until it ends."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
 
 
 # --------------------------------------------------------------------- errors

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
 from typing import Any, Final
 
 from webframe.storage.base import (
     ObjectNotFoundError,
     RangeNotSatisfiableError,
     StorageUnavailableError,
+    in_background,
 )
 
 try:
@@ -49,17 +49,6 @@ CONNECTION_ERRORS: Final = (
     OSError,
     asyncio.TimeoutError,
 )
-
-# Strong references to fire-and-forget tasks (closing clients, aborting uploads).
-_background: set[asyncio.Future[Any]] = set()
-
-
-def in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
-    """Run ``coro`` as a task that is kept alive until it ends."""
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
 
 
 async def close_quietly(cm: Any) -> None:

@@ -25,7 +25,7 @@ import hmac
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -41,6 +41,7 @@ from webframe.errors import (
 )
 from webframe.handler import RequestHandler
 from webframe.storage import Storage
+from webframe.storage.base import in_background
 from webframe.uploadfiles import SNIFF_BYTES, UploadedFile, UploadError, UploadLimits, sniff_type
 from webframe.uploads.policy import check_type as _check_type
 
@@ -65,16 +66,6 @@ if TYPE_CHECKING:
 __all__ = ["ResumableUploadHandler"]
 
 log = logging.getLogger("webframe.tus")
-
-# Strong references to clean-up tasks that outlive their request.
-_background: set[asyncio.Future[Any]] = set()
-
-
-def in_background(coro: Coroutine[Any, Any, Any]) -> None:
-    """Run ``coro`` as a task kept alive until it ends."""
-    task = asyncio.ensure_future(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
 
 
 @tornado.web.stream_request_body
