@@ -6,8 +6,10 @@ have no failure at all; ``substituted`` mode (webframe's RequestHandler and Appl
 in Tornado's test modules) may fail only the tests listed in ``allowlist.toml``, and
 every test listed as a deliberate difference must still fail, so the list only shrinks.
 
-Set ``WEBFRAME_COMPAT_LAYERS=tornado,httptools`` to run the substituted suite on more
-connection layers (see ``runner.LAYERS``); the default is Tornado's own HTTPServer.
+The substituted suite runs on both connection layers by default: Tornado's own
+HTTPServer (``--http tornado``) and webframe's httptools layer (``webframe/server/``,
+the default of ``Application.listen``). ``WEBFRAME_COMPAT_LAYERS=tornado`` (a
+comma-separated list, see ``runner.LAYERS``) picks others.
 Set ``WEBFRAME_COMPAT_REPORTS=folder`` to keep the JSON reports there.
 """
 
@@ -47,9 +49,16 @@ MIN_TESTS = 1400
 MIN_PASSED = 1300
 #: the allow-list's size limit. Issue 12 expected "about 34"; XSRF alone fails 19 separate tests.
 MAX_DELIBERATE = 40
+#: the limit on one layer's own deliberate entries (``[layers.NAME.deliberate]``), on top
+#: of the list above (httptools: 16 today, 7 of them asyncio's transport cycle).
+MAX_LAYER_DELIBERATE = 20
 #: seconds one run may take (50-160 s on the project's 2-core machine, with its load).
 RUN_TIMEOUT = 900.0
-LAYERS = [x.strip() for x in os.environ.get("WEBFRAME_COMPAT_LAYERS", "tornado").split(",") if x]
+LAYERS = [
+    x.strip()
+    for x in os.environ.get("WEBFRAME_COMPAT_LAYERS", "tornado,httptools").split(",")
+    if x.strip()
+]
 RUNS = [("import", "tornado")] + [("substituted", layer) for layer in LAYERS]
 
 
@@ -284,9 +293,11 @@ def test_allowlist_is_well_formed() -> None:
         assert not both, f"{layer or 'all layers'}: both deliberate and a known defect: {both}"
         for name in [*deliberate, *known]:
             assert name.startswith("tornado.test."), name
-        assert len(deliberate) <= MAX_DELIBERATE, (
-            f"{layer or 'all layers'}: {len(deliberate)} deliberate differences; issue 12 "
-            f"allows about {MAX_DELIBERATE}"
+        own = len(deliberate) - len(DELIBERATE)
+        assert len(DELIBERATE) <= MAX_DELIBERATE and own <= MAX_LAYER_DELIBERATE, (
+            f"{layer or 'all layers'}: {len(DELIBERATE)} deliberate differences on every "
+            f"layer (issue 12 allows about {MAX_DELIBERATE}) and {own} on this layer only "
+            f"(at most {MAX_LAYER_DELIBERATE})"
         )
     unused = set(REASONS) - used
     assert not unused, (
