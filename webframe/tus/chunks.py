@@ -22,7 +22,7 @@ from .base import TusWriter
 from .protocol import CHECKSUM_ALGORITHMS
 from .store import UploadLock, UploadState
 
-__all__ = ["ChunkWriter", "cached_sha256", "forget_hash"]
+__all__ = ["ChunkWriter", "cached_sha256", "forget_hash", "record_durable"]
 
 #: running SHA-256 states of uploads written by this process: id -> (offset, hash).
 _HASHES: OrderedDict[str, tuple[int, Any]] = OrderedDict()
@@ -37,6 +37,16 @@ def _remember(upload_id: str, offset: int, digest: Any) -> None:
     _HASHES.move_to_end(upload_id)
     while len(_HASHES) > _MAX_HASHES:
         _HASHES.popitem(last=False)
+
+
+def record_durable(writer: TusWriter, sha256: Any) -> int:
+    """Move ``writer.start`` past the bytes just made durable, remember the running
+    SHA-256 (if any) at that offset, and return the new offset."""
+    writer.start += writer.received
+    writer.received = 0
+    if sha256 is not None:
+        _remember(writer.state.id, writer.start, sha256.copy())
+    return writer.start
 
 
 def cached_sha256(upload_id: str, offset: int) -> str | None:
@@ -154,11 +164,7 @@ class ChunkWriter(TusWriter):
         return self._advance()
 
     def _advance(self) -> int:
-        self.start += self.received
-        self.received = 0
-        if self._sha256 is not None:
-            _remember(self.state.id, self.start, self._sha256.copy())
-        return self.start
+        return record_durable(self, self._sha256)
 
     def close(self) -> None:
         """Close the data file and release the upload's lock; safe to call twice."""

@@ -47,7 +47,7 @@ from webframe.storage.s3_transfer import TAG_SHA256
 from webframe.uploadfiles import SNIFF_BYTES, UploadedFile, UploadStorageError
 
 from .base import TusLock, TusStore, TusWriter
-from .chunks import _remember
+from .chunks import record_durable
 from .protocol import CHECKSUM_ALGORITHMS
 from .store import UploadState, is_upload_id
 
@@ -242,11 +242,7 @@ class S3ChunkWriter(TusWriter):
         if len(self.upload.parts) != old_parts:
             self.store.stale_tails.append(old_tail_name)
         self.upload.tail = self._spilled
-        self.start += self.received
-        self.received = 0
-        if self._sha256 is not None:
-            _remember(self.state.id, self.start, self._sha256.copy())
-        return self.start
+        return record_durable(self, self._sha256)
 
     def close(self) -> None:
         spill, self._spill = self._spill, None
