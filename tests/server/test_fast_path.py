@@ -305,6 +305,10 @@ async def test_a_context_var_set_before_suspending_ends_with_the_request() -> No
     assert USER.get() == "nobody"
 
 
+@pytest.mark.skipif(
+    tornado.version_info < (6, 6),
+    reason="Tornado 6.6 answers a cancelled handler with 500; 6.5 leaves it unanswered",
+)
 @in_loop
 async def test_cancelling_current_task_before_suspending_cancels_the_handler(
     caplog: pytest.LogCaptureFixture,

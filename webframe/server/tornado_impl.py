@@ -76,6 +76,23 @@ _FAST_HEADERS = _normalize is not None and {"_as_list", "_combined_cache"} <= se
 )
 
 
+def _del_needs_cache() -> bool:
+    """True on a Tornado (6.5) whose ``HTTPHeaders.__delitem__`` also deletes the
+    combined-value cache entry unconditionally: a mapping filled directly must then
+    fill that cache too, or deleting a header raises KeyError."""
+    headers = httputil.HTTPHeaders.__new__(httputil.HTTPHeaders)
+    headers._as_list = {"X": ["1"]}
+    headers._combined_cache = {}
+    try:
+        del headers["X"]
+    except KeyError:
+        return True
+    return False
+
+
+_FILL_CACHE = _FAST_HEADERS and _del_needs_cache()
+
+
 def headers_from_parsed(raw: list[tuple[bytes, bytes]]) -> httputil.HTTPHeaders:
     """``HTTPHeaders`` from the (name, value) pairs of a head llhttp has validated.
 
@@ -103,7 +120,9 @@ def headers_from_parsed(raw: list[tuple[bytes, bytes]]) -> httputil.HTTPHeaders:
             values.append(text)
     headers = httputil.HTTPHeaders.__new__(httputil.HTTPHeaders)
     headers._as_list = as_list
-    headers._combined_cache = {}
+    headers._combined_cache = (
+        {key: ",".join(values) for key, values in as_list.items()} if _FILL_CACHE else {}
+    )
     return headers
 
 
@@ -705,7 +724,11 @@ def clear_response(handler: tornado.web.RequestHandler) -> bool:
         "Content-Type": ["text/html; charset=UTF-8"],
         "Date": [_date[1]],
     }
-    headers._combined_cache = {}
+    headers._combined_cache = (
+        {"Server": _SERVER, "Content-Type": "text/html; charset=UTF-8", "Date": _date[1]}
+        if _FILL_CACHE
+        else {}
+    )
     handler._headers = headers
     handler.set_default_headers()
     handler._write_buffer = []
