@@ -15,6 +15,8 @@ from tornado.httpclient import HTTPResponse
 
 from webframe.testing import Client
 
+from .support import accounts
+
 KiB = 1024
 LIMIT = 64 * KiB
 JSON = {"Accept": "application/json"}
@@ -47,15 +49,7 @@ def app(instance: Path, io_loop: Any, demo_database: str):  # type: ignore[no-un
 
 
 async def register(client: Client, name: str) -> None:
-    # The form page hands out the XSRF token (the home page has no form for visitors).
-    assert (await client.get("/register")).code == 200
-    r = await client.post(
-        "/register",
-        form={"username": name, "password": "correct horse battery"},
-        follow_redirects=True,
-    )
-    assert r.code == 200, r.body[:300]
-    assert name.encode() in r.body
+    await accounts.register(client, name, follow_redirects=True)
 
 
 async def upload(

@@ -13,6 +13,8 @@ import pytest
 
 from webframe.testing import Client
 
+from .support import accounts
+
 KiB = 1024
 LIMIT = 256 * KiB
 V = {"Tus-Resumable": "1.0.0"}
@@ -38,13 +40,7 @@ def app(tmp_path: Path, io_loop: Any):  # type: ignore[no-untyped-def]
 
 
 async def register(client: Client, name: str) -> None:
-    assert (await client.get("/register")).code == 200
-    r = await client.post(
-        "/register",
-        form={"username": name, "password": "correct horse battery"},
-        follow_redirects=True,
-    )
-    assert r.code == 200, r.body[:300]
+    await accounts.register(client, name, follow_redirects=True)
 
 
 async def listed(client: Client) -> list[dict[str, Any]]:
