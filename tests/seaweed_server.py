@@ -23,6 +23,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on
         missing,
     )
 
-__all__ = ["SeaweedServer", "find_weed"]
+__all__ = ["SeaweedServer", "find_weed", "seaweed_with_bucket"]
 
 START_TIMEOUT = 60.0
 ACCESS_KEY = "webframe-test-key"
@@ -216,3 +218,15 @@ class SeaweedServer(ServiceProcess):
 
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
+
+
+@contextmanager
+def seaweed_with_bucket(bucket: str) -> Iterator[SeaweedServer]:
+    """A started SeaweedFS holding an empty ``bucket``; killed, its data removed, at the end."""
+    server = SeaweedServer()
+    try:
+        server.start()
+        server.create_bucket(bucket)
+        yield server
+    finally:
+        server.close()

@@ -156,15 +156,10 @@ TUS_BUCKET = "webframe-tus-tests"
 def seaweed_s3() -> Iterator[Any]:
     """One SeaweedFS S3 gateway for this module (skips without `weed`, unless
     WEBFRAME_REQUIRE_SERVICES=1)."""
-    from tests.seaweed_server import SeaweedServer
+    from tests.seaweed_server import seaweed_with_bucket
 
-    seaweed = SeaweedServer()
-    try:
-        seaweed.start()
-        seaweed.create_bucket(TUS_BUCKET)
+    with seaweed_with_bucket(TUS_BUCKET) as seaweed:
         yield seaweed
-    finally:
-        seaweed.close()
 
 
 def s3_url(tmp_path: Path) -> str:

@@ -25,7 +25,7 @@ import tornado.httpclient
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from tests.seaweed_server import SeaweedServer
+from tests.seaweed_server import SeaweedServer, seaweed_with_bucket
 from webframe import Application, RequestHandler, UploadHandler, UploadLimits
 from webframe.testing import test_settings
 
@@ -154,13 +154,8 @@ class S3Kind:
 
 @pytest.fixture(scope="module")
 def seaweed() -> Iterator[SeaweedServer]:
-    server = SeaweedServer()
-    try:
-        server.start()
-        server.create_bucket(BUCKET)
+    with seaweed_with_bucket(BUCKET) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.seaweed_server import SeaweedServer
+from tests.seaweed_server import SeaweedServer, seaweed_with_bucket
 from webframe.storage import Storage, from_url
 
 T = TypeVar("T")
@@ -30,13 +30,8 @@ PART_SIZE = 5 * 1024 * 1024
 @pytest.fixture(scope="session")
 def seaweed() -> Iterator[SeaweedServer]:
     """One SeaweedFS for the whole session, with the shared test bucket."""
-    server = SeaweedServer()
-    try:
-        server.start()
-        server.create_bucket(BUCKET)
+    with seaweed_with_bucket(BUCKET) as server:
         yield server
-    finally:
-        server.close()
 
 
 class Backend:
