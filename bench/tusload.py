@@ -30,12 +30,12 @@ from bench.uploads import (
     _curl_a,
     batch_problems,
     demo_login,
+    locker_files,
     log,
     log_round,
     make_source,
     note_setup_rss,
     server_pair,
-    sha256_of,
     start_servers,
     summarize,
     upload_batch,
@@ -120,16 +120,8 @@ def tus_batch(proc: ServerProcess, login: DemoLogin, src: Path, patch_size: int)
 
 def verify_tus(instance: Path, sources: list[tuple[Path, str]]) -> list[str]:
     """The locker holds the file intact; no tus data file is left; then it is deleted."""
-    problems = []
     want = sorted(sha for _, sha in sources)
-    users = instance / "uploads" / "users"
-    stored = [p for p in users.glob("*/*") if p.is_file()] if users.exists() else []
-    got = sorted(sha256_of(p) for p in stored)
-    if got != want:
-        problems.append(
-            f"stored files do not match the sources: {len(stored)} stored, "
-            f"{sum(g in want for g in got)} of {len(want)} intact"
-        )
+    stored, problems = locker_files(instance, want)
     tus = instance / "uploads" / ".tus"
     left = [p for p in tus.glob("*.bin")] if tus.exists() else []
     if left:

@@ -191,6 +191,19 @@ def _sizes(sources: list[tuple[Path, str]]) -> int:
     return sum(p.stat().st_size for p, _ in sources)
 
 
+def locker_files(instance: Path, want: list[str]) -> tuple[list[Path], list[str]]:
+    """The files the demo's locker holds, and a problem unless their SHA-256s are ``want``."""
+    users = instance / "uploads" / "users"
+    stored = [p for p in users.glob("*/*") if p.is_file()] if users.exists() else []
+    got = sorted(sha256_of(p) for p in stored)
+    if got == want:
+        return stored, []
+    return stored, [
+        f"stored files do not match the sources: {len(stored)} stored, "
+        f"{sum(g in want for g in got)} of {len(want)} intact"
+    ]
+
+
 def verify_demo(instance: Path, sources: list[tuple[Path, str]], up: Upload) -> list[str]:
     """The demo stored every file intact (response and disk), left no temp file; then
     the stored files are deleted."""
@@ -204,14 +217,8 @@ def verify_demo(instance: Path, sources: list[tuple[Path, str]], up: Upload) -> 
             problems.append(f"demo answered {body[:200]!r}")
     if answered and sorted(answered) != want:
         problems.append("the SHA-256 the demo answered differs from the source's")
-    users = instance / "uploads" / "users"
-    stored = [p for p in users.glob("*/*") if p.is_file()] if users.exists() else []
-    got = sorted(sha256_of(p) for p in stored)
-    if got != want:
-        problems.append(
-            f"stored files do not match the sources: {len(stored)} stored, "
-            f"{sum(g in want for g in got)} of {len(want)} intact"
-        )
+    stored, found = locker_files(instance, want)
+    problems += found
     temp = instance / "uploads" / ".tmp"
     left = [p for p in temp.iterdir()] if temp.exists() else []
     if left:
