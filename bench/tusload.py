@@ -30,11 +30,13 @@ from bench.uploads import (
     _curl_a,
     batch_problems,
     demo_login,
+    find_curl,
     locker_files,
     log,
     log_round,
     make_source,
     note_setup_rss,
+    round_count,
     server_pair,
     start_servers,
     summarize,
@@ -149,15 +151,10 @@ class TusUploadLoad:
         rounds: int | None = None,
     ) -> dict[str, Any]:
         """Run the scenario (see the module docstring); ``profile_dir`` is not used."""
-        import shutil
-
-        curl = shutil.which("curl")
-        if curl is None:
-            raise RuntimeError("curl is not installed: apt-get install curl")
+        curl = find_curl()
         server_pin, load_pin = pin_prefixes()
         size = self.quick_size if cfg.quick else self.size
-        if rounds is None:
-            rounds = cfg.rounds if cfg.quick else max(3, cfg.rounds)
+        rounds = round_count(cfg, rounds)
         with tempfile.TemporaryDirectory(prefix=f"bench-{scenario.name}-") as tmp:
             workdir = Path(tmp)
             src = workdir / "source.bin"

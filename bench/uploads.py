@@ -329,6 +329,21 @@ def collapsed_report(path: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
+def find_curl() -> str:
+    """The path of curl (the upload scenarios' client for multipart)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        raise RuntimeError("curl is not installed: apt-get install curl")
+    return curl
+
+
+def round_count(cfg: Config, rounds: int | None) -> int:
+    """``rounds`` if given, else the configured count (at least 3 in a full run)."""
+    if rounds is not None:
+        return rounds
+    return cfg.rounds if cfg.quick else max(3, cfg.rounds)
+
+
 def server_pair(
     scenario: Scenario, cfg: Config, workdir: Path, pin: list[str], own_dirs: bool = False
 ) -> list[ServerProcess]:
@@ -475,13 +490,10 @@ class UploadLoad:
         """Run the scenario; with ``profile_dir`` both servers are sampled by py-spy
         during the measured rounds (``A.txt``/``B.txt``: collapsed stacks). ``rounds``
         overrides the configured count (at least 3 in a full run otherwise)."""
-        curl = shutil.which("curl")
-        if curl is None:
-            raise RuntimeError("curl is not installed: apt-get install curl")
+        curl = find_curl()
         server_pin, load_pin = pin_prefixes()
         size = self.quick_size if cfg.quick else self.size
-        if rounds is None:
-            rounds = cfg.rounds if cfg.quick else max(3, cfg.rounds)
+        rounds = round_count(cfg, rounds)
         with tempfile.TemporaryDirectory(prefix=f"bench-{scenario.name}-") as tmp:
             workdir = Path(tmp)
             t = time.monotonic()
