@@ -252,6 +252,13 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._body_left = msg.length if big and msg.length is not None else 0
         if self._current is None and (msg.chunked or msg.length):
             self._set_deadline(self.server.body_timeout)
+        if msg.upgrade:
+            # The handler may run within this call (the eager fast path) and detach
+            # the connection; the bytes read past the head are known only once the
+            # parser returns (HttpParserUpgrade), so the request waits for that.
+            self._queue.append((_HEAD, msg))
+            self._schedule()
+            return
         self._event(_HEAD, msg)
 
     def on_body(self, body: bytes) -> None:
