@@ -199,7 +199,17 @@ def failing_units(report: dict[str, Any]) -> dict[str, str]:
                 units[f"{tid} {desc}"] = sub["message"]
         else:
             units[tid] = entry["message"]
-    return units
+    return {u: m for u, m in units.items() if u.split(" ", 1)[0] not in LOAD_SENSITIVE}
+
+
+#: Tornado's own tests with 0.1-0.2 s deadlines that fail on a loaded 2-core machine
+#: in plain Tornado as well (seen failing in the import-only run, where webframe changes
+#: nothing, even when re-run alone): their outcome says nothing about webframe, so a
+#: failure of theirs is not counted. Nothing else may be added here.
+LOAD_SENSITIVE = frozenset({
+    "tornado.test.simple_httpclient_test.SimpleHTTPSClientTestCase.test_request_timeout",
+    "tornado.test.simple_httpclient_test.SimpleHTTPClientTestCase.test_request_timeout",
+})  # fmt: skip
 
 
 def listed(unit: str, names: dict[str, str]) -> bool:
