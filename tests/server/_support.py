@@ -122,3 +122,41 @@ class Recorder(tornado.web.RequestHandler):
 
     def head(self, *args: str) -> None:
         self.write("not sent")  # counted in Content-Length, never sent for HEAD
+
+
+class FakeTransport(asyncio.Transport):
+    """What a socket transport gives the protocol, without a socket. Given the
+    protocol, ``close()`` reports the connection lost to it on the next loop turn."""
+
+    def __init__(self, protocol: asyncio.BaseProtocol | None = None) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.out = bytearray()
+        self.paused = False
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            if self.protocol is not None:
+                asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    abort = close
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000)}.get(name, default)

@@ -23,6 +23,8 @@ from tornado.httpserver import HTTPServer
 
 from webframe.server import HTTPToolsProtocol, HTTPToolsServer
 
+from ._support import FakeTransport
+
 Record = tuple[str, str, str, bytes]
 
 
@@ -140,42 +142,6 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
 
 
 # --------------------------------------------------------------------------- the layers
-
-
-class FakeTransport(asyncio.Transport):
-    """What a socket transport gives the protocol, without a socket."""
-
-    def __init__(self, protocol: HTTPToolsProtocol) -> None:
-        super().__init__()
-        self.protocol = protocol
-        self.out = bytearray()
-        self.paused = False
-        self.closing = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.out += data
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        if not self.closing:
-            self.closing = True
-            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
-
-    abort = close
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000)}.get(name, default)
 
 
 def run_httptools(data: bytes, splits: list[int]) -> tuple[list[Record], bool]:

@@ -25,38 +25,9 @@ from webframe import Application, RequestHandler, Settings
 from webframe.server.httptools_impl import HTTPToolsProtocol
 from webframe.server.httptools_server import HTTPToolsServer
 
+from ._support import FakeTransport
+
 HOST = b"Host: t\r\n"
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.out = bytearray()
-        self.closing = False
-
-    def write(self, data: Any) -> None:
-        self.out += data
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 5000)}.get(name, default)
 
 
 hits: list[str] = []
