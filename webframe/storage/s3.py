@@ -312,7 +312,7 @@ class S3Storage(Storage):
         content_type: str | None = None,
         as_attachment: bool = True,
     ) -> str:
-        from webframe.files import content_disposition
+        from webframe.sendfile import content_disposition
 
         if not 1 <= expires <= 7 * 24 * 3600:
             raise ValueError("expires must be between 1 second and 7 days")

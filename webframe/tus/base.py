@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from webframe.uploadfiles import UploadedFile
+    from webframe.uploads.files import UploadedFile
 
     from .store import UploadState
 

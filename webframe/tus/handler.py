@@ -38,11 +38,13 @@ from webframe.errors import (
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
+    UploadError,
 )
 from webframe.handler import RequestHandler
 from webframe.storage import Storage
 from webframe.storage.base import in_background
-from webframe.uploadfiles import SNIFF_BYTES, UploadedFile, UploadError, UploadLimits, sniff_type
+from webframe.uploads.files import UploadedFile
+from webframe.uploads.policy import SNIFF_BYTES, UploadLimits, sniff_type
 from webframe.uploads.policy import check_type as _check_type
 
 from .base import TusLock, TusStore, TusWriter

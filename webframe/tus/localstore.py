@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from webframe.uploadfiles import UploadedFile
+from webframe.uploads.files import UploadedFile
 
 from .base import TusLock, TusStore, TusWriter
 from .chunks import ChunkWriter

@@ -11,10 +11,11 @@ from webframe.errors import (
     HTTPError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
+    UploadError,
 )
 from webframe.filenames import clean_filename
-from webframe.sizes import format_size
-from webframe.uploadfiles import UploadError, UploadLimits, check_name
+from webframe.units import format_size
+from webframe.uploads.policy import UploadLimits, check_name
 from webframe.uploads.policy import declared_type as _declared_type
 
 from .protocol import OFFSET_CONTENT_TYPE, parse_checksum, parse_metadata, parse_size

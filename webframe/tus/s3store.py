@@ -40,11 +40,13 @@ from typing import Any, BinaryIO, Final
 
 import botocore.exceptions
 
+from webframe.errors import UploadStorageError
 from webframe.storage.base import ObjectInfo, ObjectNotFoundError, Storage
 from webframe.storage.s3 import S3Storage
 from webframe.storage.s3_client import in_background
 from webframe.storage.s3_transfer import TAG_SHA256
-from webframe.uploadfiles import SNIFF_BYTES, UploadedFile, UploadStorageError
+from webframe.uploads.files import UploadedFile
+from webframe.uploads.policy import SNIFF_BYTES
 
 from .base import TusLock, TusStore, TusWriter
 from .chunks import record_durable
