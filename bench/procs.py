@@ -26,6 +26,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def user_sys_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process ``pid`` (all its threads) from
+    /proc/PID/stat (clock ticks, usually 10 ms); (0, 0) once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    # after the command: state is field 3, utime 14 and stime 15 (1-based)
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def pin_prefixes() -> tuple[list[str], list[str]]:
     """Command prefixes pinning (server, load generator) to CPUs 0 and 1, when possible.
 
@@ -185,6 +198,10 @@ class ServerProcess:
             except (OSError, ValueError, IndexError):
                 continue  # a thread that just ended
         return total / 1e9
+
+    def user_sys_seconds(self) -> tuple[float, float]:
+        """User and system CPU seconds so far (see :func:`user_sys_seconds`)."""
+        return (0.0, 0.0) if self.proc is None else user_sys_seconds(self.proc.pid)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM our own child; SIGKILL it if it has not exited after ``timeout``."""

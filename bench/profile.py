@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def profile_uploads(args: argparse.Namespace) -> int:
     """py-spy both servers of an upload scenario during ``args.rounds`` rounds."""
-    from bench.uploads import collapsed_report
+    from bench.pyspy import collapsed_report
 
     scenario = by_name()[args.scenario]
     cfg = Config(1, 1, args.rounds, 0, quick=args.quick)

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.dbservices import postgres_service, seaweed_service
 from bench.servers.common import COOKIE_SECRET, write_static
-from bench.services import ScenarioSkipped, redis_service
+from bench.services import ScenarioSkipped, both, redis_cluster_service, redis_service
 from bench.sessionload import SessionLoad
 from bench.tusload import TusUploadLoad
 from bench.uploads import UploadLoad
@@ -218,10 +219,46 @@ def _session_scenarios() -> list[Scenario]:
     return out
 
 
-def demo() -> Server:
-    """The demo app (``run.py``) as deployed: no debug, settings from the environment."""
+def _store_scenarios() -> list[Scenario]:
+    """The scale-out stores against the single-machine ones, same handler, same run."""
+    pairs = (
+        ("redis-cluster", "{cluster_url}", "redis", "{redis_url}",
+         both(redis_cluster_service, redis_service),
+         "a 3-master Redis Cluster (redis-cli --cluster create)", "one redis-server"),
+        ("postgresql", "{postgres_url}", "sqlite", "sqlite:///{workdir}/sessions.db",
+         postgres_service, "PostgreSQL (initdb in a temporary folder)", "SQLite"),
+    )  # fmt: skip
+    out = []
+    for name, url_a, name_b, url_b, service, what_a, what_b in pairs:
+        out.append(
+            Scenario(
+                f"session-read-{name}",
+                f'GET / with a session cookie, reads session["n"]: {what_a} store (A) vs '
+                f"{what_b} (B); each side has its own session",
+                webframe("session-read", "--session-store", url_a, label=f"session-read {name}"),
+                webframe("session-read", "--session-store", url_b, label=f"session-read {name_b}"),
+                SessionLoad("/", both=True),
+                service=service,
+            )
+        )
+    return out
+
+
+#: the demo's upload storage on the bench's SeaweedFS (bench/dbservices.py).
+S3_STORAGE = (
+    ("WEBFRAME_UPLOAD_STORAGE", "{s3_url}"),
+    ("AWS_ENDPOINT_URL", "{aws_endpoint_url}"),
+    ("AWS_ACCESS_KEY_ID", "{aws_access_key_id}"),
+    ("AWS_SECRET_ACCESS_KEY", "{aws_secret_access_key}"),
+    ("AWS_DEFAULT_REGION", "{aws_region}"),
+)
+
+
+def demo(label: str = "webframe demo", env: tuple[tuple[str, str], ...] = ()) -> Server:
+    """The demo app (``run.py``) as deployed: no debug, settings from the environment
+    (``env`` adds some, e.g. :data:`S3_STORAGE`)."""
     return Server(
-        "webframe demo",
+        label,
         "run",  # `python -m run` in the scenario folder: honours a --ref snapshot
         ("--no-debug",),
         env=(
@@ -230,6 +267,7 @@ def demo() -> Server:
             ("WEBFRAME_MAX_UPLOAD_SIZE", str(2 * 1024 * MiB)),
             ("WEBFRAME_ACCESS_LOG", "0"),
             ("WEBFRAME_HTTP_IMPL", "{http}"),
+            *env,
         ),
     )
 
@@ -239,6 +277,7 @@ def raw_upload() -> Server:
 
 
 SCENARIOS += _session_scenarios()
+SCENARIOS += _store_scenarios()
 SCENARIOS += [
     Scenario(
         "upload-1g",
@@ -248,6 +287,18 @@ SCENARIOS += [
         raw_upload(),
         UploadLoad(size=1024 * MiB, quick_size=64 * MiB, concurrency=1, rss_target_mib=64),
         target=0.8,
+    ),
+    Scenario(
+        "upload-1g-s3",
+        "1 GiB file, curl -F multipart POST /files on the demo storing into S3 "
+        "(SeaweedFS on loopback, 8 MiB multipart parts) vs the same upload to a second "
+        "demo on local storage, same run",
+        demo("webframe demo s3", S3_STORAGE),
+        demo("webframe demo local"),
+        UploadLoad(
+            size=1024 * MiB, quick_size=64 * MiB, rss_target_mib=64, b_demo=True, a_storage="s3"
+        ),
+        service=seaweed_service,
     ),
     Scenario(
         "upload-8x128m",

@@ -6,6 +6,9 @@ request to both servers (B, plain hello, ignores it). All wrk connections share 
 one session. For write scenarios :meth:`BoundSessionLoad.verify` reads the session's
 counter after each run of A and reports a problem if it did not increase (losing no
 writes under concurrency is the tests' job; this is a sanity check).
+
+With ``both=True`` (A and B are the same handler on two stores, e.g. Redis Cluster
+vs one Redis) a session is started on each server and each gets its own cookie.
 """
 
 from __future__ import annotations
@@ -63,11 +66,16 @@ class SessionLoad:
 
     path: str = "/"
     write: bool = False
+    #: start a session on B too and send B its own cookie (B uses a session store).
+    both: bool = False
 
     def bind(self, a: ServerProcess, b: ServerProcess) -> BoundSessionLoad:
         cookie = start_session(a.port)
         wrk = WrkLoad(self.path, headers=(("Cookie", cookie),))
-        return BoundSessionLoad(wrk, a.url, a.port, cookie, self.write)
+        bound = BoundSessionLoad(wrk, a.url, a.port, cookie, self.write)
+        if self.both:
+            bound.others[b.url] = WrkLoad(self.path, headers=(("Cookie", start_session(b.port)),))
+        return bound
 
 
 @dataclass
@@ -80,6 +88,8 @@ class BoundSessionLoad:
     cookie: str
     write: bool
     counter: list[int | None] = field(default_factory=list)
+    #: the load for another server (its own session cookie), by base URL.
+    others: dict[str, WrkLoad] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -108,7 +118,8 @@ class BoundSessionLoad:
     ) -> WrkResult:
         if self.write and base_url == self.a_url and not self.counter:
             self.counter.append(read_counter(self.a_port, self.cookie))
-        return self.wrk.run(base_url, duration, connections, workdir, pin, wrk)
+        load = self.others.get(base_url, self.wrk)
+        return load.run(base_url, duration, connections, workdir, pin, wrk)
 
     def verify(self, base_url: str) -> list[str]:
         """After a measured run: problems with the session (write scenarios, A only)."""
