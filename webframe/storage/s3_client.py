@@ -25,6 +25,8 @@ try:
     import botocore.exceptions
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
+
+    from webframe.storage.s3_models import release_freed_memory, slim_loader
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("S3 storage needs aiobotocore: pip install 'webframe[s3]'") from exc
 
@@ -123,6 +125,10 @@ class S3Client:
             response_checksum_validation="when_required",
         )
         self.session = get_session()
+        # Less of botocore's data kept for the process's lifetime (s3_models).
+        self.session.register_component(
+            "data_loader", slim_loader(self.session.get_config_variable("data_path"))
+        )
         #: the client handed out now (None before the first call or after a failure).
         self.current: Any = None
         self._current_cm: Any = None
@@ -171,6 +177,7 @@ class S3Client:
             except Exception as exc:
                 raise self.translate(exc, action, None) from exc
             self.current, self._current_cm, self._loop = client, cm, loop
+            release_freed_memory()  # what parsing botocore's data left behind
             return client
 
     def retire(self, client: Any) -> None:
