@@ -104,25 +104,19 @@ def check_serving(s: Settings) -> None:
 def create_server(app: Application, s: Settings) -> HTTPServer:
     """The server of ``s.http_impl`` with webframe's timeouts; the app enforces body
     limits itself. Both layers are ``tornado.httpserver.HTTPServer`` instances."""
+    # What both layers take alike; the body limit is the app's, not the server's.
+    common: dict[str, Any] = {
+        "xheaders": s.xheaders,
+        "max_header_size": s.max_header_size,
+        "idle_connection_timeout": s.idle_connection_timeout,
+        "body_timeout": s.body_timeout,
+        "max_body_size": framing.UNLIMITED,
+    }
     if s.http_impl == "httptools":
         return HTTPToolsServer(
-            app,
-            xheaders=s.xheaders,
-            max_header_size=s.max_header_size,
-            idle_connection_timeout=s.idle_connection_timeout,
-            header_timeout=s.header_timeout,
-            body_timeout=s.body_timeout,
-            max_body_size=framing.UNLIMITED,
-            chunk_size=_BODY_CHUNK,
+            app, header_timeout=s.header_timeout, chunk_size=_BODY_CHUNK, **common
         )
-    server = HTTPServer(
-        app,
-        xheaders=s.xheaders,
-        max_header_size=s.max_header_size,
-        idle_connection_timeout=s.idle_connection_timeout,
-        body_timeout=s.body_timeout,
-        max_body_size=framing.UNLIMITED,
-    )
+    server = HTTPServer(app, **common)
     # Body pieces of up to 512 KiB reach data_received (fewer trips through Tornado
     # and the upload parser per byte); socket reads keep Tornado's 64 KiB, since a
     # larger read buffer is allocated for every read, small requests included.

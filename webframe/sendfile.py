@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
@@ -36,6 +37,19 @@ _UNSAFE_ASCII: Final = re.compile(r'[\x00-\x1f\x7f"\\%]')
 
 class _Unsatisfiable(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Entity:
+    """What the answer says about the content sent, whatever it is read from."""
+
+    size: int
+    mtime: float
+    etag: str
+    #: the file name for Content-Disposition.
+    name: str
+    as_attachment: bool
+    content_type: str
 
 
 def content_disposition(filename: str, *, as_attachment: bool = False) -> str:
@@ -208,40 +222,21 @@ async def send_file(
         os.close(fd)
         raise tornado.web.HTTPError(404)
     with open(fd, "rb", buffering=0) as file:
-        await _send_open_file(
-            handler,
-            file,
-            size=info.st_size,
-            mtime=info.st_mtime,
-            etag=f'"{info.st_size:x}-{info.st_mtime_ns:x}"',
-            name=filename or os.path.basename(real),
-            as_attachment=as_attachment,
-            content_type=_content_type(content_type, filename, real),
-            chunk_size=chunk_size,
+        entity = _Entity(
+            info.st_size,
+            info.st_mtime,
+            f'"{info.st_size:x}-{info.st_mtime_ns:x}"',
+            filename or os.path.basename(real),
+            as_attachment,
+            _content_type(content_type, filename, real),
         )
+        await _send_open_file(handler, file, entity, chunk_size)
 
 
 async def _send_open_file(
-    handler: tornado.web.RequestHandler,
-    file: BinaryIO,
-    *,
-    size: int,
-    mtime: float,
-    etag: str,
-    name: str,
-    as_attachment: bool,
-    content_type: str,
-    chunk_size: int,
+    handler: tornado.web.RequestHandler, file: BinaryIO, entity: _Entity, chunk_size: int
 ) -> None:
-    body = await _answer_head(
-        handler,
-        size=size,
-        mtime=mtime,
-        etag=etag,
-        name=name,
-        as_attachment=as_attachment,
-        content_type=content_type,
-    )
+    body = await _answer_head(handler, entity)
     if body is None:
         return
     start, length = body
@@ -270,17 +265,11 @@ def _drop(handler: tornado.web.RequestHandler) -> None:
 
 
 async def _answer_head(
-    handler: tornado.web.RequestHandler,
-    *,
-    size: int,
-    mtime: float,
-    etag: str,
-    name: str,
-    as_attachment: bool,
-    content_type: str,
+    handler: tornado.web.RequestHandler, entity: _Entity
 ) -> tuple[int, int] | None:
-    """Set the status and headers for sending ``size`` bytes; return ``(start, length)``
+    """Set the status and headers for sending ``entity``; return ``(start, length)``
     of the body to send, or None once a bodyless answer (304, 416, HEAD) is finished."""
+    size, mtime, etag = entity.size, entity.mtime, entity.etag
     request = handler.request
     headers = request.headers
     method = request.method
@@ -292,9 +281,9 @@ async def _answer_head(
         handler.set_status(304)
         await _finish(handler)
         return None
-    handler.set_header("Content-Type", content_type)
+    handler.set_header("Content-Type", entity.content_type)
     handler.set_header(
-        "Content-Disposition", content_disposition(name, as_attachment=as_attachment)
+        "Content-Disposition", content_disposition(entity.name, as_attachment=entity.as_attachment)
     )
 
     start, length = 0, size
@@ -358,15 +347,15 @@ async def send_stored(
         handler.redirect(url, status=307)
         return
     info = await storage.stat(key)
-    body = await _answer_head(
-        handler,
-        size=info.size,
-        mtime=info.modified.timestamp(),
-        etag=f'"{info.etag}"',
-        name=name,
-        as_attachment=as_attachment,
-        content_type=_content_type(content_type or info.content_type, filename, key),
+    entity = _Entity(
+        info.size,
+        info.modified.timestamp(),
+        f'"{info.etag}"',
+        name,
+        as_attachment,
+        _content_type(content_type or info.content_type, filename, key),
     )
+    body = await _answer_head(handler, entity)
     if body is None:
         return
     start, length = body
