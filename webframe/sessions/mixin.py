@@ -23,8 +23,9 @@ from tornado.iostream import StreamClosedError
 from ..cookies import CookieMixin
 from ..errors import ServiceUnavailableError
 from ..server import tornado_impl
+from .cookieids import VerifiedCookies, raw_cookie, signed_timestamp
 from .session import CookieAction, Session
-from .store import SessionStoreError, is_valid_session_id
+from .store import WOULD_BLOCK, SessionStoreError, is_valid_session_id
 
 if TYPE_CHECKING:
     from .store import SessionStore
@@ -41,34 +42,8 @@ __all__ = [
 log = logging.getLogger("webframe.sessions")
 
 _UNSET: Any = object()
-_SID_CACHE_SIZE = 10_000
-
-
-def _raw_cookie(header: str | None, name: str) -> str | None:
-    """The value of cookie ``name`` in a Cookie header (the last one wins, as in
-    Tornado's parser); None if absent or escaped (then Tornado's parser decides)."""
-    if not header or name not in header:
-        return None
-    found = None
-    for part in header.split(";"):
-        key, eq, value = part.strip().partition("=")
-        if eq and key == name:
-            found = value
-    if found is not None and found.startswith('"'):
-        # Signed values are sent quoted (they hold '='); escapes are left to Tornado.
-        if len(found) < 2 or not found.endswith('"') or "\\" in found:
-            return None
-        return found[1:-1]
-    return found
-
-
-def _signed_timestamp(raw: str) -> float | None:
-    """The signing time in a Tornado v2 signed value (``2|1:0|10:<time>|...``)."""
-    fields = raw.split("|")
-    if len(fields) < 3 or fields[0] != "2":
-        return None
-    _length, _colon, stamp = fields[2].partition(":")
-    return float(stamp) if stamp.isdigit() else None
+#: where the application keeps its `VerifiedCookies` (its own attribute, set on first use).
+_VERIFIED_ATTR = "_webframe_verified_cookies"
 
 
 class StoreFailureLog:
@@ -160,42 +135,47 @@ class SessionMixin(CookieMixin):
     def session_id_from_cookie(self) -> str | None:
         """The session ID in the verified, signed cookie, or None (never from the URL)."""
         if self._cookie_sid_value is _UNSET:
-            s = self.wf_settings
-            sid: str | None = None
-            raw = _raw_cookie(self.request.headers.get("Cookie"), s.session_cookie)
-            if raw is None and s.session_cookie in self.request.cookies:
-                raw = self.request.cookies[s.session_cookie].value  # quoted or escaped
-            if raw:
-                sid = self._verified_sid(raw, s.session_absolute_timeout / 86400 + 1)
-            self._cookie_sid_value = sid
+            self._cookie_sid_value = self._read_session_cookie()
         result: str | None = self._cookie_sid_value
         return result
 
-    def _verified_sid(self, raw: str, max_age_days: float) -> str | None:
-        """The session ID signed in ``raw``, or None; verified signatures are cached.
-
-        Checking the HMAC is a large part of a session read; the same cookie arrives on
-        every request of a session, so the result is kept per exact cookie text (and
-        the signature's age is still checked on every use).
-        """
-        cache: dict[str, tuple[str, float]] = self.application.__dict__.setdefault(
-            "_webframe_sid_cache", {}
-        )
-        hit = cache.get(raw)
+    def _read_session_cookie(self) -> str | None:
+        """The verified session ID in the request's cookie; verified signatures are
+        remembered (see :mod:`webframe.sessions.cookieids`), their age checked each time."""
+        header = self.request.headers.get("Cookie")
+        if not header:
+            return None
+        app_dict = self.application.__dict__
+        verified: VerifiedCookies | None = app_dict.get(_VERIFIED_ATTR)
+        if verified is None:
+            verified = app_dict.setdefault(_VERIFIED_ATTR, VerifiedCookies())
         now = time.time()
+        sid = verified.from_header(header, now)
+        if sid is not None:
+            return sid
+        s = self.wf_settings
+        raw = raw_cookie(header, s.session_cookie)
+        if raw is None and s.session_cookie in self.request.cookies:
+            raw = self.request.cookies[s.session_cookie].value  # quoted or escaped
+        if not raw:
+            return None
+        hit = verified.from_value(raw)
         if hit is not None:
-            return hit[0] if now < hit[1] else None
-        value = self.get_signed_cookie(self.wf_settings.session_cookie, raw, max_age_days)
+            sid, valid_until = hit
+            if now >= valid_until:
+                return None
+            verified.remember(header, raw, sid, valid_until)
+            return sid
+        max_age_days = s.session_absolute_timeout / 86400 + 1
+        value = self.get_signed_cookie(s.session_cookie, raw, max_age_days)
         if value is None:
             return None
         text = value.decode("ascii", "replace")
         if not is_valid_session_id(text):
             return None
-        signed_at = _signed_timestamp(raw)
+        signed_at = signed_timestamp(raw)
         if signed_at is not None:
-            if len(cache) >= _SID_CACHE_SIZE:
-                cache.clear()
-            cache[raw] = (text, signed_at + max_age_days * 86400)
+            verified.remember(header, raw, text, signed_at + max_age_days * 86400)
         return text
 
     async def load_session(self) -> Session:
@@ -238,9 +218,24 @@ class SessionMixin(CookieMixin):
 
     def prepare(self) -> Awaitable[None] | None:
         """Called before the method; loads the session when ``uses_session`` is set."""
-        if self.uses_session and self._session is None:
+        if self.uses_session and self._session is None and not self._load_session_nowait():
             return self._prepare_session()
         return None
+
+    def _load_session_nowait(self) -> bool:
+        """Load the session without awaiting if the store can answer at once (see
+        `SessionStore.load_nowait`); False if `load_session` must be awaited."""
+        sid = self.session_id_from_cookie()
+        store = self.session_store
+        interval = self.wf_settings.session_touch_interval
+        if sid is None:
+            self._session = Session.fresh(store.clock(), touch_interval=interval)
+            return True
+        record = store.load_nowait(sid)
+        if record is WOULD_BLOCK:
+            return False
+        self._session = Session.loaded(store, sid, record, touch_interval=interval)
+        return True
 
     async def _prepare_session(self) -> None:
         await self.load_session()

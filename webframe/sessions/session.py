@@ -71,6 +71,19 @@ class Session(MutableMapping[str, Any]):
         unknown ID is never adopted: the fresh session gets a new ID.
         """
         record = await store.load(sid) if sid else None
+        return cls.loaded(store, sid, record, touch_interval=touch_interval)
+
+    @classmethod
+    def loaded(
+        cls,
+        store: SessionStore,
+        sid: str | None,
+        record: Record | None,
+        *,
+        touch_interval: float = 60.0,
+    ) -> Session:
+        """The session `open` returns once `store` answered `record` for `sid` (also
+        used with what `SessionStore.load_nowait` answered)."""
         if record is not None and sid is not None:
             return cls(sid, record, touch_interval=touch_interval)
         session = cls.fresh(store.clock(), touch_interval=touch_interval)
@@ -118,6 +131,10 @@ class Session(MutableMapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Mapping.get through __getitem__ and KeyError, without the detour.
+        return self._data.get(key, default)
 
     def __setitem__(self, key: str, value: Any) -> None:
         encode_value(key, value)  # fail here, where the bug is, not at commit

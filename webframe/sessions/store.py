@@ -15,12 +15,23 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+from webframe.sessions.records import (
+    WOULD_BLOCK,
+    Changeset,
+    Count,
+    NowaitRecord,
+    Pending,
+    Record,
+)
 
 __all__ = [
+    "WOULD_BLOCK",
     "Changeset",
     "Count",
+    "NowaitRecord",
+    "Pending",
     "Record",
     "SessionStore",
     "SessionStoreError",
@@ -44,6 +55,10 @@ _CORRUPT_LOG_MEMORY = 1024
 
 # Counter names: printable, no spaces, short enough for every backend's key.
 _COUNTER_KEY_RE = re.compile(r"[\x21-\x7e]{1,200}")
+
+# The scanner of json.loads, without its whitespace and BOM handling: records are
+# written compactly, so anything it does not parse whole goes through json.loads.
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def new_session_id() -> str:
@@ -83,34 +98,6 @@ class SessionStoreError(Exception):
     """The session backend is unreachable, timed out or locked; the HTTP layer answers 503."""
 
 
-class Count(NamedTuple):
-    """What `SessionStore.incr` returns: the counter's value and when its window ends."""
-
-    value: int
-    #: seconds until the window ends and the counter starts again from zero (> 0).
-    reset_in: float
-
-
-@dataclass
-class Record:
-    """One stored session: its data and the times its expiry is measured from."""
-
-    data: dict[str, Any]
-    created: float
-    accessed: float
-
-
-@dataclass(frozen=True)
-class Changeset:
-    """What one `save` applies: deletions first, then changed keys (already validated)."""
-
-    values: Mapping[str, Any]
-    encoded: Mapping[str, str]
-    deleted: frozenset[str]
-    new: bool
-    touch: bool
-
-
 class SessionStore(ABC):
     """Async storage for session records; concrete stores implement the `_` hooks.
 
@@ -141,6 +128,22 @@ class SessionStore(ABC):
         self._corrupt_logged: set[str] = set()
         self._purger: asyncio.Task[None] | None = None
 
+    #: whether `load_nowait` may use `_load_nowait` (set per class, see below).
+    _answers_nowait: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # `_load_nowait` stands in for `load`/`_load` only where it was written next to
+        # (or below) the `_load` in use: a subclass that wraps `load` or replaces `_load`
+        # (a test double, a failing store) is always asked through them.
+        nowait = next(k for k in cls.__mro__ if "_load_nowait" in k.__dict__)
+        load = next(k for k in cls.__mro__ if "_load" in k.__dict__)
+        cls._answers_nowait = (
+            nowait is not SessionStore
+            and issubclass(nowait, load)
+            and cls.load is SessionStore.load
+        )
+
     # -- public API ---------------------------------------------------------
 
     async def load(self, sid: str) -> Record | None:
@@ -148,6 +151,16 @@ class SessionStore(ABC):
         if not is_valid_session_id(sid):
             return None
         return await self._load(sid, self.clock())
+
+    def load_nowait(self, sid: str) -> NowaitRecord:
+        """What `load` would return, when the backend can tell without waiting for I/O
+        (the in-process store always, SQLite when no lock is in the way); otherwise
+        `WOULD_BLOCK`, and the caller awaits `load`.  Spares a read its coroutines."""
+        if not self._answers_nowait:
+            return WOULD_BLOCK
+        if not is_valid_session_id(sid):
+            return None
+        return self._load_nowait(sid, self.clock())
 
     async def save(
         self,
@@ -278,6 +291,11 @@ class SessionStore(ABC):
     async def _load(self, sid: str, now: float) -> Record | None:
         """Called by `load` with a well-formed ID; return the live record or None."""
 
+    def _load_nowait(self, sid: str, now: float) -> NowaitRecord:
+        """Called by `load_nowait` with a well-formed ID: what `_load` would return, or
+        `WOULD_BLOCK` when that needs waiting (then `_load` is awaited)."""
+        return WOULD_BLOCK
+
     @abstractmethod
     async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
         """Called by `save`/`touch`; apply `cs` atomically and return whether it was written."""
@@ -317,6 +335,14 @@ class SessionStore(ABC):
 
     def _decode_data(self, sid: str, blob: str | bytes | None) -> dict[str, Any]:
         """Parse a stored JSON object; log once and return {} if it is corrupt."""
+        if type(blob) is str:
+            try:
+                data, end = _scan_json(blob, 0)
+            except (StopIteration, ValueError):
+                pass  # json.loads tells what is wrong
+            else:
+                if end == len(blob) and type(data) is dict:
+                    return data
         try:
             data = json.loads(blob) if blob is not None else None
         except (ValueError, TypeError) as exc:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from webframe.sessions.store import Changeset, Count, Record, SessionStore
+from webframe.sessions.store import Changeset, Count, NowaitRecord, Record, SessionStore
 
 __all__ = ["MemoryStore"]
 
@@ -28,6 +28,12 @@ class MemoryStore(SessionStore):
         self._counters: dict[str, list[float]] = {}
 
     async def _load(self, sid: str, now: float) -> Record | None:
+        return self._read(sid, now)
+
+    def _load_nowait(self, sid: str, now: float) -> NowaitRecord:
+        return self._read(sid, now)
+
+    def _read(self, sid: str, now: float) -> Record | None:
         entry = self._records.get(sid)
         if entry is None:
             return None

@@ -12,50 +12,26 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from webframe.sessions.store import Changeset, Count, Record, SessionStore, SessionStoreError
+from webframe.sessions.backends.sqlite_db import (
+    Abandoned,
+    Job,
+    open_connection,
+    path_of,
+    select_record,
+)
+from webframe.sessions.store import (
+    WOULD_BLOCK,
+    Changeset,
+    Count,
+    NowaitRecord,
+    Record,
+    SessionStore,
+    SessionStoreError,
+)
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS webframe_sessions ("
-    " sid TEXT PRIMARY KEY,"
-    " data TEXT NOT NULL,"
-    " created REAL NOT NULL,"
-    " accessed REAL NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS webframe_sessions_accessed ON webframe_sessions (accessed)",
-    "CREATE INDEX IF NOT EXISTS webframe_sessions_created ON webframe_sessions (created)",
-    # Counters (login throttling...): a value and the epoch time its window ends.
-    "CREATE TABLE IF NOT EXISTS webframe_counters ("
-    " key TEXT PRIMARY KEY,"
-    " value INTEGER NOT NULL,"
-    " reset REAL NOT NULL)",
-)
-
-
-def _select_record(conn: sqlite3.Connection, sid: str) -> tuple[Any, ...] | None:
-    row: tuple[Any, ...] | None = conn.execute(
-        "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?", (sid,)
-    ).fetchone()
-    return row
-
-
-def _path_of(url: str) -> str:
-    rest = url.partition("://")[2]
-    return rest[1:] if rest.startswith("/") else ""
-
-
-class _Abandoned(Exception):
-    """Raised on the worker thread for a call whose caller already timed out."""
-
-
-class _Job:
-    __slots__ = ("abandoned", "running")
-
-    def __init__(self) -> None:
-        self.abandoned = threading.Event()
-        self.running = threading.Event()
 
 
 class SQLiteStore(SessionStore):
@@ -77,12 +53,14 @@ class SQLiteStore(SessionStore):
         # The job of the call running on *this* thread (the worker's; never the loop's).
         self._local = threading.local()
         self._inline: sqlite3.Connection | None = None
+        #: a cursor of ``_inline`` kept for `_load_nowait` (one object less per read).
+        self._reader: sqlite3.Cursor | None = None
         self._closed = False
 
     @classmethod
     def check_url(cls, url: str) -> None:
         """Refuse a ``sqlite://`` URL with no database path."""
-        if not _path_of(url):
+        if not path_of(url):
             raise ValueError(
                 f"session_store {url!r}: missing database path; use "
                 "sqlite:///relative/path.db or sqlite:////absolute/path.db"
@@ -92,7 +70,7 @@ class SQLiteStore(SessionStore):
     def from_url(cls, url: str, **kwargs: Any) -> SQLiteStore:
         """``sqlite:///rel/s.db`` is relative to the working directory, ``sqlite:////abs`` not."""
         cls.check_url(url)
-        return cls(_path_of(url), **kwargs)
+        return cls(path_of(url), **kwargs)
 
     # -- plumbing -----------------------------------------------------------
 
@@ -104,28 +82,16 @@ class SQLiteStore(SessionStore):
 
     def _open_connection(self, busy_timeout: float) -> sqlite3.Connection:
         """A connection in WAL mode, tables created, waiting up to `busy_timeout` s for locks."""
-        conn = sqlite3.connect(
-            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return open_connection(self.path, busy_timeout)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise SessionStoreError("the SQLite session store is closed")
-        job = _Job()
+        job = Job()
 
         def call() -> T:
             if job.abandoned.is_set():
-                raise _Abandoned
+                raise Abandoned
             job.running.set()
             self._local.job = job
             try:
@@ -168,6 +134,7 @@ class SQLiteStore(SessionStore):
                 # Tables created here too, so a burst of first requests does not
                 # queue on the worker.
                 conn = self._inline = self._open_connection(0)
+                self._reader = conn.cursor()
             return fn(conn)
         except sqlite3.OperationalError:
             # Busy, locked, or no table yet (the worker creates it): the slow path
@@ -178,9 +145,9 @@ class SQLiteStore(SessionStore):
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = body()
-            job: _Job | None = getattr(self._local, "job", None)
+            job: Job | None = getattr(self._local, "job", None)
             if job is not None and job.abandoned.is_set():
-                raise _Abandoned
+                raise Abandoned
             conn.execute("COMMIT")
         except BaseException:
             # A failed COMMIT leaves the transaction open; never let it leak
@@ -194,7 +161,23 @@ class SQLiteStore(SessionStore):
     # -- hooks --------------------------------------------------------------
 
     async def _load(self, sid: str, now: float) -> Record | None:
-        row = await self._fast(lambda conn: _select_record(conn, sid))
+        return self._record(sid, await self._fast(lambda conn: select_record(conn, sid)), now)
+
+    def _load_nowait(self, sid: str, now: float) -> NowaitRecord:
+        # A read in WAL mode takes no lock to wait for: answered on the loop's connection
+        # with no coroutine; anything unusual goes the awaited way (`_fast`), which
+        # retries it and reports failures as `_load` always did.
+        reader = self._reader
+        if reader is None or self._closed:
+            return WOULD_BLOCK
+        try:
+            row = select_record(reader, sid)
+        except sqlite3.Error:
+            return WOULD_BLOCK
+        return self._record(sid, row, now)
+
+    def _record(self, sid: str, row: tuple[Any, ...] | None, now: float) -> Record | None:
+        """The live record in a selected row, or None."""
         if row is None:
             return None
         # Stored by this class as REAL; anything else is checked the slow way.
@@ -252,7 +235,7 @@ class SQLiteStore(SessionStore):
                 return fast
 
             def body() -> bool:
-                row = _select_record(conn, sid)
+                row = select_record(conn, sid)
                 data: dict[str, Any] = {}
                 created = accessed = now
                 if row is not None:
@@ -291,7 +274,7 @@ class SQLiteStore(SessionStore):
     async def _take(self, sid: str, keys: frozenset[str], now: float) -> dict[str, Any]:
         def take(conn: sqlite3.Connection) -> dict[str, Any]:
             def body() -> dict[str, Any]:
-                row = _select_record(conn, sid)
+                row = select_record(conn, sid)
                 if row is None:
                     return {}
                 created = self._as_time(row[1], now)
@@ -367,6 +350,7 @@ class SQLiteStore(SessionStore):
         self._closed = True
 
         if self._inline is not None:
+            self._reader = None
             self._inline.close()
             self._inline = None
 
