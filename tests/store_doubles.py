@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from webframe.sessions.store import Changeset, Record, SessionStore
 
+from .support.clock import FakeClock
 
-class FakeClock:
-    """A clock the test moves by hand; stores and sessions read it instead of time.time."""
-
-    def __init__(self, now: float | None = None) -> None:
-        self.now = time.time() if now is None else now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+__all__ = ["CountingStore", "FakeClock"]
 
 
 class CountingStore(SessionStore):

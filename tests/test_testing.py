@@ -15,13 +15,11 @@ from tornado.httputil import parse_body_arguments
 from webframe import Application, RequestHandler, route
 from webframe.testing import CookieJar, MultipartEncoder, WebTestCase, test_settings
 
+from .support.clock import FakeClock
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
 
-    def __call__(self) -> float:
-        return self.now
+def Clock() -> FakeClock:
+    return FakeClock(1_000_000.0)
 
 
 def test_jar_path_rules() -> None:
@@ -187,6 +185,7 @@ USER_TEST = """
 import pytest
 from webframe import Application, RequestHandler, route
 from webframe.testing import test_settings
+
 
 HITS = []
 

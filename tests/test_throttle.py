@@ -23,6 +23,8 @@ from webframe.sessions import MemoryStore
 from webframe.testing import Client, test_settings
 from webframe.throttle import enforce
 
+from .support.clock import FakeClock
+
 try:
     from tests.redis_server import RedisServer
 except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
@@ -31,12 +33,8 @@ except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on
 PASSWORD = "correct horse battery"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+def Clock() -> FakeClock:
+    return FakeClock(1_700_000_000.0)
 
 
 # -------------------------------------------------------------- the helper alone
