@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,33 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .support.serving import SLOW_APP as APP
+from .support.serving import start_app
 
-APP = ROOT / "tests" / "apps" / "slow_app.py"
 SECRET_ENV = {"WEBFRAME_COOKIE_SECRET": "cli-test-secret-" + "x" * 20, "WEBFRAME_ACCESS_LOG": "0"}
 
 
 def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, **SECRET_ENV, "WEBFRAME_INSTANCE_PATH": str(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, str(APP), "--port", "0", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(r"serving on (http://\S+)/", line)
-        if m:
-            return proc, m.group(1)
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("server did not start")
+    return start_app(args, tmp_path, SECRET_ENV)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
