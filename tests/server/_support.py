@@ -124,6 +124,24 @@ class Recorder(tornado.web.RequestHandler):
         self.write("not sent")  # counted in Content-Length, never sent for HEAD
 
 
+def receive(protocol: asyncio.BufferedProtocol, data: bytes) -> int:
+    """Bytes from the socket, as the loop hands them to a ``BufferedProtocol``:
+    ``get_buffer()``, the bytes copied into it (at most its length), then
+    ``buffer_updated(n)``, again until all of ``data`` is in. Returns the number of
+    reads it took (as many as a socket holding ``data`` would need)."""
+    view = memoryview(data)
+    reads = 0
+    while view:
+        buffer = protocol.get_buffer(-1)
+        n = min(len(buffer), len(view))
+        assert n > 0, "get_buffer() gave an empty buffer"
+        buffer[:n] = view[:n]
+        view = view[n:]
+        reads += 1
+        protocol.buffer_updated(n)
+    return reads
+
+
 class FakeTransport(asyncio.Transport):
     """What a socket transport gives the protocol, without a socket. Given the
     protocol, ``close()`` reports the connection lost to it on the next loop turn."""

@@ -23,7 +23,7 @@ from tornado.httpserver import HTTPServer
 
 from webframe.server import HTTPToolsProtocol, HTTPToolsServer
 
-from ._support import FakeTransport
+from ._support import FakeTransport, receive
 
 Record = tuple[str, str, str, bytes]
 
@@ -162,7 +162,7 @@ def run_httptools(data: bytes, splits: list[int]) -> tuple[list[Record], bool]:
             if transport.closing:
                 break
             assert not transport.paused, "reading stayed paused"
-            protocol.data_received(data[a:b])
+            receive(protocol, data[a:b])
         for _ in range(200):
             if transport.closing:
                 break

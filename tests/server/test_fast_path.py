@@ -25,7 +25,7 @@ from webframe import Application, RequestHandler, Settings
 from webframe.server.httptools_impl import HTTPToolsProtocol
 from webframe.server.httptools_server import HTTPToolsServer
 
-from ._support import FakeTransport
+from ._support import FakeTransport, receive
 
 HOST = b"Host: t\r\n"
 
@@ -142,12 +142,12 @@ async def answered(transport: FakeTransport, count: int = 1) -> bytes:
 
 
 async def feed(proto: HTTPToolsProtocol, data: bytes) -> tuple[list[str], bytes]:
-    """``data_received(data)`` from a loop callback, as the transport calls it (not from
+    """``data`` read from a loop callback, as the transport reads (not from
     inside a task); returns the hits and the output as they were when it returned."""
     done: asyncio.Future[tuple[list[str], bytes]] = asyncio.get_running_loop().create_future()
 
     def deliver() -> None:
-        proto.data_received(data)
+        receive(proto, data)
         transport = proto.transport
         assert isinstance(transport, FakeTransport)
         done.set_result((list(hits), bytes(transport.out)))

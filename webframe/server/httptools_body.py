@@ -12,8 +12,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-import httptools
-
 from .framing import FramingError
 
 if TYPE_CHECKING:
@@ -23,24 +21,6 @@ if TYPE_CHECKING:
 #: what the parser produces, queued while a delegate is busy.
 _HEAD, _BODY, _END, _FAIL, _MORE = 0, 1, 2, 3, 4
 _CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
-
-
-def _raw_body(self: HTTPToolsProtocol, data: bytes) -> bytes:
-    """The next bytes of a Content-Length body read past the parser; returns what
-    follows the body (for a new parser), if anything."""
-    left = self._body_left
-    if len(data) <= left:
-        self._body_left = left - len(data)
-        self._event(_BODY, data)
-        rest = b""
-    else:
-        self._body_left = 0
-        self._event(_BODY, data[:left])
-        rest = data[left:]
-    if self._body_left == 0:
-        self.parser = httptools.HttpRequestParser(self)
-        self.on_message_complete()
-    return rest
 
 
 def _after_head(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
@@ -104,19 +84,26 @@ def _fill(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> No
         n = min(len(buffer) - pos, len(view))
         buffer[pos : pos + n] = view[:n]
         view = view[n:]
-        pos += n
-        conn._fill_pos = pos
-        if pos < len(buffer):
-            return
-        conn._fill_left -= pos
-        waited = conn._fill_feed != self._feeds
-        took = self.loop.time() - conn._fill_started
-        conn._fill_pos = 0
-        self._next_fill(conn, len(buffer), waited, took)
-        if self._deliver(conn, buffer):  # type: ignore[arg-type]
+        if self._filled_to(conn, buffer, pos + n, conn._fill_feed != self._feeds):
             if view:
                 self._queue.appendleft((_MORE, bytes(view)))
             return
+
+
+def _filled_to(
+    self: HTTPToolsProtocol, conn: HTTPToolsConnection, buffer: bytearray, pos: int, waited: bool
+) -> bool:
+    """The reused buffer holds body bytes up to ``pos``: once full, hand it on
+    (``waited``: its fill took more than one read). True if an awaitable now
+    holds the body back."""
+    if pos < len(buffer):
+        conn._fill_pos = pos
+        return False
+    conn._fill_left -= pos
+    took = self.loop.time() - conn._fill_started
+    conn._fill_pos = 0
+    self._next_fill(conn, pos, waited, took)
+    return self._deliver(conn, buffer)  # type: ignore[arg-type]
 
 
 def _next_fill(
@@ -193,3 +180,12 @@ def _wait(
 
     future.add_done_callback(done)
     return True
+
+
+def _can_drain(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> bool:
+    """Whether an answered request's unread body may be read and dropped."""
+    msg = conn._msg
+    if msg.chunked or msg.upgrade or (msg.expect and not conn._continue_sent):
+        return False
+    left = (msg.length or 0) - conn._received
+    return left <= self.server.max_drain_size

@@ -1,5 +1,5 @@
-"""The edges of a connection on the httptools layer: refusals and failures, the
-client going away, timeouts, writing to and closing the transport, and handing the
+"""The edges of a connection on the httptools layer: the end of an answer, refusals
+and failures, the client going away, timeouts, writing to and closing the transport, and handing the
 socket over (``detach``, WebSocket).
 
 Module-level functions that :class:`~webframe.server.httptools_impl.HTTPToolsProtocol`
@@ -33,6 +33,27 @@ def _parse_failed(self: HTTPToolsProtocol, reason: FramingError) -> None:
         self._queue.append((_FAIL, reason))
     else:
         self._refuse(reason)
+
+
+def _response_done(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
+    """``conn`` finished its answer: on to the next request, or drain, or close."""
+    if self._current is not conn:
+        return
+    if conn._status == 101 and conn._msg.upgrade:
+        return  # detach() follows
+    if conn._close_after:
+        self._current = None
+        conn._delegate = None
+        self._close()
+        return
+    if conn._read_done:
+        self._advance(conn, from_handler=True)
+    elif not self._can_drain(conn):
+        self._current = None
+        conn._delegate = None
+        self._close()
+    else:
+        self._resume()
 
 
 def _refuse(

@@ -1,4 +1,5 @@
-"""HTTP/1.1 on httptools (llhttp) and an ``asyncio.Protocol``, driving Tornado's delegates.
+"""HTTP/1.1 on httptools (llhttp) and an ``asyncio.BufferedProtocol``, driving Tornado's
+delegates.
 
 One :class:`HTTPToolsProtocol` per socket parses with ``httptools`` and hands each
 request to the server's ``HTTPServerConnectionDelegate`` (a
@@ -17,9 +18,11 @@ A refusal found by the parser or by :func:`~webframe.server.framing.check_reques
 is answered with 400 and ``Connection: close`` and the parser is not fed again:
 no byte after a refused head is ever read as a request.
 
-The body side (delivery, reused buffer, limits, waiting on awaitables) is in
-:mod:`.httptools_body`; refusals, timeouts, the transport and ``detach`` in
-:mod:`.httptools_edges` — functions this class takes as methods.
+Reading the socket (into the server's read buffer, or straight into a request's
+reused body buffer) is in :mod:`.httptools_read`; the body side (delivery, reused
+buffer, limits, waiting on awaitables) in :mod:`.httptools_body`; the end of an
+answer, refusals, timeouts, the transport and ``detach`` in :mod:`.httptools_edges`
+— functions this class takes as methods.
 """
 
 from __future__ import annotations
@@ -32,15 +35,10 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 from tornado import httputil, iostream
 
-from . import httptools_body, httptools_edges, tornado_impl
+from . import httptools_body, httptools_edges, httptools_read, tornado_impl
 from .connection import HTTPToolsConnection, _Message
 from .context import RequestContext
-from .framing import (
-    FramingError,
-    can_keep_alive,
-    check_request_head,
-    describe_parser_error,
-)
+from .framing import FramingError, can_keep_alive, check_request_head
 from .httptools_body import _BODY, _END, _HEAD, _MORE
 from .stream import TransportStream
 
@@ -58,7 +56,7 @@ class _HeadTooLarge(Exception):
     pass
 
 
-class HTTPToolsProtocol(asyncio.Protocol):
+class HTTPToolsProtocol(asyncio.BufferedProtocol):
     """One client connection: bytes in → requests to the delegate, answers out."""
 
     def __init__(self, server: HTTPToolsServer) -> None:
@@ -83,6 +81,9 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._leftover: bytes | None = None
         self._detached = False
         self._feeds = 0
+        #: where reads go (the server's buffer), unless into a request's own buffer.
+        self._read_view: memoryview = server.read_view
+        self._into = False
         #: bytes of a large Content-Length body still to come past the parser.
         self._body_left = 0
         self._body_seen = 0
@@ -95,7 +96,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._done.set_result(None)
         self.closed: asyncio.Future[None] = self.loop.create_future()
 
-    # -- asyncio.Protocol -----------------------------------------------------
+    # -- asyncio.BufferedProtocol ---------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses; they have its methods.
         self.transport = cast(asyncio.Transport, transport)
@@ -147,40 +148,12 @@ class HTTPToolsProtocol(asyncio.Protocol):
         if conn is not None and conn._write_done and conn._read_done:
             self._advance(conn, from_handler=False)
 
-    def data_received(self, data: bytes) -> None:
-        self._feeds += 1
-        if self._dead:
-            if self._view_reads and self._view is not None:
-                self._view.feed(data)
-            return
-        if self._body_left:
-            data = self._raw_body(data)
-            if not data:
-                return
-        if self._in_head:
-            # Bytes read while a head is incomplete: bound what the parser buffers.
-            self._head_bytes += len(data)
-            if self._head_bytes > self.server.max_header_size + 65536:
-                self._parse_failed(FramingError("The request head is too large.", 431))
-                return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._leftover = data[exc.args[0] :] if exc.args else b""
-            self._dead = True
-            self._pause()
-        except httptools.HttpParserError as exc:
-            seen = self._msg.raw if self._msg is not None else None
-            self._parse_failed(self._refusal or describe_parser_error(str(exc), seen))
-            return
-        if self._body_left and self._msg is not None and not self._in_head:
-            # A large fixed-length body goes on past the parser (no copy per piece);
-            # a fresh parser takes the bytes after it.
-            self._body_left -= self._body_seen
-        else:
-            self._body_left = 0
-
-    _raw_body = httptools_body._raw_body
+    get_buffer = httptools_read.get_buffer
+    buffer_updated = httptools_read.buffer_updated
+    data_received = httptools_read.data_received
+    _raw_body = httptools_read._raw_body
+    _filled = httptools_read._filled
+    _body_done = httptools_read._body_done
 
     def eof_received(self) -> bool | None:
         # As Tornado: the client's end of stream ends the connection (what is already
@@ -246,7 +219,7 @@ class HTTPToolsProtocol(asyncio.Protocol):
         msg.expect = (
             expect is not None and ",".join(expect).lower() == "100-continue" and version == "1.1"
         )
-        self._raw_reset()
+        self._head_bytes = 0
         self._body_seen = 0
         big = msg.length is not None and msg.length >= _RAW_BODY and not msg.upgrade
         self._body_left = msg.length if big and msg.length is not None else 0
@@ -269,9 +242,6 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._msg = None
         self._body_left = 0
         self._event(_END, None)
-
-    def _raw_reset(self) -> None:
-        self._head_bytes = 0
 
     # -- event dispatch -------------------------------------------------------
     def _event(self, kind: int, payload: Any) -> None:
@@ -347,30 +317,15 @@ class HTTPToolsProtocol(asyncio.Protocol):
     _body = httptools_body._body
     _pieces = httptools_body._pieces
     _fill = httptools_body._fill
+    _filled_to = httptools_body._filled_to
     _next_fill = httptools_body._next_fill
     _deliver = httptools_body._deliver
     _end = httptools_body._end
     _wait = httptools_body._wait
 
     # -- answers and the next request ----------------------------------------
-    def _response_done(self, conn: HTTPToolsConnection) -> None:
-        if self._current is not conn:
-            return
-        if conn._status == 101 and conn._msg.upgrade:
-            return  # detach() follows
-        if conn._close_after:
-            self._current = None
-            conn._delegate = None
-            self._close()
-            return
-        if conn._read_done:
-            self._advance(conn, from_handler=True)
-        elif not self._can_drain(conn):
-            self._current = None
-            conn._delegate = None
-            self._close()
-        else:
-            self._resume()
+    _response_done = httptools_edges._response_done
+    _can_drain = httptools_body._can_drain
 
     def _advance(self, conn: HTTPToolsConnection, from_handler: bool) -> None:
         """``conn`` is answered and read: go on to the next request, if any."""
@@ -392,14 +347,6 @@ class HTTPToolsProtocol(asyncio.Protocol):
         self._set_deadline(self.server.idle_timeout)
         if not self._dead:
             self._resume()
-
-    def _can_drain(self, conn: HTTPToolsConnection) -> bool:
-        """Whether an answered request's unread body may be read and dropped."""
-        msg = conn._msg
-        if msg.chunked or msg.upgrade or (msg.expect and not conn._continue_sent):
-            return False
-        left = (msg.length or 0) - conn._received
-        return left <= self.server.max_drain_size
 
     # -- refusals and failures ------------------------------------------------
     _parse_failed = httptools_edges._parse_failed

@@ -17,6 +17,7 @@ from tornado.tcpserver import TCPServer
 
 from . import tornado_impl
 from .httptools_impl import HTTPToolsProtocol
+from .httptools_read import READ_SIZE
 
 #: Tornado's defaults, so an app moved between layers behaves the same.
 _DEFAULT_MAX_HEADER = 64 * 1024
@@ -116,6 +117,9 @@ class HTTPToolsServer(HTTPServer):
         self.max_headers = max_headers or max(100, self.max_header_size // 16)
         self.max_drain_size = max_drain_size
         self.chunk_size = chunk_size or 65536
+        #: where this server's connections read the socket (they share one loop, and
+        #: each read is handled before the next begins); see :mod:`.httptools_read`.
+        self.read_view = memoryview(bytearray(READ_SIZE))
         # What HTTPServer keeps as conn_params, with the values as given (None: unset),
         # so code reading ``request.connection.params`` sees what it would on Tornado.
         self.params = self.conn_params = HTTP1ConnectionParameters(
