@@ -1,5 +1,6 @@
-"""``RequestHandler`` and ``_HandlerDelegate`` state webframe's delegate, mixins and
-templates read or steer, with no public API for it."""
+"""``RequestHandler``, ``_HandlerDelegate`` and ``HTTPServerRequest`` state that
+webframe's delegate, mixins, templates and connection layer read or steer, with no
+public API for it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import tornado
 import tornado.template
 import tornado.web
+from tornado import httputil
 
 from ...escaping import template_utf8, template_xhtml_escape
 from .probe import names_in
@@ -99,6 +101,26 @@ def reason_phrase(handler: tornado.web.RequestHandler) -> str:
     """The reason phrase ``handler`` will send (``set_status``'s, else the standard
     one for its status): Tornado keeps it in ``_reason`` with no public getter."""
     return str(handler._reason)
+
+
+def parse_body(request: httputil.HTTPServerRequest) -> None:
+    """Fill ``request``'s ``body_arguments``, ``files`` and ``arguments`` from its
+    ``body``, as Tornado does once a whole body has been read
+    (``HTTPServerRequest._parse_body``; the same steps through the public
+    ``parse_body_arguments`` on a Tornado without it)."""
+    parse = getattr(request, "_parse_body", None)
+    if parse is not None:
+        parse()
+        return
+    httputil.parse_body_arguments(  # pragma: no cover - a Tornado without _parse_body
+        request.headers.get("Content-Type", ""),
+        request.body,
+        request.body_arguments,
+        request.files,
+        request.headers,
+    )
+    for name, values in request.body_arguments.items():  # pragma: no cover - likewise
+        request.arguments.setdefault(name, []).extend(values)
 
 
 #: ``Template.generate`` names its output encoder ``_tt_utf8`` in the namespace that the
