@@ -188,7 +188,7 @@ def refusal(
 
 
 # -- Tornado's own connection layer: the decisions webframe's handler delegate takes ----
-# (app.py's delegate and tornado_impl's body reader act on them; nothing here reads a
+# (server/delegate.py and tornado_impl's body reader act on them; nothing here reads a
 # socket or touches a Tornado object.)
 
 #: Tornado's own per-connection cap is lifted; webframe enforces each route's limit
