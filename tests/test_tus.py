@@ -115,7 +115,7 @@ def make_app(folder: Path) -> Application:
 @pytest.fixture
 def app(tmp_path: Path, io_loop: Any) -> Iterator[Application]:
     """This file's app (overrides the demo app of tests/conftest.py)."""
-    tus_chunks._HASHES.clear()
+    tus_chunks.forget_all_hashes()
     application = make_app(tmp_path)
     yield application
     io_loop.run_sync(application.aclose)  # stops the purger
@@ -300,7 +300,7 @@ async def test_sha256_is_rehashed_when_the_running_hash_is_lost(
     data = os.urandom(30 * KiB)
     url = location(await create(webframe_client, len(data)))
     assert (await send(webframe_client, url, 0, data[: 10 * KiB])).code == 204
-    tus_chunks._HASHES.clear()  # as after a restart or on another worker
+    tus_chunks.forget_all_hashes()  # as after a restart or on another worker
     assert (await send(webframe_client, url, 10 * KiB, data[10 * KiB :])).code == 204
     [done] = finished(webframe_app)
     assert done["sha256"] == hashlib.sha256(data).hexdigest()
@@ -315,7 +315,7 @@ async def test_state_survives_a_new_app_on_the_same_folder(
     data = os.urandom(20 * KiB)
     url = location(await create(webframe_client, len(data)))
     assert (await send(webframe_client, url, 0, data[:5000])).code == 204
-    tus_chunks._HASHES.clear()
+    tus_chunks.forget_all_hashes()
     store = store_of(webframe_app)
     fresh = store.load(url.rsplit("/", 1)[1])
     assert fresh is not None and fresh.offset == 5000 and fresh.length == len(data)

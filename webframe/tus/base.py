@@ -44,6 +44,11 @@ class TusWriter(ABC):
     def open(self) -> bool:
         """False once closed: later body pieces are ignored."""
 
+    def expect(self, size: int) -> None:
+        """The request announces ``size`` body bytes (its Content-Length): a hint, to
+        reserve room ahead. Raises OSError when the room is not there."""
+        return None  # no room to reserve by default
+
     @abstractmethod
     def write(self, data: bytes) -> Awaitable[None] | None:
         """Append ``data``; an awaitable when the caller must wait (flow control).

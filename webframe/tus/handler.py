@@ -274,13 +274,19 @@ class ResumableUploadHandler(RequestHandler):
         except OSError as exc:
             raise self._storage_error(exc) from None
         assert lock is not None  # nobody else knows the ID yet
-        await self._open_patch(state, lock, creation.checksum)
+        await self._open_patch(state, lock, creation.checksum, creation.body_size)
 
     async def _open_patch(
-        self, state: UploadState, lock: TusLock, checksum: tuple[str, bytes] | None
+        self,
+        state: UploadState,
+        lock: TusLock,
+        checksum: tuple[str, bytes] | None,
+        body_size: int | None,
     ) -> None:
         try:
             self._patch = await self.upload_store.open_writer(state, lock, checksum)
+            if body_size:
+                self._patch.expect(body_size)
         except OSError as exc:
             raise self._storage_error(exc) from None
 
@@ -313,7 +319,7 @@ class ResumableUploadHandler(RequestHandler):
             lock.release()
             self._done_state = state
             return
-        await self._open_patch(state, lock, request.checksum)
+        await self._open_patch(state, lock, request.checksum, request.body_size)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         """Called for each piece of a POST/PATCH body: appended to the upload's data

@@ -59,6 +59,8 @@ class Creation:
     declared_type: str
     check_type: str
     checksum: tuple[str, bytes] | None
+    #: the Content-Length of a creation-with-upload body (None: none, or chunked).
+    body_size: int | None = None
 
 
 def read_creation(headers: Mapping[str, str], limits: UploadLimits) -> Creation:
@@ -86,6 +88,7 @@ def read_creation(headers: Mapping[str, str], limits: UploadLimits) -> Creation:
     except UploadError as exc:
         raise HTTPError(exc.message, status=exc.status) from None
     checksum = parse_checksum(headers.get("Upload-Checksum"))
+    body = None
     if has_body(headers):
         check_body_type(headers)
         body = parse_size(headers.get("Content-Length"), "Content-Length")
@@ -102,6 +105,7 @@ def read_creation(headers: Mapping[str, str], limits: UploadLimits) -> Creation:
         declared_type=declared,
         check_type=check,
         checksum=checksum,
+        body_size=body,
     )
 
 

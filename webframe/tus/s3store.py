@@ -49,7 +49,7 @@ from webframe.uploads.files import UploadedFile
 from webframe.uploads.policy import SNIFF_BYTES
 
 from .base import TusLock, TusStore, TusWriter
-from .chunks import record_durable
+from .chunks import record_durable, take_running_sha256
 from .protocol import CHECKSUM_ALGORITHMS
 from .store import UploadState, is_upload_id
 
@@ -463,12 +463,7 @@ class S3TusStore(TusStore):
         except BaseException:
             await lock.arelease()
             raise
-        from .chunks import _HASHES
-
-        cached = _HASHES.pop(state.id, None)
-        sha256 = cached[1] if cached is not None and cached[0] == state.offset else None
-        if sha256 is None and state.offset == 0:
-            sha256 = hashlib.sha256()
+        sha256 = take_running_sha256(state.id, state.offset)
         return S3ChunkWriter(self, state, upload, lock, checksum, spill, sha256)
 
     async def _read_into(self, name: str, out: BinaryIO, size: int) -> None:
