@@ -4,17 +4,22 @@ PATCHes (A) against the same file posted as multipart to the demo (B), same run.
 A is driven from this process with ``http.client`` (one keep-alive connection:
 POST /files/tus/ to create, then PATCHes of ``patch_size`` bytes read from the
 source 1 MiB at a time, with the session cookie and XSRF header of a registered
-user); B is ``curl -F`` exactly as in ``upload-1g``. A and B are two processes
-of the same demo. Rounds alternate A B A B; after each one the demo's locker must
-hold the source's SHA-256 (and, for A, nothing may be left in ``.tus`` but the
-finished uploads' small state files), then the stored files are deleted. Peak RSS
-is A's ``VmHWM`` during the uploads (reset after the login).
+user), pinned to the load CPU like B's client; B is ``curl -F`` exactly as in
+``upload-1g``. A and B are two processes of the same demo. As in ``upload-1g``,
+each side first receives one full-size warm-up upload, every batch starts after
+``os.sync()`` (the previous batch's writes are not flushed during this one), and
+the rounds alternate which side goes first. After each upload the demo's locker
+must hold the source's SHA-256 (and, for A, nothing may be left in ``.tus`` but
+the finished uploads' small state files); the stored files are then deleted.
+Peak RSS is A's ``VmHWM`` during the uploads (reset after the login).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
+import os
 import tempfile
 import time
 import urllib.parse
@@ -23,25 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.procs import ServerProcess, pin_prefixes
+from bench.procs import LOAD_CPU, ServerProcess, pin_prefixes
+from bench.uploadcheck import locker_files, make_source, verify_demo
+from bench.uploadresult import MB, Upload, batch_problems, log, log_round, summarize
 from bench.uploads import (
-    MB,
-    Upload,
-    _curl_a,
-    batch_problems,
+    curl_demo,
     demo_login,
     find_curl,
-    locker_files,
-    log,
-    log_round,
-    make_source,
     note_setup_rss,
     round_count,
     server_pair,
     start_servers,
-    summarize,
     upload_batch,
-    verify_demo,
 )
 
 if TYPE_CHECKING:
@@ -108,16 +106,39 @@ def tus_upload(base_url: str, login: DemoLogin, src: Path, patch_size: int) -> t
         conn.close()
 
 
-def tus_batch(proc: ServerProcess, login: DemoLogin, src: Path, patch_size: int) -> Upload:
+@contextlib.contextmanager
+def on_load_cpu(pinned: bool) -> Iterator[None]:
+    """Run this process on the load generator's CPU meanwhile (as B's curl is), so
+    that the tus client never shares the server's CPU."""
+    if not pinned:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {LOAD_CPU})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def tus_batch(
+    proc: ServerProcess, login: DemoLogin, src: Path, patch_size: int, pinned: bool
+) -> Upload:
+    """One timed tus upload of ``src`` to ``proc`` (after ``os.sync()``, as B's are)."""
+    os.sync()  # the previous batch's writes should not be flushed during this one
     before = proc.cpu_seconds()
+    user0, sys0 = proc.user_sys_seconds()
     started = time.monotonic()
     try:
-        status, body = tus_upload(proc.url, login, src, patch_size)
+        with on_load_cpu(pinned):
+            status, body = tus_upload(proc.url, login, src, patch_size)
         errors = []
     except (OSError, http.client.HTTPException) as exc:
         status, body, errors = 0, "", [f"tus client: {exc}"]
     wall = time.monotonic() - started
-    return Upload(wall, 0, proc.cpu_seconds() - before, [status], [body], errors)
+    cpu = proc.cpu_seconds() - before
+    user1, sys1 = proc.user_sys_seconds()
+    return Upload(wall, 0, cpu, [status], [body], errors, user1 - user0, sys1 - sys0)
 
 
 def verify_tus(instance: Path, sources: list[tuple[Path, str]]) -> list[str]:
@@ -151,7 +172,6 @@ class TusUploadLoad:
         rounds: int | None = None,
     ) -> dict[str, Any]:
         """Run the scenario (see the module docstring); ``profile_dir`` is not used."""
-        curl = find_curl()
         server_pin, load_pin = pin_prefixes()
         size = self.quick_size if cfg.quick else self.size
         rounds = round_count(cfg, rounds)
@@ -170,25 +190,32 @@ class TusUploadLoad:
                 start_servers(procs, self.path)
                 logins = {"A": demo_login(a.url), "B": demo_login(b.url)}
                 problems += note_setup_rss(a, b, rss)
-                for i in range(rounds):
-                    pair = []
+
+                def batch(which: str) -> tuple[Upload, list[str]]:
+                    instance = workdir / which / "instance"
+                    if which == "A":
+                        up = tus_batch(a, logins["A"], src, self.patch_size, bool(load_pin))
+                        found = verify_tus(instance, sources)
+                    else:
+                        out = workdir / "resp-B.txt"
+                        out.unlink(missing_ok=True)
+                        cmd = load_pin + curl_demo(find_curl(), b.url, logins["B"], src, out)
+                        up = upload_batch(b, [cmd], [out])
+                        found = verify_demo(instance, sources, up)
+                    return up, batch_problems(which, up, sources, found)
+
+                if cfg.warmup:
                     for which in ("A", "B"):
-                        instance = workdir / which / "instance"
-                        if which == "A":
-                            up = tus_batch(a, logins["A"], src, self.patch_size)
-                            found = verify_tus(instance, sources)
-                        else:
-                            out = workdir / "resp-B.txt"
-                            out.unlink(missing_ok=True)
-                            cmd = load_pin + _curl_a(curl, b.url, logins["B"], src, out)
-                            up = upload_batch(b, [cmd], [out])
-                            found = verify_demo(instance, sources, up)
-                        found = batch_problems(which, up, sources, found)
+                        _, found = batch(which)
+                        problems += [f"warm-up {which}: {p}" for p in found]
+                for i in range(rounds):
+                    got: dict[str, Upload] = {}
+                    for which in ("A", "B") if i % 2 == 0 else ("B", "A"):
+                        got[which], found = batch(which)
                         integrity += found
+                        runs[which].append(got[which])
                         problems += [f"round {i + 1} {which}: {p}" for p in found]
-                        runs[which].append(up)
-                        pair.append(up)
-                    log_round(scenario.name, i, rounds, pair, cpu=False)
+                    log_round(scenario.name, i, rounds, [got["A"], got["B"]])
                 rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
             finally:
                 for proc in procs:
@@ -205,6 +232,7 @@ class TusUploadLoad:
             "bytes_per_round": size,
             "patch_size": self.patch_size,
             "rounds": rounds,
+            "warmup_batches": 1 if cfg.warmup else 0,
             **summarize(scenario, a, b, runs, rss, problems, integrity, self.rss_target_mib),
             "mb": MB,
         }
