@@ -14,6 +14,11 @@ cookie jar — inside ``@pytest.mark.gen_test`` tests::
         response = await webframe_client.get("/")
         assert response.code == 200
 
+The app is served on the connection layer of its ``http_impl`` setting (httptools by
+default; ``WEBFRAME_HTTP_IMPL=tornado`` in the environment for Tornado's
+``HTTPServer``): the plugin replaces pytest-tornado's ``http_server`` and
+``https_server`` with :mod:`webframe.testing.fixtures`.
+
 The names ``client`` and ``second_client`` still work for one release and warn.
 The plugin also hides the deprecation warnings pytest-tornado causes on recent
 pytest and Tornado versions, which a user of webframe can do nothing about.
@@ -41,6 +46,8 @@ TORNADO_PLUGIN_FILTERS = (
 )
 
 _OLD_STYLE_HOOKS = ".*old-style configuration options"
+#: the name the server fixtures (webframe.testing.fixtures) are registered under.
+SERVER_FIXTURES = "webframe-server-fixtures"
 
 
 def _is_tornado_hook_warning(record: object) -> bool:
@@ -84,6 +91,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line(
             "markers", f"gen_test: run a coroutine test (needs pytest-tornado: {INSTALL_HINT})"
         )
+    elif not config.pluginmanager.has_plugin(SERVER_FIXTURES):
+        # Registered after every installed plugin (configure runs once all are loaded),
+        # so its http_server/https_server replace pytest-tornado's: the app is served
+        # on its own connection layer (httptools by default), not Tornado's HTTPServer.
+        from .testing import fixtures
+
+        config.pluginmanager.register(fixtures, SERVER_FIXTURES)
 
 
 def _has_pytest_tornado(config: pytest.Config) -> bool:

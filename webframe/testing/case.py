@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import tornado.testing
 from tornado.httpclient import HTTPResponse
 from tornado.httpserver import HTTPServer
 
-from ..settings import Settings
 from .client import Client
 from .cookiejar import CookieJar
+from .servers import test_server
 
 __all__ = ["WebTestCase"]
 
@@ -33,17 +32,10 @@ class WebTestCase(tornado.testing.AsyncHTTPTestCase):
 
     def get_http_server(self) -> HTTPServer:
         """Called by ``setUp``: the server of the app's ``http_impl`` setting (httptools
-        unless set to ``tornado``); ``WEBFRAME_HTTP_IMPL`` in the environment overrides
-        it, so a whole suite can run on either layer."""
-        settings = getattr(self._app, "wf_settings", None)
-        impl = os.environ.get("WEBFRAME_HTTP_IMPL") or (
-            settings.http_impl if isinstance(settings, Settings) else "tornado"
-        )
-        if impl == "httptools":
-            from ..server import HTTPToolsServer
-
-            return HTTPToolsServer(self._app, **self.get_httpserver_options())
-        return super().get_http_server()
+        unless set to ``tornado``; httptools for an app without webframe's settings);
+        ``WEBFRAME_HTTP_IMPL`` in the environment overrides it, so a whole suite can
+        run on either layer (see :mod:`webframe.testing.servers`)."""
+        return test_server(self._app, **self.get_httpserver_options())
 
     def new_client(self) -> Client:
         """A second, independent browser (its own cookies); pass it as ``fetch(client=)``."""
