@@ -225,16 +225,22 @@ class SessionMixin(CookieMixin):
     def _load_session_nowait(self) -> bool:
         """Load the session without awaiting if the store can answer at once (see
         `SessionStore.load_nowait`); False if `load_session` must be awaited."""
-        sid = self.session_id_from_cookie()
-        store = self.session_store
-        interval = self.wf_settings.session_touch_interval
+        sid = self._cookie_sid_value
+        if sid is _UNSET:
+            sid = self.session_id_from_cookie()
+        app = self.application
+        store: SessionStore = app.session_store  # type: ignore[attr-defined]
+        interval = app.wf_settings.session_touch_interval  # type: ignore[attr-defined]
         if sid is None:
             self._session = Session.fresh(store.clock(), touch_interval=interval)
             return True
         record = store.load_nowait(sid)
         if record is WOULD_BLOCK:
             return False
-        self._session = Session.loaded(store, sid, record, touch_interval=interval)
+        if record is not None:
+            self._session = Session(sid, record, touch_interval=interval)
+        else:
+            self._session = Session.loaded(store, sid, None, touch_interval=interval)
         return True
 
     async def _prepare_session(self) -> None:
@@ -253,7 +259,7 @@ class SessionMixin(CookieMixin):
         session = self._session
         if session is None or tornado_impl.headers_written(self):
             return False
-        store = self.session_store
+        store: SessionStore = self.application.session_store  # type: ignore[attr-defined]
         return session.needs_commit(store.clock(), store.idle_timeout)
 
     def _commit_once(self) -> Future[None]:

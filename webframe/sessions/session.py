@@ -33,6 +33,22 @@ class Session(MutableMapping[str, Any]):
     is not detected; call `mark_changed(key)` or assign the key again.
     """
 
+    __slots__ = (
+        "_accessed",
+        "_changes",
+        "_created",
+        "_data",
+        "_deleted",
+        "_new",
+        "_sid",
+        "_stale_cookie",
+        "_to_delete",
+        "invalidated",
+        "lost",
+        "regenerated",
+        "touch_interval",
+    )
+
     def __init__(
         self,
         sid: str,

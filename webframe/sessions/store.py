@@ -140,7 +140,7 @@ class SessionStore(ABC):
         load = next(k for k in cls.__mro__ if "_load" in k.__dict__)
         cls._answers_nowait = (
             nowait is not SessionStore
-            and issubclass(nowait, load)
+            and load in nowait.__mro__  # not issubclass: the ABC is half-built here
             and cls.load is SessionStore.load
         )
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from webframe.sessions.store import Changeset, Count, NowaitRecord, Record, SessionStore
+from webframe.sessions.store import Changeset, Count, Record, SessionStore
 
 __all__ = ["MemoryStore"]
 
@@ -30,9 +30,6 @@ class MemoryStore(SessionStore):
     async def _load(self, sid: str, now: float) -> Record | None:
         return self._read(sid, now)
 
-    def _load_nowait(self, sid: str, now: float) -> NowaitRecord:
-        return self._read(sid, now)
-
     def _read(self, sid: str, now: float) -> Record | None:
         entry = self._records.get(sid)
         if entry is None:
@@ -41,6 +38,9 @@ class MemoryStore(SessionStore):
             del self._records[sid]
             return None
         return Record(self._decode_data(sid, entry.blob), entry.created, entry.accessed)
+
+    #: nothing to wait for: `load_nowait` answers what `load` would.
+    _load_nowait = _read
 
     async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
         # No await between read and write: atomic on the event loop.
