@@ -105,11 +105,13 @@ class PngUploads(Uploads):
 def make_app(folder: Path) -> Application:
     settings = test_settings(instance_path=str(folder / "instance"))
     # root_path: no templates there, so errors are the built-in plain pages.
-    return Application([Home, Login, Uploads, PngUploads, FlakyUploads],
+    return Application(
+        [Home, Login, Uploads, PngUploads, FlakyUploads],
         settings,
         root_path=folder,
         finished=[],
-        flaky_calls=[],)
+        flaky_calls=[],
+    )
 
 
 @pytest.fixture
@@ -855,3 +857,29 @@ def test_a_state_save_torn_by_a_crash_leaves_the_previous_state(tmp_path: Path) 
     store.save(state)
     loaded = store.load(state.id)
     assert loaded is not None and loaded.offset == 40 and loaded.metadata == state.metadata
+
+
+@pytest.mark.gen_test
+async def test_no_disk_room_for_the_announced_body_is_507_and_frees_the_upload(
+    webframe_client: Client, webframe_app: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The room a PATCH announces (Content-Length) is reserved before its bytes are
+    read: without it, 507 with nothing written, and the lock is free for a retry."""
+    await login(webframe_client, 1)
+    data = os.urandom(40 * KiB)
+    url = location(await create(webframe_client, len(data)))
+
+    def disk_full(fd: int, offset: int, length: int) -> bool:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tus_chunks, "RESERVE_MIN", 1)
+    monkeypatch.setattr(tus_chunks, "_reserve", disk_full)
+    r = await send(webframe_client, url, 0, data)
+    assert r.code == 507
+    assert "No space" not in message(r)  # no path or OS detail for the client
+    assert await offset_of(webframe_client, url) == 0
+    monkeypatch.setattr(tus_chunks, "_reserve", lambda fd, offset, length: True)
+    r = await send(webframe_client, url, 0, data)
+    assert r.code == 204 and r.headers["Upload-Offset"] == str(len(data))
+    [done] = finished(webframe_app)
+    assert done["content"] == data

@@ -9,12 +9,9 @@ and override :meth:`ResumableUploadHandler.upload_finished` to keep the file::
         def upload_finished(self, upload: UploadedFile) -> None:
             upload.save("/srv/files")
 
-SHA-256 of a finished upload: Python cannot save a ``hashlib`` state to disk, so
-the running hash is kept in this process only while the upload's PATCHes arrive
-here in order; when it is missing (a restart, another worker, a cut connection
-whose tail was kept) the data file is hashed again at the end, 1 MiB at a time,
-in a thread. Memory stays bounded either way and the digest is always that of
-the bytes on disk.
+The headers are read by :mod:`.rules` and :mod:`.protocol`; the bytes go through
+:mod:`.writing` (durable before reported) into the store's writer, which keeps the
+running SHA-256 of the upload (see :mod:`.chunks`).
 """
 
 from __future__ import annotations
@@ -22,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import inspect
-import logging
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -34,40 +29,33 @@ import tornado.web
 from webframe.errors import (
     ForbiddenError,
     HTTPError,
-    InsufficientStorageError,
     MethodNotAllowedError,
     NotFoundError,
-    PayloadTooLargeError,
-    UploadError,
 )
 from webframe.handler import RequestHandler
 from webframe.storage import Storage
-from webframe.storage.base import in_background
 from webframe.uploads.files import UploadedFile
-from webframe.uploads.policy import SNIFF_BYTES, UploadLimits, sniff_type
-from webframe.uploads.policy import check_type as _check_type
+from webframe.uploads.policy import UploadLimits
 
-from .base import TusLock, TusStore, TusWriter
-from .chunks import ChunkWriter, cached_sha256, forget_hash
+from .base import TusLock, TusStore
+from .chunks import forget_hash
 from .localstore import LocalTusStore
 from .protocol import (
     CHECKSUM_ALGORITHMS,
     EXTENSIONS,
     TUS_VERSION,
-    ChecksumMismatchError,
     check_version,
     http_date,
 )
 from .purger import start_purger
-from .rules import apply_patch, read_creation, read_patch, too_large
+from .rules import Creation, PatchRequest, apply_patch, read_creation, read_patch
 from .store import UploadState, is_upload_id, new_upload_id
+from .writing import UploadWrite, storage_error
 
 if TYPE_CHECKING:
     from webframe.settings import Settings
 
 __all__ = ["ResumableUploadHandler"]
-
-log = logging.getLogger("webframe.tus")
 
 
 @tornado.web.stream_request_body
@@ -95,11 +83,10 @@ class ResumableUploadHandler(RequestHandler):
     reuses_body_buffer: ClassVar[bool] = True
     uses_session: ClassVar[bool] = True
 
-    _patch: TusWriter | None = None
+    #: this POST/PATCH's write (see :mod:`.writing`), from prepare() until released.
+    _write: UploadWrite | None = None
+    #: a PATCH on an upload already finished: its state, answered as is.
     _done_state: UploadState | None = None
-    #: the offset saved before the chunk that completes the upload (kept until the
-    #: app has the file, so that a failing hook leaves the upload resumable).
-    _completing_from: int | None = None
 
     # configuration -----------------------------------------------------------
 
@@ -253,46 +240,24 @@ class ResumableUploadHandler(RequestHandler):
         if owner is None:
             raise ForbiddenError("Open a session (load a page) before uploading.")
         creation = read_creation(self.request.headers, self.limits_for(self.wf_settings))
-        now = time.time()
-        state = UploadState(
-            id=new_upload_id(),
-            owner=owner,
-            length=creation.length,
-            metadata=creation.metadata,
-            raw_metadata=creation.raw_metadata,
-            filename=creation.filename,
-            raw_filename=creation.raw_filename,
-            content_type=creation.declared_type,
-            check_type=creation.check_type,
-            created=now,
-            expires=now + self.expires_after,
-        )
+        state = creation.new_state(new_upload_id(), owner, time.time(), self.expires_after)
         store = self.upload_store
         try:
             await store.create(state)
             lock = await store.try_lock(state.id)
         except OSError as exc:
-            raise self._storage_error(exc) from None
+            raise storage_error(store, exc) from None
         assert lock is not None  # nobody else knows the ID yet
-        await self._open_patch(state, lock, creation.checksum, creation.body_size)
+        await self._open_write(state, lock, creation)
 
-    async def _open_patch(
-        self,
-        state: UploadState,
-        lock: TusLock,
-        checksum: tuple[str, bytes] | None,
-        body_size: int | None,
+    async def _open_write(
+        self, state: UploadState, lock: TusLock, request: Creation | PatchRequest
     ) -> None:
-        try:
-            self._patch = await self.upload_store.open_writer(state, lock, checksum)
-            if body_size:
-                self._patch.expect(body_size)
-        except OSError as exc:
-            raise self._storage_error(exc) from None
-
-    def _storage_error(self, exc: OSError) -> InsufficientStorageError:
-        log.error("resumable upload storage in %s: %s", self.upload_store.where, exc)
-        return InsufficientStorageError("The upload could not be stored right now; try later.")
+        limits = self.limits_for(self.wf_settings)
+        self._write = await UploadWrite.open(
+            self.upload_store, state, lock, request.checksum, request.body_size, limits,
+            self.expires_after,
+        )  # fmt: skip
 
     async def _prepare_patch(self) -> None:
         upload_id = self._upload_id()
@@ -319,64 +284,40 @@ class ResumableUploadHandler(RequestHandler):
             lock.release()
             self._done_state = state
             return
-        await self._open_patch(state, lock, request.checksum, request.body_size)
+        await self._open_write(state, lock, request)
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
         """Called for each piece of a POST/PATCH body: appended to the upload's data
         (an awaitable while a full S3 part is sent: flow control)."""
-        patch = self._patch
-        if patch is None or not patch.open:
-            return None
-        state = patch.state
-        end = patch.start + patch.received + len(chunk)
-        if state.length is not None and end > state.length:
-            raise PayloadTooLargeError(
-                f"The chunk goes past the upload's length of {state.length} bytes."
-            )
-        if state.length is None and end > self.limits_for(self.wf_settings).max_file_size:
-            raise too_large(end, self.limits_for(self.wf_settings).max_file_size)
-        try:
-            pending = patch.write(chunk)
-        except OSError as exc:
-            raise self._storage_error(exc) from None
-        return None if pending is None else self._wait_write(pending)
-
-    async def _wait_write(self, pending: Awaitable[None]) -> None:
-        try:
-            await pending
-        except OSError as exc:
-            raise self._storage_error(exc) from None
+        write = self._write
+        return None if write is None else write.write(chunk)
 
     # methods -----------------------------------------------------------------
 
     async def post(self, upload_id: str | None = None) -> None:
         """Creation (with upload): answers 201 with ``Location`` and ``Upload-Offset``."""
-        patch = self._patch
-        assert patch is not None
-        location = self.request.path.rstrip("/") + "/" + patch.state.id
-        try:
-            state = await self._commit(patch)
-        except ChecksumMismatchError:
-            await self._terminate(patch)
-            raise
+        write = self._write
+        assert write is not None
+        location = self.request.path.rstrip("/") + "/" + write.state.id
+        state = await self._commit(write, creation=True)
         self.set_header("Location", location)
         self._offset_headers(state)
         self.set_status(201)
-        await self._finish_if_complete(state)
+        await write.hand_over(state, self.upload_finished)
         await self._release_now()  # before the answer: the client may go on at once
         self.finish()
 
     async def patch(self, upload_id: str | None = None) -> None:
         """Append the body at ``Upload-Offset``: answers 204 with the new ``Upload-Offset``."""
-        patch = self._patch
-        if patch is None:
+        write = self._write
+        if write is None:
             assert self._done_state is not None
             state = self._done_state
         else:
-            state = await self._commit(patch)
+            state = await self._commit(write)
+            await write.hand_over(state, self.upload_finished)
         self._offset_headers(state)
         self.set_status(204)
-        await self._finish_if_complete(state)
         await self._release_now()  # before the answer: the client may go on at once
         self.finish()
 
@@ -415,133 +356,29 @@ class ResumableUploadHandler(RequestHandler):
         self.set_header("Upload-Offset", str(state.offset))
         self.set_header("Upload-Expires", http_date(state.expires))
 
-    # committing --------------------------------------------------------------
+    # committing and letting go -------------------------------------------------
 
-    async def _commit(self, patch: TusWriter) -> UploadState:
-        """Check the chunk, make its bytes durable, then save (and so report) the offset."""
-        state = patch.state
-        store = self.upload_store
+    async def _commit(self, write: UploadWrite, creation: bool = False) -> UploadState:
+        """:meth:`UploadWrite.commit`; a refused type (or, at ``creation``, checksum)
+        has removed the upload."""
         try:
-            if not patch.checksum_matches():
-                patch.discard()  # the offset stays where it was
-                raise ChecksumMismatchError()
-            before = state.offset
-            state.offset = await patch.make_durable()
-        except OSError as exc:
-            raise self._storage_error(exc) from None
-        if not state.type_checked and (state.offset >= SNIFF_BYTES or state.offset == state.length):
-            head = await store.read_head(state, SNIFF_BYTES)
-            state.sniffed_type = sniff_type(head)
-            allowed = self.limits_for(self.wf_settings).allowed_types
-            try:
-                _check_type(state.check_type, state.sniffed_type, allowed, "Upload")
-            except UploadError as exc:
-                await self._terminate(patch)
-                raise HTTPError(exc.message, status=exc.status) from None
-            state.type_checked = True
-        state.expires = time.time() + self.expires_after
-        if state.length is not None and state.offset == state.length and not state.finished:
-            self._completing_from = before  # saved once upload_finished() succeeds
-            return state
-        try:
-            await store.save(state)
-        except OSError as exc:
-            raise self._storage_error(exc) from None
-        return state
-
-    async def _terminate(self, patch: TusWriter) -> None:
-        """Remove an upload that can never be accepted (bad type, failed checksum at creation)."""
-        self._patch = None
-        patch.close()
-        await self.upload_store.delete(patch.state.id)
-        forget_hash(patch.state.id)
-
-    async def _finish_if_complete(self, state: UploadState) -> None:
-        """Hand a complete upload to :meth:`upload_finished`, then keep only its state."""
-        if state.finished or state.length is None or state.offset != state.length:
-            return
-        store = self.upload_store
-        try:
-            upload = await store.finished_file(state, cached_sha256(state.id, state.offset))
-        except OSError as exc:
-            raise self._storage_error(exc) from None
-        try:
-            result = self.upload_finished(upload)
-            if inspect.isawaitable(result):
-                await result
-        except BaseException:
-            await self._not_handed_over(state)
+            return await write.commit(creation)
+        except HTTPError:
+            if not write.writer.open:
+                self._write = None  # terminated: nothing left to release
             raise
-        await store.mark_finished(state)
-        forget_hash(state.id)
-
-    async def _not_handed_over(self, state: UploadState) -> None:
-        """The hook failed: drop the completing chunk so the client sends it again."""
-        if self._completing_from is None:
-            return  # completed by an earlier request: its state already says so
-        offset, self._completing_from = self._completing_from, None
-        forget_hash(state.id)
-        try:
-            await self.upload_store.undo_completion(state, offset)
-        except OSError as exc:
-            log.warning("resumable upload %s: could not drop the last chunk: %s", state.id[:8], exc)
-
-    # clean-up ------------------------------------------------------------------
 
     def _release(self, keep_partial: bool) -> None:
-        """End this request's hold on its upload; uncommitted bytes are kept (made
-        durable, then reported) only when ``keep_partial`` and the chunk had no checksum."""
-        patch, self._patch = self._patch, None
-        if patch is None:
-            return
-        store = self.upload_store
-        try:
-            if patch.open and patch.received:
-                complete = patch.start + patch.received == patch.state.length
-                # A tail that completes the upload is not kept: the app must get the
-                # file (upload_finished) before the upload is reported complete.
-                if keep_partial and patch.checksum is None and not complete:
-                    if isinstance(patch, ChunkWriter) and isinstance(store, LocalTusStore):
-                        patch.state.offset = patch.make_durable_now()
-                        patch.state.expires = time.time() + self.expires_after
-                        store.save_now(patch.state)
-                    else:
-                        # Remote: kept in the background; the writer holds the lock
-                        # (and closes) until the new offset is saved.
-                        in_background(self._keep_partial(patch, store))
-                        return
-                else:
-                    patch.discard()
-        except OSError as exc:
-            log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
-        patch.close()
+        """End this request's hold on its upload (see :meth:`UploadWrite.release`)."""
+        write, self._write = self._write, None
+        if write is not None:
+            write.release(keep_partial)
 
     async def _release_now(self) -> None:
         """:meth:`_release` for a request that went well, waiting until the lock is free."""
-        patch, self._patch = self._patch, None
-        if patch is None:
-            return
-        try:
-            if patch.open and patch.received:
-                patch.discard()
-        except OSError as exc:
-            log.warning("resumable upload %s: clean-up failed: %s", patch.state.id[:8], exc)
-        await patch.aclose()
-
-    async def _keep_partial(self, patch: TusWriter, store: TusStore) -> None:
-        """Make a cut request's bytes durable, then save (report) the offset they reach."""
-        try:
-            patch.state.offset = await patch.make_durable()
-            patch.state.expires = time.time() + self.expires_after
-            await store.save(patch.state)
-        except Exception as exc:
-            log.warning(
-                "resumable upload %s: the bytes of a cut request were not kept: %s",
-                patch.state.id[:8],
-                exc,
-            )
-        finally:
-            patch.close()
+        write, self._write = self._write, None
+        if write is not None:
+            await write.release_now()
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         """Answer with an error; the upload's lock goes first, so a client retrying at

@@ -62,6 +62,22 @@ class Creation:
     #: the Content-Length of a creation-with-upload body (None: none, or chunked).
     body_size: int | None = None
 
+    def new_state(self, upload_id: str, owner: str, now: float, lifetime: float) -> UploadState:
+        """The state of the upload this creation makes, expiring ``lifetime`` s from ``now``."""
+        return UploadState(
+            id=upload_id,
+            owner=owner,
+            length=self.length,
+            metadata=self.metadata,
+            raw_metadata=self.raw_metadata,
+            filename=self.filename,
+            raw_filename=self.raw_filename,
+            content_type=self.declared_type,
+            check_type=self.check_type,
+            created=now,
+            expires=now + lifetime,
+        )
+
 
 def read_creation(headers: Mapping[str, str], limits: UploadLimits) -> Creation:
     """Read a creation POST's headers: 400 if malformed, 413 over the size limit,
