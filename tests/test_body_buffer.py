@@ -262,11 +262,11 @@ def test_large_pieces_reach_the_temp_file_in_slices(tmp_path: Path) -> None:
             real.close()
 
     temp._file = Recording()  # type: ignore[assignment]
-    data = pattern(3 * temp_files._WRITE_SLICE + 5, seed=12)
+    data = pattern(3 * temp_files.WRITE_SLICE + 5, seed=12)
     temp.write(memoryview(bytearray(data)))
     temp.write(b"tail")
     temp.close()
-    slice_ = temp_files._WRITE_SLICE
+    slice_ = temp_files.WRITE_SLICE
     assert sizes == [slice_, slice_, slice_, 5, 4]
     assert temp.path.read_bytes() == data + b"tail"
     assert temp.hash is not None and temp.hash.hexdigest() == sha(data + b"tail")

@@ -452,7 +452,7 @@ async def test_a_failed_save_is_507_and_keeps_nothing(
     from webframe.uploads import stored
 
     await register(client, "noah")
-    real_link = stored._link_into
+    real_link = stored.link_into
     calls: list[str] = []
 
     def second_fails(source: Path, target: Path, content_type: str, sha256: str) -> bool:
@@ -462,7 +462,7 @@ async def test_a_failed_save_is_507_and_keeps_nothing(
         return real_link(source, target, content_type, sha256)
 
     # Storing an upload into the local storage is a hard link (webframe.uploads.stored).
-    monkeypatch.setattr(stored, "_link_into", second_fails)
+    monkeypatch.setattr(stored, "link_into", second_fails)
     r = await client.post(
         "/files", files={"files": [("a.txt", b"first"), ("b.txt", b"second")]}, headers=JSON
     )

@@ -13,7 +13,7 @@ import tornado.web
 from tornado.httpclient import HTTPResponse
 
 from webframe import Application, BadRequestError, RequestHandler, route
-from webframe.handler import _bodyless
+from webframe.handler import bodyless_status
 from webframe.server import HTTPToolsServer
 from webframe.testing import WebTestCase, test_settings
 
@@ -401,7 +401,7 @@ class BodylessErrorTest(WebTestCase):
                 assert "Content-Type" not in r.headers
 
     def test_statuses_without_a_body(self) -> None:
-        assert [c for c in range(100, 600) if _bodyless(c)] == [*range(100, 200), 204, 304]
+        assert [c for c in range(100, 600) if bodyless_status(c)] == [*range(100, 200), 204, 304]
 
 
 @pytest.mark.skipif(

@@ -29,8 +29,8 @@ from .support.uploads import BODY_LIMITS as LIMITS
 from .support.uploads import BodyBufferCase, HomeHandler, multipart, pattern, sha
 
 MiB = 1024 * 1024
-STEP = temp_files._PREALLOC_STEP
-REAL_FALLOCATE = temp_files._fallocate
+STEP = temp_files.PREALLOC_STEP
+REAL_FALLOCATE = temp_files.fallocate
 
 
 def fallocate_works(folder: Path) -> bool:
@@ -91,7 +91,7 @@ def test_windows_double_and_stop_at_the_room(tmp_path: Path) -> None:
     need_fallocate(tmp_path)
     spy = Spy()
     room = 3 * STEP + 12345
-    with mock.patch.object(temp_files, "_fallocate", spy):
+    with mock.patch.object(temp_files, "fallocate", spy):
         temp = TempFile(tmp_path, room=room)
         piece = pattern(1 * MiB, seed=3)
         for _ in range(room // MiB + 2):  # two pieces past the room: no error, no reserve
@@ -103,8 +103,8 @@ def test_windows_double_and_stop_at_the_room(tmp_path: Path) -> None:
 
 def test_small_room_reserves_nothing(tmp_path: Path) -> None:
     spy = Spy()
-    with mock.patch.object(temp_files, "_fallocate", spy):
-        temp = TempFile(tmp_path, room=temp_files._PREALLOC_MIN - 1)
+    with mock.patch.object(temp_files, "fallocate", spy):
+        temp = TempFile(tmp_path, room=temp_files.PREALLOC_MIN - 1)
         temp.write(b"x" * 1000)
         unknown = TempFile(tmp_path)  # chunked body: the size is not known
         unknown.write(pattern(2 * MiB))
@@ -117,7 +117,7 @@ def test_small_room_reserves_nothing(tmp_path: Path) -> None:
 def test_filesystem_without_fallocate_writes_plainly(tmp_path: Path) -> None:
     spy = Spy(result=lambda fd, offset, length: False)
     data = pattern(5 * MiB, seed=4)
-    with mock.patch.object(temp_files, "_fallocate", spy):
+    with mock.patch.object(temp_files, "fallocate", spy):
         temp = TempFile(tmp_path, room=64 * MiB)
         for start in range(0, len(data), MiB):
             temp.write(data[start : start + MiB])
@@ -130,7 +130,7 @@ def test_no_space_for_the_window_is_a_storage_error(tmp_path: Path) -> None:
     def full(fd: int, offset: int, length: int) -> bool:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with mock.patch.object(temp_files, "_fallocate", full):
+    with mock.patch.object(temp_files, "fallocate", full):
         temp = TempFile(tmp_path, room=64 * MiB)
         with pytest.raises(UploadStorageError, match="disk is full"):
             temp.write(b"x" * 100)
@@ -170,7 +170,7 @@ class PreallocOverHTTP(BodyBufferCase):
         super().setUp()
         need_fallocate(self.upload_root)
         self.spy = Spy()
-        patcher = mock.patch.object(temp_files, "_fallocate", self.spy)
+        patcher = mock.patch.object(temp_files, "fallocate", self.spy)
         patcher.start()
         self.addCleanup(patcher.stop)
 

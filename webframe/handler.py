@@ -277,7 +277,7 @@ class RequestHandler(XSRFMixin, FlashMixin):
                 message = f"The {self.request.method} method is not allowed here; use {allow}."
         for name, value in headers.items():
             self.set_header(name, value)
-        if _bodyless(status_code):
+        if bodyless_status(status_code):
             # 1xx, 204 and 304 must not have a body (Tornado refuses to send one).
             self.finish()
             return
@@ -370,7 +370,7 @@ class _NoTemplate(Exception):
 _TEMPLATE_EXISTS: dict[tuple[str | None, str], bool] = {}
 
 
-def _bodyless(status_code: int) -> bool:
+def bodyless_status(status_code: int) -> bool:
     """True for the statuses whose response must not have a body (as Tornado decides)."""
     return status_code in (204, 304) or 100 <= status_code < 200
 

@@ -282,7 +282,7 @@ async def store_file(upload: UploadedFile, storage: Storage, key: str) -> Object
         storage.check_root()
         try:
             linked = await asyncio.to_thread(
-                _link_into, upload.path, target, content_type, upload.sha256
+                link_into, upload.path, target, content_type, upload.sha256
             )
         except FileNotFoundError as exc:
             if not upload.path.exists():
@@ -312,7 +312,7 @@ async def store_file(upload: UploadedFile, storage: Storage, key: str) -> Object
             return await sink.commit()
 
 
-def _link_into(source: Path, target: Path, content_type: str, sha256: str) -> bool:
+def link_into(source: Path, target: Path, content_type: str, sha256: str) -> bool:
     """Hard-link ``source`` to ``target`` atomically (replacing it); False if links fail."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for name, value in ((_XATTR_TYPE, content_type), (_XATTR_SHA256, sha256)):

@@ -32,15 +32,15 @@ _WRITE_BUFFER: Final = 16 * KiB
 #: 1 GiB uploads (Linux 6.18, ext4, in a VM): 1 MiB writes made the kernel's copy into
 #: the page cache cost 1.3-1.7 CPU s/GiB in all, varying with what ran before; 256 KiB
 #: slices a steady 1.11-1.17 (128 KiB 1.14-1.25, 512 KiB 1.34-1.55).
-_WRITE_SLICE: Final = 256 * KiB
+WRITE_SLICE: Final = 256 * KiB
 #: a temp file that may grow past this (its ``room``) gets its disk space reserved
-#: ahead of the writes, _PREALLOC_STEP first, then doubling, never past the room;
+#: ahead of the writes, PREALLOC_STEP first, then doubling, never past the room;
 #: what was not used is given back when it closes. Writing into reserved space
 #: spares ext4 its per-block work in write(): 0.03-0.045 CPU s/GiB of 0.21 measured
 #: (1 GiB uploads, Linux 6.18, ext4); it also refuses an upload the disk cannot hold
 #: (507) after one window instead of after the disk fills.
-_PREALLOC_MIN: Final = 1 * MiB
-_PREALLOC_STEP: Final = 8 * MiB
+PREALLOC_MIN: Final = 1 * MiB
+PREALLOC_STEP: Final = 8 * MiB
 
 
 def storage_error(exc: OSError) -> UploadStorageError:
@@ -52,7 +52,9 @@ def storage_error(exc: OSError) -> UploadStorageError:
     return UploadStorageError(f"The upload could not be stored: {exc.strerror or exc}.")
 
 
-_fallocate = load_fallocate()
+#: Linux ``fallocate(fd, offset, length)`` (None elsewhere): reserves disk space ahead
+#: of the writes; a test may replace it to watch or fail the reservations.
+fallocate = load_fallocate()
 
 
 class TempFile:
@@ -60,7 +62,7 @@ class TempFile:
 
     ``room`` is the most bytes the file can still receive (the rest of the
     declared body, capped by the file limit; 0 when unknown): from it, disk space
-    is reserved ahead of the writes (see _PREALLOC_MIN) and trimmed on ``close()``.
+    is reserved ahead of the writes (see PREALLOC_MIN) and trimmed on ``close()``.
     """
 
     __slots__ = ("_allocated", "_file", "_room", "hash", "head", "path", "size")
@@ -83,7 +85,7 @@ class TempFile:
         self.hash = hashlib.sha256() if checksum else None
         self.head = bytearray()
         self.size = 0
-        self._room = room if room >= _PREALLOC_MIN and _fallocate is not None else 0
+        self._room = room if room >= PREALLOC_MIN and fallocate is not None else 0
         self._allocated = 0
 
     def write(self, data: bytes | memoryview) -> None:
@@ -92,10 +94,10 @@ class TempFile:
         try:
             if self._room and self.size + len(data) > self._allocated:
                 self._reserve(self.size + len(data))
-            if len(data) > _WRITE_SLICE:
+            if len(data) > WRITE_SLICE:
                 view = memoryview(data)
-                for start in range(0, len(view), _WRITE_SLICE):
-                    self._file.write(view[start : start + _WRITE_SLICE])
+                for start in range(0, len(view), WRITE_SLICE):
+                    self._file.write(view[start : start + WRITE_SLICE])
             else:
                 self._file.write(data)
         except OSError as exc:
@@ -108,11 +110,11 @@ class TempFile:
 
     def _reserve(self, end: int) -> None:
         """Reserve space up to at least ``end`` (within the room); raises OSError."""
-        assert self._file is not None and _fallocate is not None
-        target = min(self._room, max(end, 2 * self._allocated, _PREALLOC_STEP))
+        assert self._file is not None and fallocate is not None
+        target = min(self._room, max(end, 2 * self._allocated, PREALLOC_STEP))
         if target <= self._allocated:  # past the room: the size limits will speak
             self._room = 0
-        elif _fallocate(self._file.fileno(), self._allocated, target - self._allocated):
+        elif fallocate(self._file.fileno(), self._allocated, target - self._allocated):
             self._allocated = target
         else:
             self._room = 0  # this filesystem cannot: plain writes from now on
