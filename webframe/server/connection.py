@@ -9,13 +9,26 @@ from typing import TYPE_CHECKING
 
 from tornado import httputil, iostream
 
-from . import tornado_impl
+from . import framing, tornado_impl
 from .stream import TransportStream
 
 if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
 
 _LAST_CHUNK = b"0\r\n\r\n"
+
+
+def _limit_listener(delegate: object) -> Callable[[int], None] | None:
+    """The ``limit_set`` of the delegate handling a request: the delegate itself, or
+    the one a routing delegate (``tornado.web.Application``'s) handed the request to."""
+    for _ in range(3):
+        if delegate is None:
+            return None
+        listener = getattr(delegate, "limit_set", None)
+        if callable(listener):
+            return listener  # type: ignore[no-any-return]
+        delegate = getattr(delegate, "delegate", None)
+    return None
 
 
 class _Message:
@@ -76,6 +89,11 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         "params",
     )
 
+    #: ``set_max_body_size`` reaches the request's delegate (its ``limit_set``), so a
+    #: delegate may leave a declared size over the server's cap to be checked once a
+    #: streaming handler's ``prepare()`` has run, as it does on Tornado's layer.
+    reports_body_limit = True
+
     @property
     def stream(self) -> TransportStream:
         """The connection as an ``IOStream``-like object (raw writes, ``close()``)."""
@@ -114,8 +132,19 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         self._close_callback = callback
 
     def set_max_body_size(self, max_body_size: int) -> None:
-        """Body limit for this request (overrides the server's ``max_body_size``)."""
+        """Body limit for this request (overrides the server's ``max_body_size``).
+
+        A handler calling it (in ``prepare()`` of a ``stream_request_body`` handler,
+        as on Tornado's layer) also tells a delegate that counts the body itself
+        (webframe's, through its ``limit_set``), which otherwise keeps the server's
+        cap. ``framing.UNLIMITED`` is that delegate taking the counting over: it only
+        lifts this connection's own limit.
+        """
         self._max_body_size = max_body_size
+        if max_body_size != framing.UNLIMITED:
+            listener = _limit_listener(self._delegate)
+            if listener is not None:
+                listener(max_body_size)
 
     def reuse_body_buffer(
         self, min_size: int, max_size: int, fast_fill: float, slow_fill: float
