@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import tornado.test
 import tornado.web
 import uvloop
 
@@ -95,15 +98,27 @@ def body_of(size: int) -> bytes:
     return (block * (size // len(block) + 1))[:size]
 
 
-def put(loop: str, size: int, then: bytes = b"") -> list[tuple[int, dict[str, str], bytes]]:
+def put(
+    loop: str, size: int, then: bytes = b"", tls: bool = False
+) -> list[tuple[int, dict[str, str], bytes]]:
     """PUT a ``size``-byte body to /sink over a real socket (``then``: requests
-    pipelined after it); returns the answers."""
+    pipelined after it; ``tls``: over TLS); returns the answers."""
     body = body_of(size)
     app = Application([("/sink", Sink)], test_settings(xsrf=False))
+    options: dict[str, Any] = {}
+    client = None
+    if tls:
+        certs = Path(tornado.test.__file__).parent
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certs / "test.crt", certs / "test.key")
+        options["ssl_options"] = context
+        client = ssl.create_default_context()
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE
 
     async def go() -> bytes:
-        async with serving(app) as (port, _):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        async with serving(app, **options) as (port, _):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
             close = b"" if then else b"Connection: close\r\n"
             writer.write(b"PUT /sink HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n" % (
                 close, size))
@@ -141,6 +156,19 @@ def test_the_socket_is_read_into_the_buffer_the_handler_is_given(
     assert reads.into_server < 2 * READ_SIZE
     # Pieces grew to the largest buffer (the growth policy still holds).
     assert max(Sink.lengths) == framing.BODY_BUFFER
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_over_tls_too(reads: Reads, loop: str) -> None:
+    """TLS runs in the loop, which decrypts into the buffer ``get_buffer`` gives."""
+    size = 8 * MiB + 3
+    [(status, _, answer)] = put(loop, size, tls=True)
+    assert status == 200
+    assert answer.decode() == hashlib.sha256(body_of(size)).hexdigest()
+    targets = {id(target) for target in reads.targets}
+    assert sum(n for piece, n in zip(Sink.pieces, Sink.lengths, strict=True)
+               if id(piece) not in targets) <= READ_SIZE
+    assert reads.into_body >= size - READ_SIZE
 
 
 @pytest.mark.parametrize("loop", sorted(LOOPS))
