@@ -149,6 +149,7 @@ class Session(MutableMapping[str, Any]):
         return self._data[key]
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default`` when there is none."""
         # Mapping.get through __getitem__ and KeyError, without the detour.
         return self._data.get(key, default)
 
