@@ -184,3 +184,46 @@ def test_pytest_fixtures_serve_on_the_apps_layer(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout
+
+
+USER_TLS_TEST = """
+import os
+import pytest
+import tornado.test
+from webframe import Application, RequestHandler, route
+from webframe.testing import test_settings
+
+@route("/layer")
+class Layer(RequestHandler):
+    def get(self):
+        self.write(type(self.request.connection).__name__ + " " + self.request.protocol)
+
+@pytest.fixture
+def webframe_app():
+    return Application([Layer], test_settings())
+
+@pytest.fixture
+def ssl_options():
+    folder = os.path.dirname(tornado.test.__file__)
+    return {"certfile": os.path.join(folder, "test.crt"),
+            "keyfile": os.path.join(folder, "test.key")}
+
+@pytest.mark.gen_test
+async def test_tls(https_client, base_url, https_server):
+    assert base_url.startswith("https://")
+    r = await https_client.fetch(base_url + "/layer", validate_cert=False)
+    assert r.body == b"HTTPToolsConnection https"
+    assert type(https_server).__name__ == "HTTPToolsServer"
+"""
+
+
+def test_pytest_https_fixtures_serve_on_httptools(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text(USER_TLS_TEST)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    environ.pop("WEBFRAME_HTTP_IMPL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, env=environ, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
