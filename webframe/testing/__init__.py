@@ -4,7 +4,9 @@
 The pieces live in :mod:`webframe.testing.client`, :mod:`~webframe.testing.cookiejar`,
 :mod:`~webframe.testing.encoder`, :mod:`~webframe.testing.case` and
 :mod:`~webframe.testing.config`; import them from here. The pytest fixtures are in
-:mod:`webframe.pytest_plugin`.
+:mod:`webframe.pytest_plugin` (and :mod:`~webframe.testing.fixtures`). Tests serve the
+app on the connection layer of its ``http_impl`` setting, httptools by default
+(:mod:`~webframe.testing.servers`; ``WEBFRAME_HTTP_IMPL=tornado`` for Tornado's).
 """
 
 from __future__ import annotations
