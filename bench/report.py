@@ -76,9 +76,23 @@ def _upload_notes(r: dict[str, Any]) -> list[str]:
         + ", ".join(f"{v:.1f}" for v in a["mbps"])
         + "; B "
         + ", ".join(f"{v:.1f}" for v in b["mbps"])
+        + _cpu_split(a, b)
         + f"; lifetime peak RSS (incl. login) A {_mib(a['rss_lifetime_peak_kib'])} MiB, "
         f"B {_mib(b['rss_lifetime_peak_kib'])} MiB; checks: {checks}"
     ]
+
+
+def _cpu_split(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Median user/system CPU s/GiB of both sides (and the storage service's), if known."""
+    if "user_s_per_gib_median" not in a:
+        return ""
+    text = "; CPU s/GiB user/system A {:.2f}/{:.2f}, B {:.2f}/{:.2f}".format(
+        a["user_s_per_gib_median"], a["sys_s_per_gib_median"],
+        b["user_s_per_gib_median"], b["sys_s_per_gib_median"],
+    )  # fmt: skip
+    if "storage_cpu_s_per_gib_median" in a:
+        text += f"; A's storage service {a['storage_cpu_s_per_gib_median']:.2f} CPU s/GiB"
+    return text
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -127,7 +141,8 @@ def markdown(data: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         "Throughput: req/s (wrk) or, for upload-* rows, MB/s (10^6 bytes/s of wall time, "
-        "curl). A/B: median of the per-round ratios (rounds alternate A, B) of that "
+        "curl). A/B: median of the per-round ratios (rounds alternate A, B; upload rounds "
+        "alternate which side goes first, after one full-size warm-up batch each) of that "
         "throughput; medians over rounds elsewhere. CPU: server CPU time per request "
         "(us/req) or per GiB uploaded (s/GiB); CPU A/B: median per-round ratio of B's CPU "
         "per unit to A's (efficiency, like the throughput ratio but less moved by other "

@@ -299,6 +299,7 @@ class UploadLoad:
             )
             procs = server_pair(scenario, cfg, workdir, server_pin, self.b_demo, values)
             a, b = procs
+            samplers: list[subprocess.Popen[bytes]] = []
             try:
                 start_servers(procs, self.path)
                 batches = {
@@ -310,7 +311,6 @@ class UploadLoad:
                     for which in ("A", "B"):
                         _, found = batches[which](sources)
                         problems += [f"warm-up {which}: {p}" for p in found]
-                samplers = []
                 if profile_dir is not None:
                     samplers = [
                         start_sampler(proc, profile_dir / f"{which}.txt", load_pin)
@@ -325,9 +325,9 @@ class UploadLoad:
                         problems += [f"round {i + 1} {which}: {p}" for p in found]
                     log_round(scenario.name, i, rounds, [got["A"], got["B"]])
                 rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+            finally:
                 for sampler in samplers:
                     stop_sampler(sampler)
-            finally:
                 for proc in procs:
                     proc.stop()
         return {
