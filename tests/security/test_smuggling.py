@@ -572,21 +572,9 @@ def test_route_limit_still_applies_under_a_larger_server_cap(capped: Site) -> No
 
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-def test_a_handler_lifts_the_server_cap_for_its_request(
-    request: pytest.FixtureRequest, capped: Site, framing: str
-) -> None:
+def test_a_handler_lifts_the_server_cap_for_its_request(capped: Site, framing: str) -> None:
     """Tornado's ``connection.set_max_body_size`` in ``prepare`` replaces the server's
     cap for that request only; the next request on the connection has the cap again."""
-    if capped.served.server_class == "HTTPToolsServer" and framing == "content-length":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="webframe's delegate (server/delegate.py headers_received) refuses "
-                "a declared size over the server's cap before prepare() unless the "
-                "connection is Tornado's HTTP1Connection; the httptools connection tells "
-                "it of set_max_body_size (reports_body_limit), which it does not consult",
-            )
-        )
     body = b"o" * 10240
     with Conn(capped.port) as conn:
         for path, status in (("/stream?size=20000", 200), ("/stream", 413)):

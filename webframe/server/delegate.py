@@ -74,7 +74,8 @@ class RequestDelegate(tornado_impl.HandlerDelegate):
         # A streaming handler may lift the server's cap for its request in prepare()
         # (Tornado's connection.set_max_body_size): its declared size is checked
         # against the server's cap once prepare() has run.
-        later = self.stream_request_body and wire is not None and limit < route_limit
+        reports = wire is not None or getattr(connection, "reports_body_limit", False)
+        later = self.stream_request_body and reports and limit < route_limit
         error, declared, malformed = framing.check_framing(headers, route_limit if later else limit)
         if malformed is not None:
             gen_log.info("Malformed HTTP message from %s: %s", self.request.remote_ip, malformed)
