@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.uploads import Upload
+    from bench.uploadresult import Upload
 
 CHUNK = 4 * 1024 * 1024
 

@@ -49,38 +49,30 @@ from bench.procs import ServerProcess, pin_prefixes, user_sys_seconds
 from bench.pyspy import start_sampler, stop_sampler
 from bench.servers.common import UPLOAD_PATH
 from bench.uploadcheck import (
-    locker_files,
     make_source,
     verify_demo,
     verify_raw,
     verify_s3,
 )
-from bench.uploadresult import MB, Upload, batch_problems, log, log_round, summarize
+from bench.uploadresult import Upload, batch_problems, log, log_round, summarize
 
 if TYPE_CHECKING:
     from bench.runner import Config
     from bench.scenarios import Scenario
 
-# What bench/tusload.py takes from here (some now live in the modules above).
 __all__ = [
-    "MB",
     "DemoLogin",
-    "Upload",
     "UploadLoad",
-    "batch_problems",
+    "curl_demo",
+    "curl_raw",
     "demo_login",
     "find_curl",
-    "locker_files",
-    "log",
-    "log_round",
-    "make_source",
     "note_setup_rss",
+    "reset_peak_rss",
     "round_count",
     "server_pair",
     "start_servers",
-    "summarize",
     "upload_batch",
-    "verify_demo",
 ]
 
 USERNAME = "bench"
@@ -141,9 +133,6 @@ def curl_demo(curl: str, url: str, login: DemoLogin, src: Path, out: Path) -> li
         "-F", f"files=@{src};type=application/octet-stream",
         url + "/files",
     ]  # fmt: skip
-
-
-_curl_a = curl_demo  # the name bench/tusload.py imports
 
 
 def curl_raw(curl: str, url: str, src: Path, out: Path) -> list[str]:
