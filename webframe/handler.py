@@ -91,6 +91,21 @@ class RequestHandler(XSRFMixin, FlashMixin):
         if not tornado_impl.clear_response(self):
             super().clear()
 
+    def set_header(self, name: str, value: Any) -> None:
+        """Set response header ``name`` as Tornado does (a value with CR, LF or another
+        control character is refused with ValueError); a text already checked once is
+        not checked again."""
+        if not tornado_impl.set_header(self, name, value):
+            super().set_header(name, value)
+
+    def check_etag_header(self) -> bool:
+        """Called by ``finish()``: whether the ETag matches ``If-None-Match`` (a 304).
+        Without that request header the answer is False whatever the ETag, as in
+        Tornado, so its parsing is skipped; the ETag header is still sent."""
+        if "If-None-Match" not in self.request.headers:
+            return False
+        return super().check_etag_header()
+
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
         """Called for each path and query argument; typed path values pass unchanged."""
         # Typed path parameters ({id:int}, {id:uuid}) arrive already converted.

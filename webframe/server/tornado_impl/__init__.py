@@ -9,6 +9,7 @@ places in webframe that touch Tornado's private names:
 - :mod:`.iostream`: ``IOStream``'s read buffer, ``HTTP1Connection``'s close flag,
   ``HTTPServer``'s connection parameters, the gzip body delegate;
 - :mod:`.handlers`: ``_HandlerDelegate`` and ``RequestHandler`` state;
+- :mod:`.fastpath`: cheaper steps of the per-request path (``set_header``);
 - this module: the gates a test or the bench may switch off (``CAN_FAIL_BODY``,
   ``CAN_READ_INTO``, ``HAS_DELIVER_BODY``, ``CAN_EXECUTE_EAGERLY``, ``CAN_CLEAR_FAST``)
   and the helpers that read them, so that setting one here takes effect.
@@ -38,6 +39,7 @@ from tornado.log import app_log
 
 from ...escaping import template_utf8, template_xhtml_escape
 from .. import eager, framing
+from .fastpath import CAN_SET_HEADER_FAST, set_header
 from .handlers import (
     TEMPLATE_ENCODER,
     TEMPLATE_SPEEDUPS,
@@ -70,6 +72,7 @@ __all__ = [
     "CAN_FAIL_BODY",
     "CAN_GUARD",
     "CAN_READ_INTO",
+    "CAN_SET_HEADER_FAST",
     "CHECKED_VERSIONS",
     "HAS_DELIVER_BODY",
     "TEMPLATE_ENCODER",
@@ -99,6 +102,7 @@ __all__ = [
     "reason_phrase",
     "reuse_body_buffer",
     "set_handler_finished",
+    "set_header",
     "template_utf8",
     "template_xhtml_escape",
 ]

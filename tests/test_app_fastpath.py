@@ -1,0 +1,110 @@
+"""The cheaper per-request steps give Tornado's answers: header values, ETag/304,
+and the request object built for each request."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+import tornado.web
+
+from webframe import Application, RequestHandler
+from webframe.server import tornado_impl
+from webframe.testing import WebTestCase, test_settings
+
+
+class HeaderHandler(RequestHandler):
+    def get(self) -> None:
+        value: Any = self.get_argument("v", "plain")
+        kind = self.get_argument("kind", "str")
+        if kind == "int":
+            value = int(value)
+        elif kind == "bytes":
+            value = value.encode()
+        elif kind == "date":
+            value = datetime.datetime(2020, 1, 2, 3, 4, 5)
+        try:
+            self.set_header("X-Value", value)
+        except ValueError as exc:
+            self.set_status(422)
+            self.write(f"refused: {exc}")
+            return
+        self.write("ok")
+
+
+class EtagHandler(RequestHandler):
+    def get(self) -> None:
+        self.write("same body")
+
+
+class CustomConvert(RequestHandler):
+    """A handler with its own value conversion: the fast path must not bypass it."""
+
+    def _convert_header_value(self, value: Any) -> str:
+        if value == "anything":
+            return "converted"
+        return super()._convert_header_value(value)
+
+    def get(self) -> None:
+        self.set_header("X-Value", "anything")
+        self.write("ok")
+
+
+class FastPathTest(WebTestCase):
+    def get_app(self) -> Application:
+        return Application(
+            [("/h", HeaderHandler), ("/etag", EtagHandler), ("/custom", CustomConvert)],
+            test_settings(xsrf=False),
+        )
+
+    def test_header_values_as_tornado(self) -> None:
+        for _ in range(2):  # the second time the text is known to be valid
+            r = self.fetch("/h?v=hello")
+            assert r.code == 200 and r.headers["X-Value"] == "hello"
+        assert self.fetch("/h?v=12&kind=int").headers["X-Value"] == "12"
+        assert self.fetch("/h?v=by&kind=bytes").headers["X-Value"] == "by"
+        r = self.fetch("/h?kind=date")
+        assert r.headers["X-Value"] == "Thu, 02 Jan 2020 03:04:05 GMT"
+
+    def test_unsafe_value_refused_every_time(self) -> None:
+        for _ in range(2):
+            r = self.fetch("/h?v=a%0d%0aSet-Cookie:%20x=1")
+            assert r.code == 422, r.body
+            assert b"Unsafe header value" in r.body
+            assert "Set-Cookie" not in r.headers
+
+    def test_subclass_conversion_kept(self) -> None:
+        assert self.fetch("/custom").headers["X-Value"] == "converted"
+
+    def test_etag_sent_and_304_on_match(self) -> None:
+        r = self.fetch("/etag")
+        assert r.code == 200 and r.body == b"same body"
+        etag = r.headers["Etag"]
+        assert etag.startswith('"') and len(etag) == 42
+        r = self.fetch("/etag", headers={"If-None-Match": etag})
+        assert r.code == 304 and r.body == b""
+        r = self.fetch("/etag", headers={"If-None-Match": "W/" + etag})
+        assert r.code == 304
+        r = self.fetch("/etag", headers={"If-None-Match": "*"})
+        assert r.code == 304
+        r = self.fetch("/etag", headers={"If-None-Match": '"other"'})
+        assert r.code == 200 and r.body == b"same body"
+
+
+@pytest.mark.parametrize("value", ["ok", "a\tb", "é"])
+def test_set_header_matches_tornado(value: str) -> None:
+    handler = object.__new__(HeaderHandler)
+    tornado.web.RequestHandler.clear(handler)
+    assert tornado_impl.set_header(handler, "X-A", value) is tornado_impl.CAN_SET_HEADER_FAST
+    tornado.web.RequestHandler.set_header(handler, "X-B", value)
+    assert handler._headers.get("X-A", value) == handler._headers["X-B"]
+
+
+def test_set_header_refuses_control_characters() -> None:
+    handler = object.__new__(HeaderHandler)
+    tornado.web.RequestHandler.clear(handler)
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            handler.set_header("X-A", "a\nb")
+    assert "X-A" not in handler._headers
