@@ -2,9 +2,9 @@
 PATCHes (A) against the same file posted as multipart to the demo (B), same run.
 
 A is driven from this process with ``http.client`` (one keep-alive connection:
-POST /files/tus/ to create, then PATCHes of ``patch_size`` bytes read from the
-source 1 MiB at a time, with the session cookie and XSRF header of a registered
-user), pinned to the load CPU like B's client; B is ``curl -F`` exactly as in
+POST /files/tus/ to create, then PATCHes of ``patch_size`` bytes of the source,
+each body sent with ``sendfile``, with the session cookie and XSRF header of a
+registered user), pinned to the load CPU like B's client; B is ``curl -F`` as in
 ``upload-1g``. A and B are two processes of the same demo. As in ``upload-1g``,
 each side first receives one full-size warm-up upload, every batch starts after
 ``os.sync()`` (the previous batch's writes are not flushed during this one), and
@@ -26,7 +26,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bench.procs import LOAD_CPU, ServerProcess, pin_prefixes
 from bench.uploadcheck import locker_files, make_source, verify_demo
@@ -47,19 +47,22 @@ if TYPE_CHECKING:
     from bench.scenarios import Scenario
     from bench.uploads import DemoLogin
 
-BLOCK = 1024 * 1024
 
-
-def _blocks(path: Path, start: int, size: int) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = size
-        while left:
-            block = f.read(min(BLOCK, left))
-            if not block:
-                raise RuntimeError(f"{path} ended early")
-            left -= len(block)
-            yield block
+def send_patch(
+    conn: http.client.HTTPConnection, path: str, headers: dict[str, str], src: BinaryIO,
+    offset: int, size: int,
+) -> None:  # fmt: skip
+    """Send a PATCH whose body is ``size`` bytes of ``src`` from ``offset``, with
+    ``sendfile`` (no copy through Python: the client's CPU, like curl's, stays
+    small next to the server's, even on a busy load CPU)."""
+    conn.putrequest("PATCH", path, skip_accept_encoding=True)
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    assert conn.sock is not None
+    sent = conn.sock.sendfile(src, offset, size)
+    if sent != size:
+        raise RuntimeError(f"sent {sent} of {size} bytes from offset {offset}")
 
 
 def tus_upload(base_url: str, login: DemoLogin, src: Path, patch_size: int) -> tuple[int, str]:
@@ -89,13 +92,10 @@ def tus_upload(base_url: str, login: DemoLogin, src: Path, patch_size: int) -> t
         offset = 0
         while offset < size:
             n = min(patch_size, size - offset)
-            conn.request(
-                "PATCH",
-                path,
-                body=_blocks(src, offset, n),
-                headers={**common, "Content-Type": "application/offset+octet-stream",
-                         "Upload-Offset": str(offset), "Content-Length": str(n)},
-            )  # fmt: skip
+            headers = {**common, "Content-Type": "application/offset+octet-stream",
+                       "Upload-Offset": str(offset), "Content-Length": str(n)}  # fmt: skip
+            with open(src, "rb") as f:
+                send_patch(conn, path, headers, f, offset, n)
             answer = conn.getresponse()
             body = answer.read().decode(errors="replace")
             if answer.status != 204:
