@@ -110,6 +110,13 @@ def _refuse_nul(key: str, encoded: str) -> None:
         )
 
 
+async def _keep_session_state(conn: Any) -> None:
+    """The pool's reset on release.  asyncpg's default sends ``RESET ALL; UNLISTEN *;
+    CLOSE ALL; pg_advisory_unlock_all()``: one more round trip per operation, for
+    state these single statements never leave (an open transaction is still rolled
+    back by the pool before this runs)."""
+
+
 class PostgreSQLStore(SessionStore):
     """Stores sessions in a PostgreSQL table (``JSONB`` data), shared by every node.
 
@@ -183,6 +190,7 @@ class PostgreSQLStore(SessionStore):
                     max_size=self.max_connections,
                     timeout=self.timeout,
                     command_timeout=self.timeout,
+                    reset=_keep_session_state,
                 )
                 try:
                     async with pool.acquire() as conn:
