@@ -34,11 +34,11 @@ def upload(tmp_path: Path) -> tuple[LocalUploadStore, UploadState]:
     return store, state
 
 
-def test_pieces_larger_than_a_slice_are_written_and_hashed_whole(
+def test_pieces_of_any_size_are_written_and_hashed_whole(
     upload: tuple[LocalUploadStore, UploadState],
 ) -> None:
     store, state = upload
-    data = os.urandom(3 * tus_chunks.WRITE_SLICE + 12345)  # slices plus a remainder
+    data = os.urandom(3 * MiB + 12345)
     writer = open_writer(store, state)
     try:
         writer.write(data[:100])

@@ -35,10 +35,6 @@ __all__ = [
 #: running SHA-256 states of uploads written by this process: id -> (offset, hash).
 _HASHES: OrderedDict[str, tuple[int, Any]] = OrderedDict()
 _MAX_HASHES: Final = 1024
-#: body pieces are written, then hashed, in slices of this size: each slice is
-#: hashed while it is still in the CPU cache, and the kernel's copy into the page
-#: cache costs less per byte in slices this size than in 1 MiB writes.
-WRITE_SLICE: Final = 256 * 1024
 #: every this many bytes received, writeback of them starts (``sync_file_range``),
 #: so the ``fdatasync`` that must precede a reported offset has little left to do.
 WRITEBACK_STEP: Final = 2 * 1024 * 1024
@@ -135,18 +131,14 @@ class ChunkWriter(TusWriter):
         """Append ``data``; raises OSError when the disk refuses it."""
         fd = self.fd
         assert fd is not None
-        view = memoryview(data)
-        size = len(view)
-        step = WRITE_SLICE
-        hashes = [h for h in (self._chunk_hash, self._sha256) if h is not None]
-        for first in range(0, size, step):
-            piece = view[first : first + step]
-            left = piece
-            while left:
-                left = left[os.write(fd, left) :]
-            for digest in hashes:
-                digest.update(piece)  # while the slice is still in the CPU cache
-        self.received += size
+        left = memoryview(data)
+        while left:
+            left = left[os.write(fd, left) :]
+        if self._chunk_hash is not None:
+            self._chunk_hash.update(data)
+        if self._sha256 is not None:
+            self._sha256.update(data)
+        self.received += len(data)
         end = self.start + self.received
         if _start_writeback is not None and end - self._written_back >= WRITEBACK_STEP:
             _start_writeback(fd, self._written_back, end - self._written_back)
