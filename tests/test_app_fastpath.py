@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import tornado.web
+from tornado import httputil
 
 from webframe import Application, RequestHandler
 from webframe.server import tornado_impl
@@ -108,3 +109,80 @@ def test_set_header_refuses_control_characters() -> None:
         with pytest.raises(ValueError):
             handler.set_header("X-A", "a\nb")
     assert "X-A" not in handler._headers
+
+
+class _Context:
+    remote_ip = "10.0.0.7"
+    protocol = "https"
+
+
+class _Conn:
+    context = _Context()
+
+
+def _start(uri: str, version: str = "HTTP/1.1") -> httputil.RequestStartLine:
+    return httputil.RequestStartLine("GET", uri, version)
+
+
+def _headers(*pairs: tuple[str, str]) -> httputil.HTTPHeaders:
+    headers = httputil.HTTPHeaders()
+    for name, value in pairs:
+        headers.add(name, value)
+    return headers
+
+
+@pytest.mark.parametrize("uri", ["/", "/a/b", "/q?x=1&x=2&y=", "/q?", "/%20space"])
+@pytest.mark.parametrize("host", ["example.com", "Example.COM:8080", "[::1]:80", "127.0.0.1"])
+def test_request_same_as_tornados(uri: str, host: str) -> None:
+    conn, server = _Conn(), object()
+    for _ in range(2):  # the second time the Host value is known
+        headers = _headers(("Host", host), ("Accept", "*/*"))
+        built = tornado_impl.new_request(conn, server, _start(uri), headers)  # type: ignore[arg-type]
+        theirs = httputil.HTTPServerRequest(
+            connection=conn,  # type: ignore[arg-type]
+            server_connection=server,
+            start_line=_start(uri),
+            headers=headers,
+        )
+        mine, expected = vars(built), vars(theirs)
+        assert set(mine) == set(expected)
+        assert abs(mine.pop("_start_time") - expected.pop("_start_time")) < 1
+        assert mine == expected
+        assert type(built) is httputil.HTTPServerRequest
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        (("Host", "a.example"), ("Host", "b.example")),  # two Host fields
+        (("Host", "a.example,b.example"),),
+        (("Host", "bad host"),),
+        (),  # HTTP/1.1 without Host
+    ],
+)
+def test_request_refusals_as_tornados(pairs: tuple[tuple[str, str], ...]) -> None:
+    # A valid Host seen first must not let a bad one through afterwards.
+    tornado_impl.new_request(_Conn(), None, _start("/"), _headers(("Host", "a.example")))  # type: ignore[arg-type]
+    for _ in range(2):
+        with pytest.raises(httputil.HTTPInputError):
+            tornado_impl.new_request(_Conn(), None, _start("/"), _headers(*pairs))  # type: ignore[arg-type]
+
+
+def test_http10_without_host() -> None:
+    request = tornado_impl.new_request(_Conn(), None, _start("/", "HTTP/1.0"), _headers())  # type: ignore[arg-type]
+    assert request.host == "127.0.0.1" and request.version == "HTTP/1.0"
+
+
+class RoutingTest(WebTestCase):
+    def get_app(self) -> Application:
+        return Application([("/etag", EtagHandler)], test_settings(xsrf=False))
+
+    def test_routing_delegate_serves_and_404s(self) -> None:
+        if tornado_impl.CAN_BUILD_REQUEST:
+            delegate = self.get_app().start_request(object(), _Conn())  # type: ignore[arg-type]
+            assert type(delegate).__name__ == "RoutingDelegate"
+        assert self.fetch("/etag").code == 200
+        assert self.fetch("/etag?x=1").code == 200
+        assert self.fetch("/nowhere").code == 404
+        r = self.fetch("/etag", headers={"Host": "bad host"})
+        assert r.code == 400

@@ -147,6 +147,16 @@ class Application(tornado.web.Application):
             return self.route_table.reverse(name, **params)
         return super().reverse_url(name, *args)
 
+    def start_request(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
+        """Called by the connection for each request: Tornado's routing delegate, with
+        the request object built without the checks whose answer is already known."""
+        delegate = tornado_impl.routing_delegate(self, server_conn, request_conn)
+        if delegate is None:
+            return super().start_request(server_conn, request_conn)
+        return delegate
+
     def get_handler_delegate(
         self,
         request: httputil.HTTPServerRequest,

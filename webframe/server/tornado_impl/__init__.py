@@ -10,6 +10,7 @@ places in webframe that touch Tornado's private names:
   ``HTTPServer``'s connection parameters, the gzip body delegate;
 - :mod:`.handlers`: ``_HandlerDelegate`` and ``RequestHandler`` state;
 - :mod:`.fastpath`: cheaper steps of the per-request path (``set_header``);
+- :mod:`.requests`: ``HTTPServerRequest`` built directly, ``_RoutingDelegate``;
 - this module: the gates a test or the bench may switch off (``CAN_FAIL_BODY``,
   ``CAN_READ_INTO``, ``HAS_DELIVER_BODY``, ``CAN_EXECUTE_EAGERLY``, ``CAN_CLEAR_FAST``)
   and the helpers that read them, so that setting one here takes effect.
@@ -65,9 +66,10 @@ from .iostream import (
     gzip_delegate,
 )
 from .probe import CHECKED_VERSIONS, TORNADO_VERSION, VERSION_INFO, names_in, parameters
+from .requests import CAN_BUILD_REQUEST, new_request, routing_delegate
 
 __all__ = [
-    "CAN_CLEAR_FAST",
+    "CAN_BUILD_REQUEST",    "CAN_CLEAR_FAST",
     "CAN_EXECUTE_EAGERLY",
     "CAN_FAIL_BODY",
     "CAN_GUARD",
@@ -96,11 +98,13 @@ __all__ = [
     "headers_from_parsed",
     "headers_written",
     "is_unimplemented",
+    "new_request",
     "parse_body",
     "prepare_for_send_error",
     "read_fixed_body_into",
     "reason_phrase",
     "reuse_body_buffer",
+    "routing_delegate",
     "set_handler_finished",
     "set_header",
     "template_utf8",
