@@ -153,6 +153,19 @@ class PostgreSQLStore(SessionStore):
         self._pool: Any = None
         self._pool_lock: asyncio.Lock | None = None
         self._closed = False
+        # Reads run on connections of their own (see `_fetchrow`), up to half of
+        # max_connections; the pool has the rest for everything else.
+        self._max_readers = max_connections // 2
+        self._readers: list[Any] = []  # idle, last used last
+        self._reader_count = 0  # idle, busy and connecting
+        self._failures: tuple[type[BaseException], ...] = (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            # e.g. a pooled connection left mid-operation by a server that went away
+            asyncpg.exceptions.InternalClientError,
+            OSError,
+            asyncio.TimeoutError,
+        )
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -187,7 +200,7 @@ class PostgreSQLStore(SessionStore):
                 pool = await self._asyncpg.create_pool(
                     self.url,
                     min_size=0,
-                    max_size=self.max_connections,
+                    max_size=max(1, self.max_connections - self._max_readers),
                     timeout=self.timeout,
                     command_timeout=self.timeout,
                     reset=_keep_session_state,
@@ -203,6 +216,10 @@ class PostgreSQLStore(SessionStore):
                 self._pool = pool
         return self._pool
 
+    def _failure(self, exc: BaseException) -> SessionStoreError:
+        what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
+        return SessionStoreError(f"PostgreSQL session store {self._safe_url()} {what}: {exc!r}")
+
     async def _call(self, run: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``run(connection)`` on a pooled connection, bounded by `timeout`."""
         if self._closed:
@@ -215,24 +232,66 @@ class PostgreSQLStore(SessionStore):
 
         try:
             return await asyncio.wait_for(attempt(), self.timeout)
-        except (
-            self._asyncpg.PostgresError,
-            self._asyncpg.InterfaceError,
-            # e.g. a pooled connection left mid-operation by a server that went away
-            self._asyncpg.exceptions.InternalClientError,
-            OSError,
-            asyncio.TimeoutError,
-        ) as exc:
-            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else "failed"
-            raise SessionStoreError(
-                f"PostgreSQL session store {self._safe_url()} {what}: {exc!r}"
-            ) from exc
+        except self._failures as exc:
+            raise self._failure(exc) from exc
+
+    async def _fetchrow(self, sql: str, *args: Any) -> Any:
+        """Run one single-statement read on a connection kept for reads.
+
+        An idle reader spares the read the pool's acquire and release and the
+        task of a `wait_for`: the statement's own timeout bounds it, and the
+        connection's statement cache prepares it once.  A reader that failed,
+        timed out or was cancelled mid-statement is closed, never reused; with
+        none idle, a new one is connected while there are fewer than
+        `_max_readers`, else the read goes through the pool.
+        """
+        readers = self._readers
+        while readers:
+            conn = readers.pop()
+            if conn.is_closed():  # the server closed it while it was idle
+                self._reader_count -= 1
+                continue
+            return await self._read_on(conn, sql, args)
+        if self._closed or self._reader_count >= self._max_readers:
+            return await self._call(lambda conn: conn.fetchrow(sql, *args))
+        self._reader_count += 1
+        try:
+            return await asyncio.wait_for(self._read_on_new(sql, args), self.timeout)
+        except self._failures as exc:
+            raise self._failure(exc) from exc
+
+    async def _read_on_new(self, sql: str, args: tuple[Any, ...]) -> Any:
+        try:
+            await self._get_pool()  # the table exists before the first read
+            conn = await self._asyncpg.connect(
+                self.url, timeout=self.timeout, command_timeout=self.timeout
+            )
+        except BaseException:
+            self._reader_count -= 1
+            raise
+        return await self._read_on(conn, sql, args)
+
+    async def _read_on(self, conn: Any, sql: str, args: tuple[Any, ...]) -> Any:
+        """`conn.fetchrow`, then park `conn` for the next read (counted in `_reader_count`)."""
+        try:
+            row = await conn.fetchrow(sql, *args, timeout=self.timeout)
+        except BaseException as exc:
+            conn.terminate()  # maybe mid-statement: never reused
+            self._reader_count -= 1
+            if isinstance(exc, self._failures):
+                raise self._failure(exc) from exc
+            raise
+        if self._closed:
+            conn.terminate()
+            self._reader_count -= 1
+        else:
+            self._readers.append(conn)
+        return row
 
     # -- hooks --------------------------------------------------------------
 
     async def _load(self, sid: str, now: float) -> Record | None:
-        sql = self._sql["load"]
-        row = await self._call(lambda conn: conn.fetchrow(sql, sid))
+        row = await self._fetchrow(self._sql["load"], sid)
         if row is None:
             return None
         created, accessed = float(row[1]), float(row[2])
@@ -265,8 +324,7 @@ class PostgreSQLStore(SessionStore):
             sql = self._sql["incr"]
             row = await self._call(lambda conn: conn.fetchrow(sql, key, amount, now, window))
         else:
-            sql = self._sql["counter"]
-            row = await self._call(lambda conn: conn.fetchrow(sql, key, now))
+            row = await self._fetchrow(self._sql["counter"], key, now)
         if row is None:
             return Count(0, window)
         return Count(int(row[0]), float(row[1]) - now)
@@ -289,9 +347,14 @@ class PostgreSQLStore(SessionStore):
 
     async def _close(self) -> None:
         self._closed = True
+        readers, self._readers = self._readers, []
+        self._reader_count -= len(readers)
         pool, self._pool = self._pool, None
+        closing = [conn.close(timeout=self.timeout) for conn in readers]
         if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), self.timeout)
-            except (asyncio.TimeoutError, OSError, self._asyncpg.InterfaceError):
-                pool.terminate()
+            closing.append(asyncio.wait_for(pool.close(), self.timeout))
+        results = await asyncio.gather(*closing, return_exceptions=True)
+        for conn in readers:
+            conn.terminate()  # no-op once closed
+        if pool is not None and isinstance(results[-1], BaseException):
+            pool.terminate()
