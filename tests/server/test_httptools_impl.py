@@ -341,10 +341,12 @@ def test_body_over_max_body_size_is_refused_before_it_is_read() -> None:
     assert "POST /p" in Recorder.hits or Recorder.hits == []  # never with its body run
 
 
-def test_unknown_method_is_refused() -> None:
+def test_a_method_that_is_not_a_token_is_refused() -> None:
+    # A token llhttp does not know (BREW) is the application's: tests/server/
+    # test_unknown_methods.py.
     async def go() -> bytes:
         async with serving(make_app()) as (port, _):
-            return await exchange(port, b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n" + HIDDEN)
+            return await exchange(port, b"BR@W /pot HTTP/1.1\r\nHost: x\r\n\r\n" + HIDDEN)
 
     assert run(go).startswith(b"HTTP/1.1 400")
     assert Recorder.hits == []

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httptools
 from tornado import httputil, iostream
 
-from . import httptools_body, httptools_edges, httptools_read, tornado_impl
+from . import httptools_body, httptools_edges, httptools_method, httptools_read, tornado_impl
 from .connection import HTTPToolsConnection, _Message
 from .context import RequestContext
 from .framing import FramingError, can_keep_alive, check_request_head
@@ -70,6 +70,8 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
         self._head_size = 0
         self._head_bytes = 0
         self._refusal: FramingError | None = None
+        #: a request head a read ended inside: (request, its bytes, that read).
+        self._head_kept: tuple[_Message, list[bytes], int] | None = None
         self._dead = False
         self._current: HTTPToolsConnection | None = None
         self._queue: collections.deque[tuple[int, Any]] = collections.deque()
@@ -154,6 +156,8 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
     _raw_body = httptools_read._raw_body
     _filled = httptools_read._filled
     _body_done = httptools_read._body_done
+    _unknown_method = httptools_method.unknown_method
+    _keep_head = httptools_method.keep_head
 
     def eof_received(self) -> bool | None:
         # As Tornado: the client's end of stream ends the connection (what is already

@@ -78,16 +78,29 @@ def buffer_updated(self: HTTPToolsProtocol, nbytes: int) -> None:
         if self._head_bytes > self.server.max_header_size + 65536:
             self._parse_failed(FramingError("The request head is too large.", 431))
             return
-    try:
-        self.parser.feed_data(data)
-    except httptools.HttpParserUpgrade as exc:
-        self._leftover = bytes(data[exc.args[0] :]) if exc.args else b""
-        self._dead = True
-        self._pause()
-    except httptools.HttpParserError as exc:
-        seen = self._msg.raw if self._msg is not None else None
-        self._parse_failed(self._refusal or describe_parser_error(str(exc), seen))
-        return
+    # The request this read begins in (None: between two) and its body bytes so far.
+    start, seen = self._msg, self._body_seen
+    while True:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._leftover = bytes(data[exc.args[0] :]) if exc.args else b""
+            self._dead = True
+            self._pause()
+        except httptools.HttpParserError as exc:
+            # A method llhttp does not know: the request again, under a stand-in.
+            again = self._unknown_method(exc, data, start, seen)
+            if again is None:
+                fields = self._msg.raw if self._msg is not None else None
+                self._parse_failed(self._refusal or describe_parser_error(str(exc), fields))
+                return
+            if not again:
+                return  # the method goes on in the next read
+            data, start = memoryview(again), None
+            continue
+        break
+    if self._in_head:
+        self._keep_head(data, start, seen)
     if self._body_left and self._msg is not None and not self._in_head:
         # A large fixed-length body goes on past the parser (no copy per piece);
         # a fresh parser takes the bytes after it.
