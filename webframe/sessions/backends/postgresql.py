@@ -8,6 +8,10 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from webframe.sessions.backends.postgresql_readers import (
+    ReadConnections,
+    ReadConnectionsClosedError,
+)
 from webframe.sessions.store import Changeset, Count, Record, SessionStore, SessionStoreError
 
 __all__ = ["PostgreSQLStore"]
@@ -125,7 +129,9 @@ class PostgreSQLStore(SessionStore):
     different keys both survive, and it only touches a record that is still
     live, so a deleted or expired session is never written back.  The table is
     created on first use.  Failures and calls over `timeout` raise
-    SessionStoreError; the pool reconnects once the server is back.
+    SessionStoreError; the pool reconnects once the server is back.  Reads
+    (`load`, reading a counter) run on up to ``max_connections // 2`` connections
+    kept for them (`ReadConnections`), the pool has the rest.
     """
 
     def __init__(
@@ -153,11 +159,9 @@ class PostgreSQLStore(SessionStore):
         self._pool: Any = None
         self._pool_lock: asyncio.Lock | None = None
         self._closed = False
-        # Reads run on connections of their own (see `_fetchrow`), up to half of
-        # max_connections; the pool has the rest for everything else.
-        self._max_readers = max_connections // 2
-        self._readers: list[Any] = []  # idle, last used last
-        self._reader_count = 0  # idle, busy and connecting
+        # Reads run on connections of their own, up to half of max_connections;
+        # the pool has the rest for everything else.
+        self._readers = ReadConnections(self._connect_reader, max_connections // 2, self.timeout)
         self._failures: tuple[type[BaseException], ...] = (
             asyncpg.PostgresError,
             asyncpg.InterfaceError,
@@ -200,7 +204,7 @@ class PostgreSQLStore(SessionStore):
                 pool = await self._asyncpg.create_pool(
                     self.url,
                     min_size=0,
-                    max_size=max(1, self.max_connections - self._max_readers),
+                    max_size=max(1, self.max_connections - self._readers.size),
                     timeout=self.timeout,
                     command_timeout=self.timeout,
                     reset=_keep_session_state,
@@ -236,57 +240,21 @@ class PostgreSQLStore(SessionStore):
             raise self._failure(exc) from exc
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
-        """Run one single-statement read on a connection kept for reads.
-
-        An idle reader spares the read the pool's acquire and release and the
-        task of a `wait_for`: the statement's own timeout bounds it, and the
-        connection's statement cache prepares it once.  A reader that failed,
-        timed out or was cancelled mid-statement is closed, never reused; with
-        none idle, a new one is connected while there are fewer than
-        `_max_readers`, else the read goes through the pool.
-        """
-        readers = self._readers
-        while readers:
-            conn = readers.pop()
-            if conn.is_closed():  # the server closed it while it was idle
-                self._reader_count -= 1
-                continue
-            return await self._read_on(conn, sql, args)
-        if self._closed or self._reader_count >= self._max_readers:
+        """Run one single-statement read on the connections kept for reads."""
+        if self._closed or not self._readers.size:
             return await self._call(lambda conn: conn.fetchrow(sql, *args))
-        self._reader_count += 1
         try:
-            return await asyncio.wait_for(self._read_on_new(sql, args), self.timeout)
+            return await self._readers.fetchrow(sql, args)
         except self._failures as exc:
             raise self._failure(exc) from exc
+        except ReadConnectionsClosedError:
+            raise SessionStoreError("the PostgreSQL session store is closed") from None
 
-    async def _read_on_new(self, sql: str, args: tuple[Any, ...]) -> Any:
-        try:
-            await self._get_pool()  # the table exists before the first read
-            conn = await self._asyncpg.connect(
-                self.url, timeout=self.timeout, command_timeout=self.timeout
-            )
-        except BaseException:
-            self._reader_count -= 1
-            raise
-        return await self._read_on(conn, sql, args)
-
-    async def _read_on(self, conn: Any, sql: str, args: tuple[Any, ...]) -> Any:
-        """`conn.fetchrow`, then park `conn` for the next read (counted in `_reader_count`)."""
-        try:
-            row = await conn.fetchrow(sql, *args, timeout=self.timeout)
-        except BaseException as exc:
-            conn.terminate()  # maybe mid-statement: never reused
-            self._reader_count -= 1
-            if isinstance(exc, self._failures):
-                raise self._failure(exc) from exc
-            raise
-        if self._closed:
-            conn.terminate()
-            self._reader_count -= 1
-        else:
-            self._readers.append(conn)
-        return row
+    async def _connect_reader(self) -> Any:
+        await self._get_pool()  # the table exists before the first read
+        return await self._asyncpg.connect(
+            self.url, timeout=self.timeout, command_timeout=self.timeout
+        )
 
     # -- hooks --------------------------------------------------------------
 
@@ -347,14 +315,10 @@ class PostgreSQLStore(SessionStore):
 
     async def _close(self) -> None:
         self._closed = True
-        readers, self._readers = self._readers, []
-        self._reader_count -= len(readers)
         pool, self._pool = self._pool, None
-        closing = [conn.close(timeout=self.timeout) for conn in readers]
+        closing = [self._readers.close()]
         if pool is not None:
             closing.append(asyncio.wait_for(pool.close(), self.timeout))
         results = await asyncio.gather(*closing, return_exceptions=True)
-        for conn in readers:
-            conn.terminate()  # no-op once closed
         if pool is not None and isinstance(results[-1], BaseException):
             pool.terminate()
