@@ -31,7 +31,7 @@ def _limit_listener(delegate: object) -> Callable[[int], None] | None:
     return None
 
 
-class _Message:
+class Message:
     """One request as parsed: head fields, framing, and whether its body has ended."""
 
     __slots__ = (
@@ -99,7 +99,7 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         """The connection as an ``IOStream``-like object (raw writes, ``close()``)."""
         return self._proto.stream_view()
 
-    def __init__(self, proto: HTTPToolsProtocol, msg: _Message) -> None:
+    def __init__(self, proto: HTTPToolsProtocol, msg: Message) -> None:
         self._proto = proto
         self._msg = msg
         self.context = proto.context

@@ -19,11 +19,11 @@ if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
 
 #: what the parser produces, queued while a delegate is busy.
-_HEAD, _BODY, _END, _FAIL, _MORE = 0, 1, 2, 3, 4
+EVENT_HEAD, EVENT_BODY, EVENT_END, EVENT_FAIL, EVENT_MORE = 0, 1, 2, 3, 4
 _CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
 
 
-def _after_head(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
+def after_head(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
     msg = conn._msg
     if msg.length is not None and msg.length > conn._max_body_size:
         self._refuse(
@@ -39,7 +39,7 @@ def _after_head(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
         conn._continue_sent = True
 
 
-def _body(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> None:
+def body(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> None:
     if conn._write_done:
         return  # answered already: the rest of the body is read and dropped
     conn._received += len(data)
@@ -55,7 +55,7 @@ def _body(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> No
     self._pieces(conn, data)
 
 
-def _pieces(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> None:
+def pieces(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> None:
     """Hand ``data`` (already counted) on: through the reused buffer when one is
     set, else in pieces of at most ``chunk_size`` (Tornado's promise). Whatever an
     awaitable holds back goes to the front of the queue."""
@@ -69,11 +69,11 @@ def _pieces(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> 
     for start in range(0, len(data), size):
         if self._deliver(conn, data[start : start + size]):
             if start + size < len(data):
-                self._queue.appendleft((_MORE, data[start + size :]))
+                self._queue.appendleft((EVENT_MORE, data[start + size :]))
             return
 
 
-def _fill(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> None:
+def fill(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> None:
     """Copy body bytes into the connection's reused buffer; hand the buffer on
     each time it is full (the last piece: exactly what is left)."""
     view = memoryview(data)
@@ -86,11 +86,11 @@ def _fill(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> No
         view = view[n:]
         if self._filled_to(conn, buffer, pos + n, conn._fill_feed != self._feeds):
             if view:
-                self._queue.appendleft((_MORE, bytes(view)))
+                self._queue.appendleft((EVENT_MORE, bytes(view)))
             return
 
 
-def _filled_to(
+def filled_to(
     self: HTTPToolsProtocol, conn: HTTPToolsConnection, buffer: bytearray, pos: int, waited: bool
 ) -> bool:
     """The reused buffer holds body bytes up to ``pos``: once full, hand it on
@@ -106,7 +106,7 @@ def _filled_to(
     return self._deliver(conn, buffer)  # type: ignore[arg-type]
 
 
-def _next_fill(
+def next_fill(
     self: HTTPToolsProtocol, conn: HTTPToolsConnection, size: int, waited: bool, took: float
 ) -> None:
     """Size the next fill: double while the client sends fast, back to the
@@ -127,7 +127,7 @@ def _next_fill(
     conn._fill_feed = self._feeds
 
 
-def _deliver(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> bool:
+def deliver(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) -> bool:
     """``data_received``; True if its awaitable now holds the body back."""
     try:
         result = conn._delegate.data_received(data)  # type: ignore[union-attr]
@@ -139,7 +139,7 @@ def _deliver(self: HTTPToolsProtocol, conn: HTTPToolsConnection, data: bytes) ->
     return False
 
 
-def _end(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
+def end(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
     conn._read_done = True
     self._deadline = None  # the handler works now; no read is pending
     if conn._write_done:
@@ -151,7 +151,7 @@ def _end(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
         self._delegate_failed(conn, exc)
 
 
-def _wait(
+def wait(
     self: HTTPToolsProtocol,
     conn: HTTPToolsConnection,
     result: Awaitable[None],
@@ -182,7 +182,7 @@ def _wait(
     return True
 
 
-def _can_drain(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> bool:
+def can_drain(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> bool:
     """Whether an answered request's unread body may be read and dropped."""
     msg = conn._msg
     if msg.chunked or msg.upgrade or (msg.expect and not conn._continue_sent):

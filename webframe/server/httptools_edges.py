@@ -18,7 +18,7 @@ from tornado.log import app_log, gen_log
 
 from . import tornado_impl
 from .framing import FramingError, refusal
-from .httptools_body import _FAIL
+from .httptools_body import EVENT_FAIL
 from .stream import TransportStream
 
 if TYPE_CHECKING:
@@ -26,16 +26,16 @@ if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
 
 
-def _parse_failed(self: HTTPToolsProtocol, reason: FramingError) -> None:
+def parse_failed(self: HTTPToolsProtocol, reason: FramingError) -> None:
     self._dead = True
     self._pause()
     if self._queue or self._blocked():
-        self._queue.append((_FAIL, reason))
+        self._queue.append((EVENT_FAIL, reason))
     else:
         self._refuse(reason)
 
 
-def _response_done(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
+def response_done(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
     """``conn`` finished its answer: on to the next request, or drain, or close."""
     if self._current is not conn:
         return
@@ -56,7 +56,7 @@ def _response_done(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
         self._resume()
 
 
-def _refuse(
+def refuse(
     self: HTTPToolsProtocol, error: FramingError, conn: HTTPToolsConnection | None = None
 ) -> None:
     """400/501 + ``Connection: close`` (unless an answer has begun), then close."""
@@ -74,7 +74,7 @@ def _refuse(
     self._close()
 
 
-def _delegate_failed(
+def delegate_failed(
     self: HTTPToolsProtocol, conn: HTTPToolsConnection, exc: BaseException
 ) -> None:
     """A delegate method raised: a bad request (``HTTPInputError``: Host header,
@@ -86,7 +86,7 @@ def _delegate_failed(
     self._abort()
 
 
-def _lost(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
+def lost(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
     """The client went away before ``conn`` was finished."""
     if conn._write_done:
         return
@@ -105,7 +105,7 @@ def _lost(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
         app_log.error("Uncaught exception in a close callback", exc_info=True)
 
 
-def _set_deadline(self: HTTPToolsProtocol, timeout: float | None) -> None:
+def set_deadline(self: HTTPToolsProtocol, timeout: float | None) -> None:
     if timeout is None:
         self._deadline = None
         return
@@ -120,7 +120,7 @@ def _set_deadline(self: HTTPToolsProtocol, timeout: float | None) -> None:
         self._timer = self.loop.call_at(deadline, self._on_timer)
 
 
-def _refresh_deadline(self: HTTPToolsProtocol) -> None:
+def refresh_deadline(self: HTTPToolsProtocol) -> None:
     """After reading resumes: restart the clock of the phase the parser is in."""
     server = self.server
     if self._in_head:
@@ -133,7 +133,7 @@ def _refresh_deadline(self: HTTPToolsProtocol) -> None:
         self._set_deadline(server.idle_timeout)
 
 
-def _on_timer(self: HTTPToolsProtocol) -> None:
+def on_timer(self: HTTPToolsProtocol) -> None:
     self._timer = None
     deadline = self._deadline
     if deadline is None or self._closed or self._paused:
@@ -157,7 +157,7 @@ def stream_view(self: HTTPToolsProtocol) -> TransportStream:
     return self._view
 
 
-def _detach(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> iostream.IOStream:
+def detach(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> iostream.IOStream:
     transport = self.transport
     if transport is None or self._closed:
         raise iostream.StreamClosedError()
@@ -190,7 +190,7 @@ def _detach(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> iostream.IOSt
     return stream
 
 
-def _send(self: HTTPToolsProtocol, data: bytes) -> asyncio.Future[None]:
+def send(self: HTTPToolsProtocol, data: bytes) -> asyncio.Future[None]:
     if self._closed or self.transport is None or self.transport.is_closing():
         future: asyncio.Future[None] = self.loop.create_future()
         future.set_exception(iostream.StreamClosedError())
@@ -205,34 +205,34 @@ def _send(self: HTTPToolsProtocol, data: bytes) -> asyncio.Future[None]:
     return future
 
 
-def _write(self: HTTPToolsProtocol, data: bytes) -> None:
+def write(self: HTTPToolsProtocol, data: bytes) -> None:
     transport = self.transport
     if transport is not None and not transport.is_closing():
         transport.write(data)
 
 
-def _pause(self: HTTPToolsProtocol) -> None:
+def pause(self: HTTPToolsProtocol) -> None:
     if not self._paused and self.transport is not None and not self._closed:
         self._paused = True
         self._deadline = None
         self.transport.pause_reading()
 
 
-def _resume(self: HTTPToolsProtocol) -> None:
+def resume(self: HTTPToolsProtocol) -> None:
     if self._paused and self.transport is not None and not self._closed:
         self._paused = False
         self.transport.resume_reading()
         self._refresh_deadline()
 
 
-def _close(self: HTTPToolsProtocol) -> None:
+def close(self: HTTPToolsProtocol) -> None:
     """Close after what is written has been sent."""
     self._dead = True
     if self.transport is not None and not self.transport.is_closing():
         self.transport.close()
 
 
-def _abort(self: HTTPToolsProtocol) -> None:
+def abort(self: HTTPToolsProtocol) -> None:
     self._dead = True
     if self.transport is not None:
         self.transport.abort()

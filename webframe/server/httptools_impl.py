@@ -36,10 +36,10 @@ import httptools
 from tornado import httputil, iostream
 
 from . import httptools_body, httptools_edges, httptools_method, httptools_read, tornado_impl
-from .connection import HTTPToolsConnection, _Message
+from .connection import HTTPToolsConnection, Message
 from .context import RequestContext
 from .framing import FramingError, can_keep_alive, check_request_head
-from .httptools_body import _BODY, _END, _HEAD, _MORE
+from .httptools_body import EVENT_BODY, EVENT_END, EVENT_HEAD, EVENT_MORE
 from .stream import TransportStream
 
 if TYPE_CHECKING:
@@ -65,13 +65,13 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.context: RequestContext = None  # type: ignore[assignment]
         self.parser = httptools.HttpRequestParser(self)
-        self._msg: _Message | None = None
+        self._msg: Message | None = None
         self._in_head = False
         self._head_size = 0
         self._head_bytes = 0
         self._refusal: FramingError | None = None
         #: a request head a read ended inside: (request, its bytes, that read).
-        self._head_kept: tuple[_Message, list[bytes], int] | None = None
+        self._head_kept: tuple[Message, list[bytes], int] | None = None
         self._dead = False
         self._current: HTTPToolsConnection | None = None
         self._queue: collections.deque[tuple[int, Any]] = collections.deque()
@@ -153,9 +153,9 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
     get_buffer = httptools_read.get_buffer
     buffer_updated = httptools_read.buffer_updated
     data_received = httptools_read.data_received
-    _raw_body = httptools_read._raw_body
-    _filled = httptools_read._filled
-    _body_done = httptools_read._body_done
+    _raw_body = httptools_read.raw_body
+    _filled = httptools_read.filled
+    _body_done = httptools_read.body_done
     _unknown_method = httptools_method.unknown_method
     _keep_head = httptools_method.keep_head
 
@@ -166,7 +166,7 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
 
     # -- parser callbacks -----------------------------------------------------
     def on_message_begin(self) -> None:
-        self._msg = _Message()
+        self._msg = Message()
         self._in_head = True
         self._head_size = 0
         self._head_bytes = 0
@@ -233,19 +233,19 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
             # The handler may run within this call (the eager fast path) and detach
             # the connection; the bytes read past the head are known only once the
             # parser returns (HttpParserUpgrade), so the request waits for that.
-            self._queue.append((_HEAD, msg))
+            self._queue.append((EVENT_HEAD, msg))
             self._schedule()
             return
-        self._event(_HEAD, msg)
+        self._event(EVENT_HEAD, msg)
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
-        self._event(_BODY, body)
+        self._event(EVENT_BODY, body)
 
     def on_message_complete(self) -> None:
         self._msg = None
         self._body_left = 0
-        self._event(_END, None)
+        self._event(EVENT_END, None)
 
     # -- event dispatch -------------------------------------------------------
     def _event(self, kind: int, payload: Any) -> None:
@@ -279,24 +279,24 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
         transport = self.transport
         if self._closed or transport is None or transport.is_closing():
             return
-        if kind == _HEAD:
+        if kind == EVENT_HEAD:
             self._start(payload)
-        elif kind == _BODY:
+        elif kind == EVENT_BODY:
             conn = self._current
             if conn is not None:
                 self._body(conn, payload)
-        elif kind == _END:
+        elif kind == EVENT_END:
             conn = self._current
             if conn is not None:
                 self._end(conn)
-        elif kind == _MORE:
+        elif kind == EVENT_MORE:
             conn = self._current
             if conn is not None and not conn._write_done:
                 self._pieces(conn, payload)
         else:
             self._refuse(payload)
 
-    def _start(self, msg: _Message) -> None:
+    def _start(self, msg: Message) -> None:
         server = self.server
         conn = HTTPToolsConnection(self, msg)
         self._current = conn
@@ -317,19 +317,19 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
         else:
             self._after_head(conn)
 
-    _after_head = httptools_body._after_head
-    _body = httptools_body._body
-    _pieces = httptools_body._pieces
-    _fill = httptools_body._fill
-    _filled_to = httptools_body._filled_to
-    _next_fill = httptools_body._next_fill
-    _deliver = httptools_body._deliver
-    _end = httptools_body._end
-    _wait = httptools_body._wait
+    _after_head = httptools_body.after_head
+    _body = httptools_body.body
+    _pieces = httptools_body.pieces
+    _fill = httptools_body.fill
+    _filled_to = httptools_body.filled_to
+    _next_fill = httptools_body.next_fill
+    _deliver = httptools_body.deliver
+    _end = httptools_body.end
+    _wait = httptools_body.wait
 
     # -- answers and the next request ----------------------------------------
-    _response_done = httptools_edges._response_done
-    _can_drain = httptools_body._can_drain
+    _response_done = httptools_edges.response_done
+    _can_drain = httptools_body.can_drain
 
     def _advance(self, conn: HTTPToolsConnection, from_handler: bool) -> None:
         """``conn`` is answered and read: go on to the next request, if any."""
@@ -353,28 +353,28 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
             self._resume()
 
     # -- refusals and failures ------------------------------------------------
-    _parse_failed = httptools_edges._parse_failed
-    _refuse = httptools_edges._refuse
-    _delegate_failed = httptools_edges._delegate_failed
-    _lost = httptools_edges._lost
+    _parse_failed = httptools_edges.parse_failed
+    _refuse = httptools_edges.refuse
+    _delegate_failed = httptools_edges.delegate_failed
+    _lost = httptools_edges.lost
 
     # -- transport ------------------------------------------------------------
-    _send = httptools_edges._send
-    _write = httptools_edges._write
-    _pause = httptools_edges._pause
-    _resume = httptools_edges._resume
-    _close = httptools_edges._close
-    _abort = httptools_edges._abort
+    _send = httptools_edges.send
+    _write = httptools_edges.write
+    _pause = httptools_edges.pause
+    _resume = httptools_edges.resume
+    _close = httptools_edges.close
+    _abort = httptools_edges.abort
     close_when_idle = httptools_edges.close_when_idle
 
     # -- timeouts -------------------------------------------------------------
-    _set_deadline = httptools_edges._set_deadline
-    _refresh_deadline = httptools_edges._refresh_deadline
-    _on_timer = httptools_edges._on_timer
+    _set_deadline = httptools_edges.set_deadline
+    _refresh_deadline = httptools_edges.refresh_deadline
+    _on_timer = httptools_edges.on_timer
 
     # -- detach ---------------------------------------------------------------
     stream_view = httptools_edges.stream_view
-    _detach = httptools_edges._detach
+    _detach = httptools_edges.detach
 
 
 def __getattr__(name: str) -> Any:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from .framing import FramingError, describe_parser_error
-from .httptools_body import _BODY
+from .httptools_body import EVENT_BODY
 
 if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
@@ -109,24 +109,24 @@ def buffer_updated(self: HTTPToolsProtocol, nbytes: int) -> None:
         self._body_left = 0
 
 
-def _raw_body(self: HTTPToolsProtocol, data: memoryview) -> memoryview:
+def raw_body(self: HTTPToolsProtocol, data: memoryview) -> memoryview:
     """The next bytes of a Content-Length body read past the parser (into the read
     buffer: copied to ``bytes``); returns what follows the body, if anything."""
     left = self._body_left
     if len(data) <= left:
         self._body_left = left - len(data)
-        self._event(_BODY, bytes(data))
+        self._event(EVENT_BODY, bytes(data))
         rest = data[:0]
     else:
         self._body_left = 0
-        self._event(_BODY, bytes(data[:left]))
+        self._event(EVENT_BODY, bytes(data[:left]))
         rest = data[left:]
     if self._body_left == 0:
         self._body_done()
     return rest
 
 
-def _filled(self: HTTPToolsProtocol, nbytes: int) -> None:
+def filled(self: HTTPToolsProtocol, nbytes: int) -> None:
     """``nbytes`` of the body were read straight into the request's reused buffer."""
     conn = self._current
     assert conn is not None
@@ -149,7 +149,7 @@ def _filled(self: HTTPToolsProtocol, nbytes: int) -> None:
         self._body_done()
 
 
-def _body_done(self: HTTPToolsProtocol) -> None:
+def body_done(self: HTTPToolsProtocol) -> None:
     """The last byte of a body read past the parser: a new parser for what follows."""
     self.parser = httptools.HttpRequestParser(self)
     self.on_message_complete()

@@ -58,7 +58,7 @@ class _CallableDelegate(httputil.HTTPMessageDelegate):
         request = self.request
         assert request is not None
         request.body = b"".join(self.chunks)
-        request._parse_body()
+        tornado_impl.parse_body(request)
         self.callback(request)
 
     def on_connection_close(self) -> None:
