@@ -4,6 +4,7 @@ and the request object built for each request."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 from typing import Any
 
 import pytest
@@ -186,3 +187,67 @@ class RoutingTest(WebTestCase):
         assert self.fetch("/nowhere").code == 404
         r = self.fetch("/etag", headers={"Host": "bad host"})
         assert r.code == 400
+
+
+class FinishHandler(RequestHandler):
+    def get(self) -> None:
+        mode = self.get_argument("mode", "")
+        if mode == "own-etag":
+            self.set_header("Etag", '"mine"')
+        elif mode == "204":
+            self.set_status(204)
+            self.finish()
+            return
+        elif mode == "created":
+            self.set_status(201)
+        elif mode == "length":
+            self.set_header("Content-Length", 4)
+        elif mode == "twice":
+            self.finish("one")
+            try:
+                self.finish()
+            except RuntimeError:
+                self.application.settings["finished_twice"] = True
+            return
+        self.finish("body")
+
+
+class NoEtagHandler(RequestHandler):
+    def compute_etag(self) -> str | None:
+        return None
+
+    def get(self) -> None:
+        self.write("x" * 10)
+
+
+class FinishTest(WebTestCase):
+    def get_app(self) -> Application:
+        return Application(
+            [("/f", FinishHandler), ("/noetag", NoEtagHandler)], test_settings(xsrf=False)
+        )
+
+    def test_finish_answers_as_tornado(self) -> None:
+        r = self.fetch("/f")
+        assert r.code == 200 and r.body == b"body"
+        assert r.headers["Content-Length"] == "4"
+        assert r.headers["Etag"] == '"' + hashlib.sha1(b"body").hexdigest() + '"'
+        head = self.fetch("/f", method="HEAD")
+        assert head.body == b"" and head.headers["Content-Length"] == "4"
+        assert head.headers["Etag"] == r.headers["Etag"]
+        assert self.fetch("/f", headers={"If-None-Match": r.headers["Etag"]}).code == 304
+        r = self.fetch("/f?mode=own-etag")
+        assert r.headers["Etag"] == '"mine"'
+        # Tornado checks If-None-Match only against the ETag it computes itself.
+        assert self.fetch("/f?mode=own-etag", headers={"If-None-Match": '"mine"'}).code == 200
+        r = self.fetch("/f?mode=204")
+        assert r.code == 204 and r.body == b"" and "Content-Length" not in r.headers
+        r = self.fetch("/f?mode=created")
+        assert r.code == 201 and "Etag" not in r.headers and r.headers["Content-Length"] == "4"
+        assert self.fetch("/f?mode=length").headers["Content-Length"] == "4"
+        r = self.fetch("/noetag")
+        assert r.code == 200 and "Etag" not in r.headers and r.body == b"x" * 10
+
+    def test_finish_twice_refused(self) -> None:
+        r = self.fetch("/f?mode=twice")
+        assert r.body == b"one"
+        assert self._app.settings.get("finished_twice") is True

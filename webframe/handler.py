@@ -25,6 +25,7 @@ from .errors import (
 )
 from .server import tornado_impl
 from .sessions.flash import FlashMixin
+from .tornado_steps import TornadoSteps
 from .xsrf import XSRFMixin
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ _OVERRIDABLE = ("PUT", "PATCH", "DELETE")
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
-class RequestHandler(XSRFMixin, FlashMixin):
+class RequestHandler(XSRFMixin, FlashMixin, TornadoSteps):
     """Base class for every webframe handler; it *is* a Tornado RequestHandler.
 
     Implement any of ``get``/``post``/``put``/``patch``/``delete``. HEAD is answered
@@ -90,21 +91,6 @@ class RequestHandler(XSRFMixin, FlashMixin):
         (calling ``set_default_headers``), body and status, as Tornado's ``clear``."""
         if not tornado_impl.clear_response(self):
             super().clear()
-
-    def set_header(self, name: str, value: Any) -> None:
-        """Set response header ``name`` as Tornado does (a value with CR, LF or another
-        control character is refused with ValueError); a text already checked once is
-        not checked again."""
-        if not tornado_impl.set_header(self, name, value):
-            super().set_header(name, value)
-
-    def check_etag_header(self) -> bool:
-        """Called by ``finish()``: whether the ETag matches ``If-None-Match`` (a 304).
-        Without that request header the answer is False whatever the ETag, as in
-        Tornado, so its parsing is skipped; the ETag header is still sent."""
-        if "If-None-Match" not in self.request.headers:
-            return False
-        return super().check_etag_header()
 
     def decode_argument(self, value: bytes, name: str | None = None) -> str:
         """Called for each path and query argument; typed path values pass unchanged."""

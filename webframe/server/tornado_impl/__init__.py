@@ -9,7 +9,7 @@ places in webframe that touch Tornado's private names:
 - :mod:`.iostream`: ``IOStream``'s read buffer, ``HTTP1Connection``'s close flag,
   ``HTTPServer``'s connection parameters, the gzip body delegate;
 - :mod:`.handlers`: ``_HandlerDelegate`` and ``RequestHandler`` state;
-- :mod:`.fastpath`: cheaper steps of the per-request path (``set_header``);
+- :mod:`.fastpath`: cheaper steps of the per-request path (``set_header``, ``finish``);
 - :mod:`.requests`: ``HTTPServerRequest`` built directly, ``_RoutingDelegate``;
 - this module: the gates a test or the bench may switch off (``CAN_FAIL_BODY``,
   ``CAN_READ_INTO``, ``HAS_DELIVER_BODY``, ``CAN_EXECUTE_EAGERLY``, ``CAN_CLEAR_FAST``)
@@ -40,7 +40,7 @@ from tornado.log import app_log
 
 from ...escaping import template_utf8, template_xhtml_escape
 from .. import eager, framing
-from .fastpath import CAN_SET_HEADER_FAST, set_header
+from .fastpath import CAN_FINISH_FAST, CAN_SET_HEADER_FAST, finish, set_header
 from .handlers import (
     TEMPLATE_ENCODER,
     TEMPLATE_SPEEDUPS,
@@ -69,9 +69,11 @@ from .probe import CHECKED_VERSIONS, TORNADO_VERSION, VERSION_INFO, names_in, pa
 from .requests import CAN_BUILD_REQUEST, new_request, routing_delegate
 
 __all__ = [
-    "CAN_BUILD_REQUEST",    "CAN_CLEAR_FAST",
+    "CAN_BUILD_REQUEST",
+    "CAN_CLEAR_FAST",
     "CAN_EXECUTE_EAGERLY",
     "CAN_FAIL_BODY",
+    "CAN_FINISH_FAST",
     "CAN_GUARD",
     "CAN_READ_INTO",
     "CAN_SET_HEADER_FAST",
@@ -91,6 +93,7 @@ __all__ = [
     "execute_eagerly",
     "fail_body",
     "feed_stream",
+    "finish",
     "gzip_delegate",
     "handle_request_exception",
     "handler_finished",

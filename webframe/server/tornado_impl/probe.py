@@ -31,3 +31,8 @@ def parameters(function: Any) -> list[str] | None:
     if function is None:
         return None
     return list(inspect.signature(function).parameters)
+
+
+def name_set(text: str) -> frozenset[str]:
+    """The names in ``text`` (separated by spaces): a set of code names a gate expects."""
+    return frozenset(text.split())

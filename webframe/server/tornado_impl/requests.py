@@ -19,12 +19,9 @@ from tornado import httputil, routing
 from tornado.log import app_log
 
 from .headers import FAST_HEADERS, header_fields
+from .probe import name_set
 
 _Request = httputil.HTTPServerRequest
-
-
-def _names(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 #: ``HTTPServerRequest.__init__``'s names in the releases checked (6.5.3; 6.6.x).
@@ -35,13 +32,13 @@ _COMMON = (
     "server_connection split_host_and_port time uri version "
 )
 _KNOWN_INIT = (
-    _names(_COMMON),
-    _names(
+    name_set(_COMMON),
+    name_set(
         _COMMON + "DeprecationWarning Exception RequestStartLine _DEFAULT_PARSE_BODY_CONFIG "
         "max_arguments urlencoded warn warnings"
     ),
 )
-_ROUTING_NAMES = _names(
+_ROUTING_NAMES = name_set(
     "HTTPServerRequest RequestStartLine _DefaultMessageDelegate app_log debug delegate "
     "find_handler headers_received httputil isinstance method path request_conn router "
     "server_conn"
