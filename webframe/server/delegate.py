@@ -59,7 +59,8 @@ class RequestDelegate(tornado_impl.HandlerDelegate):
         app: Application = self.application  # type: ignore[assignment]
         app.inflight.add(self.request)
         # Most requests (GET, HEAD) carry no body: nothing to check or limit.
-        if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+        fields = tornado_impl.header_fields(headers)  # read-only: names already normalised
+        if "Content-Length" not in fields and "Transfer-Encoding" not in fields:
             self._started = True
             return super().headers_received(start_line, headers)
         connection = self.request.connection
