@@ -16,6 +16,7 @@ own and with callees. ``--quick`` uses the scenario's small file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import pstats
 import sys
@@ -61,6 +62,7 @@ def profile_side(
     workdir: Path,
     wrk: str,
     bound: list[Any],
+    values: dict[str, str],
 ) -> tuple[dict[Key, tuple[int, float, float]], int, float]:
     """Run ``server`` under cProfile; (stats per function, requests, req/s).
 
@@ -69,9 +71,14 @@ def profile_side(
     """
     server_pin, load_pin = pin_prefixes()
     out = workdir / f"{which}.prof"
-    argv = ["-m", "bench.cpuprofile", str(out), *server.argv(workdir)[1:]]
+    argv = ["-m", "bench.cpuprofile", str(out), *server.argv(workdir, values)[1:]]
     proc = ServerProcess(
-        f"{which}:{server.label}", argv, workdir / f"{which}.log", server_pin, cfg.pythonpath
+        f"{which}:{server.label}",
+        argv,
+        workdir / f"{which}.log",
+        server_pin,
+        cfg.pythonpath,
+        env=server.environ(workdir, values),
     )
     warm = 0
     try:
@@ -154,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", metavar="REV", help="profile webframe/ as committed at REV")
     p.add_argument("--rounds", type=int, default=1, help="upload rounds (upload scenarios)")
     p.add_argument("--quick", action="store_true", help="upload scenarios: the small file")
+    p.add_argument(
+        "--http",
+        choices=("httptools", "tornado"),
+        default="httptools",
+        help="connection layer of the webframe servers (default httptools)",
+    )
     args = p.parse_args(argv)
     if hasattr(by_name()[args.scenario].load, "run_scenario"):
         return profile_uploads(args)
@@ -163,17 +176,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     scenario = by_name()[args.scenario]
-    cfg = Config(args.duration, args.connections, 1, args.warmup, quick=False)
-    with tempfile.TemporaryDirectory(prefix=f"bench-profile-{scenario.name}-") as tmp:
+    cfg = Config(args.duration, args.connections, 1, args.warmup, quick=False, http=args.http)
+    with (
+        tempfile.TemporaryDirectory(prefix=f"bench-profile-{scenario.name}-") as tmp,
+        contextlib.ExitStack() as services,
+    ):
         workdir = Path(tmp)
         if args.ref:
             src = snapshot(args.ref, workdir / "ref")
             cfg = dataclasses.replace(cfg, pythonpath=(str(src),), ref=args.ref)
         if scenario.prepare is not None:
             scenario.prepare(workdir)
+        # The same values a bench run gives: the connection layer, then whatever the
+        # scenario's service (Redis, PostgreSQL, SeaweedFS) reports once it is up.
+        values: dict[str, str] = {"http": args.http}
+        if scenario.service is not None:
+            values.update(services.enter_context(scenario.service(workdir)))
         bound: list[Any] = []
-        a, na, rps_a = profile_side(scenario, scenario.a, "A", cfg, workdir, wrk, bound)
-        b, nb, rps_b = profile_side(scenario, scenario.b, "B", cfg, workdir, wrk, bound)
+        a, na, rps_a = profile_side(scenario, scenario.a, "A", cfg, workdir, wrk, bound, values)
+        b, nb, rps_b = profile_side(scenario, scenario.b, "B", cfg, workdir, wrk, bound, values)
     print(
         f"{scenario.name}: A={scenario.a.label} {rps_a:.0f} req/s, "
         f"B={scenario.b.label} {rps_b:.0f} req/s under cProfile; {na} / {nb} requests"
