@@ -156,7 +156,7 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
     _raw_body = httptools_read.raw_body
     _filled = httptools_read.filled
     _body_done = httptools_read.body_done
-    _unknown_method = httptools_method.unknown_method
+    _refeed = httptools_method.refeed
     _keep_head = httptools_method.keep_head
 
     def eof_received(self) -> bool | None:

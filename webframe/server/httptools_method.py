@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from .framing import FramingError
+from .framing import FramingError, describe_parser_error
+from .httptools_read import parsed
 
 if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
@@ -186,3 +187,30 @@ def unknown_method(
         return None  # not a token
     self.parser = RenamedParser(self, head[:n])
     return STAND_IN + head[n:]
+
+
+def refeed(
+    self: HTTPToolsProtocol, exc: Exception, data: memoryview, start: Any, seen: int
+) -> None:
+    """The parser refused ``data``: a request with a method it does not know is fed
+    again (with what follows it) under the stand-in; anything else is refused."""
+    while True:
+        again = unknown_method(self, exc, data, start, seen)
+        if again is None:
+            fields = self._msg.raw if self._msg is not None else None
+            self._parse_failed(self._refusal or describe_parser_error(str(exc), fields))
+            return
+        if not again:
+            return  # the method goes on in the next read
+        data, start = memoryview(again), None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._leftover = bytes(data[upgrade.args[0] :]) if upgrade.args else b""
+            self._dead = True
+            self._pause()
+        except httptools.HttpParserError as error:
+            exc = error
+            continue
+        parsed(self, data, start, seen)
+        return

@@ -22,11 +22,11 @@ takes as its methods (``self`` is the protocol), kept apart to keep each module 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from .framing import FramingError, describe_parser_error
+from .framing import FramingError
 from .httptools_body import EVENT_BODY
 
 if TYPE_CHECKING:
@@ -80,33 +80,38 @@ def buffer_updated(self: HTTPToolsProtocol, nbytes: int) -> None:
             return
     # The request this read begins in (None: between two) and its body bytes so far.
     start, seen = self._msg, self._body_seen
-    while True:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self._leftover = bytes(data[exc.args[0] :]) if exc.args else b""
-            self._dead = True
-            self._pause()
-        except httptools.HttpParserError as exc:
-            # A method llhttp does not know: the request again, under a stand-in.
-            again = self._unknown_method(exc, data, start, seen)
-            if again is None:
-                fields = self._msg.raw if self._msg is not None else None
-                self._parse_failed(self._refusal or describe_parser_error(str(exc), fields))
-                return
-            if not again:
-                return  # the method goes on in the next read
-            data, start = memoryview(again), None
-            continue
-        break
+    try:
+        self.parser.feed_data(data)
+    except httptools.HttpParserUpgrade as exc:
+        self._leftover = bytes(data[exc.args[0] :]) if exc.args else b""
+        self._dead = True
+        self._pause()
+    except httptools.HttpParserError as exc:
+        # A method llhttp does not know: the request again, under a stand-in.
+        self._refeed(exc, data, start, seen)
+        return
+    # parsed(), inline: this runs for every read.
+    if self._body_left:
+        if self._msg is not None and not self._in_head:
+            self._body_left -= self._body_seen
+            return
+        self._body_left = 0
     if self._in_head:
         self._keep_head(data, start, seen)
-    if self._body_left and self._msg is not None and not self._in_head:
-        # A large fixed-length body goes on past the parser (no copy per piece);
-        # a fresh parser takes the bytes after it.
-        self._body_left -= self._body_seen
-    else:
+
+
+def parsed(self: HTTPToolsProtocol, data: memoryview, start: Any, seen: int) -> None:
+    """After the parser took ``data`` (``start``, ``seen``: the request the read began
+    in and its body bytes then)."""
+    if self._body_left:
+        if self._msg is not None and not self._in_head:
+            # A large fixed-length body goes on past the parser (no copy per piece);
+            # a fresh parser takes the bytes after it.
+            self._body_left -= self._body_seen
+            return
         self._body_left = 0
+    if self._in_head:
+        self._keep_head(data, start, seen)
 
 
 def raw_body(self: HTTPToolsProtocol, data: memoryview) -> memoryview:
