@@ -17,7 +17,7 @@ import pytest
 import tornado
 import tornado.netutil
 import tornado.web
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from tornado.httpserver import HTTPServer
 
@@ -120,6 +120,15 @@ def request_bytes(draw: st.DrawFn, last: bool) -> bytes:
 def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
     count = draw(st.integers(1, 4))
     parts = [draw(request_bytes(last=i == count - 1)) for i in range(count)]
+    # A read that begins inside a chunked body and then reaches a method llhttp does
+    # not know is refused on the httptools layer (where that body ends is llhttp's
+    # alone to know; see webframe/server/httptools_method.py): not drawn here.
+    assume(
+        not any(
+            b"Transfer-Encoding: chunked" in before and after.startswith((b"OTHER", b"FOO"))
+            for before, after in itertools.pairwise(parts)
+        )
+    )
     how = draw(st.sampled_from(["none", "added", "alone", "no-host"]))
     if how != "none":
         # One request is refused; whatever follows must never run.
