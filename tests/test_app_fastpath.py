@@ -8,6 +8,7 @@ import hashlib
 from typing import Any
 
 import pytest
+import tornado.template
 import tornado.web
 from tornado import httputil
 
@@ -251,3 +252,55 @@ class FinishTest(WebTestCase):
         r = self.fetch("/f?mode=twice")
         assert r.body == b"one"
         assert self._app.settings.get("finished_twice") is True
+
+
+def shout(handler: tornado.web.RequestHandler, text: str) -> str:
+    return text.upper() + handler.request.path
+
+
+class UiHandler(RequestHandler):
+    def initialize(self, early: bool = False) -> None:
+        self.early = self.ui["shout"]("early") if early else ""
+
+    def get(self) -> None:
+        template = tornado.template.Template(
+            "{{ shout('hi') }}|{% module Template('inner.html') %}|{{ early }}"
+        )
+        self.finish(self.render_string_template(template))
+
+    def render_string_template(self, template: tornado.template.Template) -> bytes:
+        namespace = self.get_template_namespace()
+        namespace["early"] = self.early
+        return template.generate(**namespace)
+
+
+class Extra:
+    def __init__(self) -> None:
+        self.extra_ran = True
+        super().__init__()
+
+
+class WithMixinInit(RequestHandler, Extra):
+    def get(self) -> None:
+        self.write("extra" if getattr(self, "extra_ran", False) else "skipped")
+
+
+class UiTest(WebTestCase):
+    def get_app(self) -> Application:
+        import tempfile
+
+        folder = tempfile.mkdtemp()
+        with open(f"{folder}/inner.html", "w") as f:
+            f.write("inner {{ shout('x') }}")
+        return Application(
+            [("/ui", UiHandler), ("/early", UiHandler, {"early": True}), ("/mix", WithMixinInit)],
+            test_settings(xsrf=False, template_path=folder),
+            ui_methods={"shout": shout},
+        )
+
+    def test_ui_methods_and_modules_as_tornado(self) -> None:
+        assert self.fetch("/ui").body == b"HI/ui|inner X/ui|"
+        assert self.fetch("/early").body == b"HI/early|inner X/early|EARLY/early"
+
+    def test_a_mixin_init_still_runs(self) -> None:
+        assert self.fetch("/mix").body == b"extra"

@@ -8,13 +8,38 @@ from asyncio import Future
 from typing import Any
 
 import tornado.web
+from tornado import httputil
 
 from .server import tornado_impl
+
+_MISSING = object()
 
 
 class TornadoSteps(tornado.web.RequestHandler):
     """Tornado's own steps, some done cheaper with the same answer; below the session
     mixins in the MRO (their ``finish`` runs first and calls this one)."""
+
+    def __init__(
+        self,
+        application: tornado.web.Application,
+        request: httputil.HTTPServerRequest,
+        **kwargs: Any,
+    ) -> None:
+        # Tornado's __init__, with the ``ui`` namespace built on first use.
+        if not tornado_impl.init_handler(self, application, request, kwargs):
+            super().__init__(application, request, **kwargs)
+
+    @property
+    def ui(self) -> Any:
+        """Tornado's ``ui`` namespace (UI methods and modules for templates)."""
+        ui = self.__dict__.get("_wf_ui", _MISSING)
+        if ui is _MISSING:
+            ui = self.__dict__["_wf_ui"] = tornado_impl.build_ui(self)
+        return ui
+
+    @ui.setter
+    def ui(self, value: Any) -> None:
+        self.__dict__["_wf_ui"] = value
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """End the response (Tornado's ``finish``: ETag, 304, Content-Length, flush)."""

@@ -9,7 +9,8 @@ places in webframe that touch Tornado's private names:
 - :mod:`.iostream`: ``IOStream``'s read buffer, ``HTTP1Connection``'s close flag,
   ``HTTPServer``'s connection parameters, the gzip body delegate;
 - :mod:`.handlers`: ``_HandlerDelegate`` and ``RequestHandler`` state;
-- :mod:`.fastpath`: cheaper steps of the per-request path (``set_header``, ``finish``);
+- :mod:`.fastpath`: cheaper steps of the per-request path (``__init__``, ``set_header``,
+  ``finish``);
 - :mod:`.requests`: ``HTTPServerRequest`` built directly, ``_RoutingDelegate``;
 - this module: the gates a test or the bench may switch off (``CAN_FAIL_BODY``,
   ``CAN_READ_INTO``, ``HAS_DELIVER_BODY``, ``CAN_EXECUTE_EAGERLY``, ``CAN_CLEAR_FAST``)
@@ -40,7 +41,15 @@ from tornado.log import app_log
 
 from ...escaping import template_utf8, template_xhtml_escape
 from .. import eager, framing
-from .fastpath import CAN_FINISH_FAST, CAN_SET_HEADER_FAST, finish, set_header
+from .fastpath import (
+    CAN_FINISH_FAST,
+    CAN_INIT_FAST,
+    CAN_SET_HEADER_FAST,
+    build_ui,
+    finish,
+    init_handler,
+    set_header,
+)
 from .handlers import (
     TEMPLATE_ENCODER,
     TEMPLATE_SPEEDUPS,
@@ -75,6 +84,7 @@ __all__ = [
     "CAN_FAIL_BODY",
     "CAN_FINISH_FAST",
     "CAN_GUARD",
+    "CAN_INIT_FAST",
     "CAN_READ_INTO",
     "CAN_SET_HEADER_FAST",
     "CHECKED_VERSIONS",
@@ -85,6 +95,7 @@ __all__ = [
     "VERSION_INFO",
     "HandlerDelegate",
     "add_body_chunk",
+    "build_ui",
     "clear_response",
     "close_after_answer",
     "connection_parameters",
@@ -100,6 +111,7 @@ __all__ = [
     "header_fields",
     "headers_from_parsed",
     "headers_written",
+    "init_handler",
     "is_unimplemented",
     "new_request",
     "parse_body",

@@ -14,6 +14,7 @@ from typing import Any
 
 import tornado.web
 from tornado import httputil
+from tornado.util import ObjectDict
 
 from .headers import FAST_HEADERS, header_fields
 from .probe import name_set
@@ -118,3 +119,58 @@ def finish(handler: tornado.web.RequestHandler, chunk: Any) -> Future[None] | No
     handler.on_finish()
     handler._break_cycles()
     return future
+
+
+# -- RequestHandler.__init__ ----------------------------------------------------------
+
+#: ``__init__`` as checked in 6.5.3 and 6.6: the state, ``ui``, ``clear()``, the close
+#: callback, ``initialize(**kwargs)``.
+CAN_INIT_FAST = frozenset(_BASE.__init__.__code__.co_names) == name_set(
+    "ObjectDict _UIModuleNamespace __init__ _auto_finish _finished _headers_written "
+    "_prepared_future application clear connection initialize items on_connection_close "
+    "request set_close_callback super ui ui_methods ui_modules"
+)
+_UIModules: Any = getattr(tornado.web, "_UIModuleNamespace", None)
+#: handler class -> whether nothing but ``object`` follows Tornado's RequestHandler in
+#: its MRO (Tornado's ``super().__init__()`` then does nothing).
+_PLAIN: dict[type, bool] = {}
+
+
+def init_handler(
+    handler: tornado.web.RequestHandler,
+    application: tornado.web.Application,
+    request: httputil.HTTPServerRequest,
+    kwargs: dict[str, Any],
+) -> bool:
+    """``RequestHandler.__init__`` as Tornado's, except that ``ui`` is left for the
+    handler to build on first use (:func:`build_ui`). False (nothing done) where
+    that does not apply: the caller runs Tornado's ``__init__``."""
+    cls = type(handler)
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        mro = cls.__mro__
+        plain = _PLAIN[cls] = mro[mro.index(_BASE) + 1 :] == (object,)
+    if not (plain and CAN_INIT_FAST and _UIModules is not None):
+        return False
+    handler.application = application
+    handler.request = request
+    handler._headers_written = False
+    handler._finished = False
+    handler._auto_finish = True
+    handler._prepared_future = None
+    handler.clear()
+    connection: Any = request.connection
+    assert connection is not None
+    connection.set_close_callback(handler.on_connection_close)
+    handler.initialize(**kwargs)
+    return True
+
+
+def build_ui(handler: tornado.web.RequestHandler) -> ObjectDict:
+    """The ``ui`` namespace Tornado's ``__init__`` gives a handler (its UI methods bound
+    to it, ``modules`` and ``_tt_modules``)."""
+    app = handler.application
+    ui = ObjectDict((n, handler._ui_method(m)) for n, m in app.ui_methods.items())
+    ui["_tt_modules"] = _UIModules(handler, app.ui_modules)
+    ui["modules"] = ui["_tt_modules"]
+    return ui
