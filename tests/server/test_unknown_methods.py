@@ -210,3 +210,9 @@ def test_an_unknown_method_after_a_body_that_spans_reads(body: bytes, statuses: 
     assert [status for status, _, _ in responses(out)] == statuses
     assert closed
     assert Methods.hits == ["POST /p", "GET /last"][: len(statuses) - 1]
+
+
+def test_a_refused_method_is_named_in_the_answer() -> None:
+    out = run(over_socket("httptools", b"G@T /bad HTTP/1.1\r\n" + H + b"\r\n" + LAST))
+    assert [status for status, _, _ in out] == [400]
+    assert b"not a valid token" in out[0][2], out[0][2]
