@@ -304,3 +304,18 @@ class UiTest(WebTestCase):
 
     def test_a_mixin_init_still_runs(self) -> None:
         assert self.fetch("/mix").body == b"extra"
+
+
+def test_parsed_headers_same_as_tornados_twice() -> None:
+    raw = [
+        (b"host", b"example.com"),
+        (b"X-FORWARDED-for", b" 10.0.0.1 "),
+        (b"x-forwarded-FOR", b"10.0.0.2"),
+        (b"content-type", b"text/plain"),
+    ]
+    text = "".join(f"{n.decode()}: {v.decode()}\r\n" for n, v in raw)
+    expected = sorted(httputil.HTTPHeaders.parse(text).get_all())
+    for _ in range(2):  # the second time every name comes from the cache
+        headers = tornado_impl.headers_from_parsed(raw)
+        assert sorted(headers.get_all()) == expected
+        assert headers["X-Forwarded-For"] == "10.0.0.1,10.0.0.2"

@@ -32,6 +32,12 @@ def _del_needs_cache() -> bool:
 _FILL_CACHE = FAST_HEADERS and _del_needs_cache()
 
 
+#: header name as received -> its Tornado spelling (Http-Header-Case), for the names seen
+#: first (bounded: a client sending new names each time only misses the cache).
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 512
+
+
 def headers_of(fields: dict[str, list[str]]) -> httputil.HTTPHeaders:
     """``HTTPHeaders`` holding ``fields`` (names already normalised, values already
     checked), filled as ``HTTPHeaders.add`` fills it. Only when :data:`FAST_HEADERS`."""
@@ -57,9 +63,13 @@ def headers_from_parsed(raw: list[tuple[bytes, bytes]]) -> httputil.HTTPHeaders:
             headers.add(name.decode("latin1"), value.decode("latin1").strip(" \t"))
         return headers
     as_list: dict[str, list[str]] = {}
-    normalize = _normalize
+    names = _NAMES
     for name, value in raw:
-        key = normalize(name.decode("latin1"))
+        key = names.get(name)
+        if key is None:
+            key = _normalize(name.decode("latin1"))
+            if len(names) < _NAMES_MAX:
+                names[bytes(name)] = key
         text = value.decode("latin1")
         if text and (text[-1] in " \t" or text[0] in " \t"):
             text = text.strip(" \t")
