@@ -82,7 +82,14 @@ class RequestHandler(XSRFMixin, FlashMixin, TornadoSteps):
         if "GET" in have or cls.head is not RequestHandler.head:
             have.add("HEAD")
         have.add("OPTIONS")
-        allowed = tuple(m for m in _METHOD_ORDER if m in have)
+        # Methods a handler adds through SUPPORTED_METHODS (a WebDAV verb, say) and
+        # implements are allowed too, after the standard ones.
+        extra = [
+            m
+            for m in cls.SUPPORTED_METHODS
+            if m not in _METHOD_ORDER and callable(getattr(cls, m.lower(), None))
+        ]
+        allowed = (*(m for m in _METHOD_ORDER if m in have), *extra)
         cls._allowed_cache[cls] = allowed
         return allowed
 

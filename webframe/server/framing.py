@@ -67,7 +67,8 @@ def describe_parser_error(
         )
     line = "Malformed HTTP request line"
     if "method" in low:
-        return FramingError("The request method is not a valid token (RFC 9110 section 9).", detail=line)
+        message = "The request method is not a valid token (RFC 9110 section 9)."
+        return FramingError(message, detail=line)
     if "url" in low or "version" in low or "request line" in low:
         return FramingError(f"The request line is malformed ({message}).", detail=line)
     return FramingError(
