@@ -3,12 +3,9 @@ SIGTERM finishes in-flight requests, closes idle keep-alive connections at once.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,8 +19,7 @@ from webframe.errors import ConfigurationError
 from webframe.server import HTTPToolsServer
 from webframe.testing import test_settings
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "tests" / "apps" / "slow_app.py"
+from ..support.serving import start_app
 
 
 def test_httptools_is_the_default_and_tornado_can_be_chosen() -> None:
@@ -55,32 +51,10 @@ def test_create_server_builds_the_chosen_layer() -> None:
 
 
 def start(args: list[str], tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
-    env = {
-        **os.environ,
-        "WEBFRAME_COOKIE_SECRET": "serve-test-secret-" + "x" * 20,
-        "WEBFRAME_ACCESS_LOG": "0",
-        "WEBFRAME_INSTANCE_PATH": str(tmp_path),
-    }
-    env.pop("WEBFRAME_HTTP_IMPL", None)
-    proc = subprocess.Popen(
-        [sys.executable, str(APP), "--port", "0", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(r"serving on http://[^:]+:(\d+)/", line)
-        if m:
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("server did not start")
+    """slow_app on the default layer (the test's environment does not choose it)."""
+    env = {"WEBFRAME_COOKIE_SECRET": "serve-test-secret-" + "x" * 20, "WEBFRAME_ACCESS_LOG": "0"}
+    proc, url = start_app(args, tmp_path, env, unset=("WEBFRAME_HTTP_IMPL",))
+    return proc, int(url.rsplit(":", 1)[1])
 
 
 def read_all(sock: socket.socket, timeout: float) -> bytes:

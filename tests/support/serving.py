@@ -17,12 +17,19 @@ SERVING = re.compile(r"serving on (http://\S+)/")
 
 
 def start_app(
-    args: list[str], tmp_path: Path, env: dict[str, str], app: Path = SLOW_APP
+    args: list[str],
+    tmp_path: Path,
+    env: dict[str, str],
+    app: Path = SLOW_APP,
+    unset: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[str], str]:
     """Run ``app`` with ``--port 0`` and ``args`` and the environment ``env`` over this
-    process's (``WEBFRAME_INSTANCE_PATH`` is ``tmp_path``); return the process and the
-    base URL it printed, or fail the test if it did not start within 15 s."""
+    process's, less the variables named in ``unset`` (``WEBFRAME_INSTANCE_PATH`` is
+    ``tmp_path``); return the process and the base URL it printed, or fail the test if it
+    did not start within 15 s."""
     full = {**os.environ, **env, "WEBFRAME_INSTANCE_PATH": str(tmp_path)}
+    for name in unset:
+        full.pop(name, None)
     proc = subprocess.Popen(
         [sys.executable, str(app), "--port", "0", *args],
         cwd=ROOT,
