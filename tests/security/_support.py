@@ -174,18 +174,23 @@ class ThreadedServer:
             self._error = exc
             self._ready.set()
 
-    async def _serve(self) -> None:
+    def listen(self, app: Any) -> tuple[Any, int]:
+        """Start serving ``app`` (in the server's loop); the server and its port. Here
+        webframe's own server on a free port; a subclass may serve it another way."""
         import tornado.netutil
 
         from webframe.cli import create_server
 
+        server = create_server(app, app.wf_settings)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+        server.add_sockets(sockets)
+        return server, int(sockets[0].getsockname()[1])
+
+    async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.app = self._make()
-        server = create_server(self.app, self.app.wf_settings)
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = sockets[0].getsockname()[1]
-        server.add_sockets(sockets)
+        server, self.port = self.listen(self.app)
         self._ready.set()
         await self._stop.wait()
         server.stop()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from tornado.httpserver import HTTPServer
 from webframe import Application, RequestHandler, UploadHandler, route
 from webframe.testing import test_settings
 
-from ._support import Conn, RawResponse
+from ._support import Conn, RawResponse, ThreadedServer
 
 pytestmark = pytest.mark.slow
 
@@ -66,54 +65,19 @@ SERVERS: dict[str, ServerFactory] = {
 }
 
 
-class Served:
+class Served(ThreadedServer):
     """``factory(app, **kwargs)`` run in an event loop of its own thread."""
 
     def __init__(self, app: Application, factory: ServerFactory, **kwargs: Any) -> None:
-        self.app = app
+        super().__init__(lambda: app)
         self.factory = factory
         self.kwargs = kwargs
-        self.port = 0
         self.server_class = ""
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Served:
-        self._thread.start()
-        assert self._ready.wait(15), "server did not start"
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(15)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported by __enter__
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        server, self.port = self.factory(self.app, **self.kwargs)
+    def listen(self, app: Any) -> tuple[Any, int]:
+        server, port = self.factory(app, **self.kwargs)
         self.server_class = type(server).__name__
-        self._ready.set()
-        await self._stop.wait()
-        server.stop()
-        await server.close_all_connections()
-        await self.app.aclose()
+        return server, port
 
 
 # --------------------------------------------------------------------- the app
