@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import tornado.netutil
 import tornado.web
 from tornado.httpserver import HTTPServer
 
-from webframe.server import HTTPToolsServer
+from webframe.server import HTTPToolsProtocol, HTTPToolsServer
 
 LAYERS = ("httptools", "tornado")
 
@@ -178,3 +178,34 @@ class FakeTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 40000)}.get(name, default)
+
+
+def feed(make_app: Callable[[], Any], pieces: list[bytes]) -> tuple[bytes, bool]:
+    """Drive one httptools connection to the app ``make_app()`` by hand (no socket), the
+    bytes in ``pieces`` one read each, waiting while reading is paused; returns what the
+    server wrote and whether it closed the connection."""
+
+    async def go() -> tuple[bytes, bool]:
+        protocol = HTTPToolsProtocol(HTTPToolsServer(make_app()))
+        transport = FakeTransport(protocol)
+        protocol.connection_made(transport)
+        for piece in pieces:
+            for _ in range(200):
+                if not transport.paused or transport.closing:
+                    break
+                await asyncio.sleep(0)
+            if transport.closing:
+                break
+            assert not transport.paused, "reading stayed paused"
+            receive(protocol, piece)
+        for _ in range(200):
+            if transport.closing:
+                break
+            await asyncio.sleep(0)
+        closing = transport.closing
+        if not closing:
+            transport.close()
+        await asyncio.sleep(0)
+        return bytes(transport.out), closing
+
+    return asyncio.run(go())

@@ -21,9 +21,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from tornado.httpserver import HTTPServer
 
-from webframe.server import HTTPToolsProtocol, HTTPToolsServer
-
-from ._support import FakeTransport, receive
+from ._support import feed
 
 Record = tuple[str, str, str, bytes]
 
@@ -157,32 +155,9 @@ def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
 def run_httptools(data: bytes, splits: list[int]) -> tuple[list[Record], bool]:
     """Feed ``data`` in the pieces ``splits`` gives, honouring pause_reading()."""
     log: list[Record] = []
-
-    async def go() -> bytes:
-        server = HTTPToolsServer(make_app(log))
-        protocol = HTTPToolsProtocol(server)
-        transport = FakeTransport(protocol)
-        protocol.connection_made(transport)
-        bounds = [0, *splits, len(data)]
-        for a, b in itertools.pairwise(bounds):
-            for _ in range(200):
-                if not transport.paused or transport.closing:
-                    break
-                await asyncio.sleep(0)
-            if transport.closing:
-                break
-            assert not transport.paused, "reading stayed paused"
-            receive(protocol, data[a:b])
-        for _ in range(200):
-            if transport.closing:
-                break
-            await asyncio.sleep(0)
-        if not transport.closing:
-            transport.close()
-        await asyncio.sleep(0)
-        return bytes(transport.out)
-
-    out = asyncio.run(go())
+    bounds = [0, *splits, len(data)]
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    out, _closed = feed(lambda: make_app(log), pieces)
     return log, _refused(out)
 
 

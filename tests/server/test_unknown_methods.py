@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from webframe import Application, RequestHandler
-from webframe.server import HTTPToolsProtocol, HTTPToolsServer
 from webframe.testing import test_settings
 
-from ._support import LAYERS, FakeTransport, exchange, receive, responses, serving
+from ._support import LAYERS, exchange, feed, responses, serving
 
 
 class Methods(RequestHandler):
@@ -119,33 +118,6 @@ def test_head_keeps_its_meaning_after_an_unknown_method(layer: str) -> None:
     assert Methods.hits == ["GET /h", "GET /last"]
 
 
-def feed(pieces: list[bytes]) -> tuple[bytes, bool]:
-    """Drive one httptools connection by hand, the bytes in ``pieces`` one read each
-    (waiting while reading is paused); returns what it wrote and whether it closed."""
-
-    async def go() -> tuple[bytes, bool]:
-        protocol = HTTPToolsProtocol(HTTPToolsServer(make_app()))
-        transport = FakeTransport(protocol)
-        protocol.connection_made(transport)
-        for piece in pieces:
-            for _ in range(200):
-                if not transport.paused or transport.closing:
-                    break
-                await asyncio.sleep(0)
-            if transport.closing:
-                break
-            receive(protocol, piece)
-        for _ in range(200):
-            await asyncio.sleep(0)
-        closing = transport.closing
-        if not closing:
-            transport.close()
-        await asyncio.sleep(0)
-        return bytes(transport.out), closing
-
-    return asyncio.run(go())
-
-
 PIPELINED = (
     b"GET /one HTTP/1.1\r\n" + H + b"\r\n"
     b"OTHER /two HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nhi"
@@ -169,19 +141,19 @@ def check(out: bytes, closed: bool, where: object) -> None:
 
 
 def test_pipelined_unknown_methods_in_one_read() -> None:
-    out, closed = feed([PIPELINED])
+    out, closed = feed(make_app, [PIPELINED])
     check(out, closed, "one read")
 
 
 def test_pipelined_unknown_methods_split_at_every_byte_boundary() -> None:
     for i in range(1, len(PIPELINED)):
         Methods.hits = []
-        out, closed = feed([PIPELINED[:i], PIPELINED[i:]])
+        out, closed = feed(make_app, [PIPELINED[:i], PIPELINED[i:]])
         check(out, closed, i)
 
 
 def test_pipelined_unknown_methods_one_byte_a_read() -> None:
-    out, closed = feed([PIPELINED[i : i + 1] for i in range(len(PIPELINED))])
+    out, closed = feed(make_app, [PIPELINED[i : i + 1] for i in range(len(PIPELINED))])
     check(out, closed, "byte by byte")
 
 
@@ -189,7 +161,7 @@ def test_pipelined_unknown_methods_one_byte_a_read() -> None:
 def test_a_bad_method_split_anywhere_is_refused_and_nothing_after_runs(split: int) -> None:
     data = b"GET /one HTTP/1.1\r\n" + H + b"\r\nG@T /bad HTTP/1.1\r\n" + H + b"\r\n" + LAST
     start = data.index(b"G@T")
-    out, closed = feed([data[: start + split], data[start + split :]])
+    out, closed = feed(make_app, [data[: start + split], data[start + split :]])
     assert [status for status, _, _ in responses(out)] == [200, 400]
     assert closed
     assert Methods.hits == ["GET /one"]
@@ -206,7 +178,7 @@ def test_a_bad_method_split_anywhere_is_refused_and_nothing_after_runs(split: in
 def test_an_unknown_method_after_a_body_that_spans_reads(body: bytes, statuses: list[int]) -> None:
     data = b"POST /p HTTP/1.1\r\n" + H + body + b"FOO /f HTTP/1.1\r\n" + H + b"\r\n" + LAST
     cut = data.index(b"abcd") + 2
-    out, closed = feed([data[:cut], data[cut:]])
+    out, closed = feed(make_app, [data[:cut], data[cut:]])
     assert [status for status, _, _ in responses(out)] == statuses
     assert closed
     assert Methods.hits == ["POST /p", "GET /last"][: len(statuses) - 1]
