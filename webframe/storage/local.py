@@ -37,7 +37,7 @@ from webframe.storage.base import (
     check_range,
 )
 
-__all__ = ["LocalSink", "LocalStorage"]
+__all__ = ["LocalSink", "LocalStorage", "load_fallocate", "open_temp_file"]
 
 _TEMP_PREFIX: Final = ".upload-"
 _TEMP_SUFFIX: Final = ".part"
@@ -82,6 +82,18 @@ def load_fallocate() -> Callable[[int, int, int], bool] | None:
 
 
 _reserve = load_fallocate()
+
+
+def open_temp_file(folder: Path, prefix: str, suffix: str, buffering: int) -> tuple[Path, BinaryIO]:
+    """A new, empty file of this process's own in ``folder``, open for buffered writing;
+    raises ``OSError`` if it cannot be made, and leaves nothing behind when it fails."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    try:
+        return Path(name), open(fd, "wb", buffering=buffering)
+    except BaseException:
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def _storage_error(exc: OSError, what: str) -> Exception:
@@ -131,21 +143,15 @@ class LocalSink(Sink):
         folder = self.target.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=folder, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX)
+            self.temp_path, file = open_temp_file(folder, _TEMP_PREFIX, _TEMP_SUFFIX, _WRITE_BUFFER)
         except OSError as exc:
             storage.check_root()
             raise _storage_error(exc, "creating a temporary file") from exc
-        self.temp_path = Path(name)
-        try:
-            self._file: BinaryIO | None = open(fd, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115
-        except BaseException:
-            os.close(fd)
-            self.temp_path.unlink(missing_ok=True)
-            raise
+        self._file: BinaryIO | None = file
         self._reserved = 0
         if size_hint and size_hint >= _RESERVE_MIN and _reserve is not None:
             try:
-                if _reserve(fd, 0, size_hint):
+                if _reserve(file.fileno(), 0, size_hint):
                     self._reserved = size_hint
             except OSError as exc:
                 self._discard()

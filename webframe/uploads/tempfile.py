@@ -12,12 +12,11 @@ import contextlib
 import errno
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Final
 
 from webframe.errors import UploadStorageError
-from webframe.storage.local import load_fallocate
+from webframe.storage.local import load_fallocate, open_temp_file
 from webframe.units import KiB, MiB
 
 from .files import UploadedFile
@@ -72,16 +71,10 @@ class TempFile:
 
     def __init__(self, temp_dir: Path, checksum: bool = True, room: int = 0) -> None:
         try:
-            fd, name = tempfile.mkstemp(dir=temp_dir, prefix="upload-", suffix=".part")
+            self.path, file = open_temp_file(temp_dir, "upload-", ".part", _WRITE_BUFFER)
         except OSError as exc:
             raise storage_error(exc) from exc
-        self.path = Path(name)
-        try:
-            self._file: BinaryIO | None = open(fd, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115
-        except BaseException:
-            os.close(fd)
-            self.path.unlink(missing_ok=True)
-            raise
+        self._file: BinaryIO | None = file
         self.hash = hashlib.sha256() if checksum else None
         self.head = bytearray()
         self.size = 0
