@@ -11,11 +11,37 @@ from tornado import httputil, iostream
 
 from . import framing, tornado_impl
 from .stream import TransportStream
+from .tornado_impl.headers import FAST_HEADERS
 
 if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
 
 _LAST_CHUNK = b"0\r\n\r\n"
+
+#: status code -> (reason, status line) last sent with it.
+_STATUS: dict[int, tuple[str, str]] = {}
+#: header names and values already found free of CR and LF; emptied past _SAFE_MAX.
+_SAFE: set[str] = set()
+_SAFE_MAX = 2048
+
+
+def _status_line(code: int, reason: str) -> tuple[str, str]:
+    line = f"HTTP/1.1 {code} {reason}"
+    if "\r" in line or "\n" in line:
+        raise ValueError(f"Illegal characters (CR or LF) in header: {line!r}")
+    status = _STATUS[code] = (reason, line)
+    return status
+
+
+def _check(name: str, value: str, text: str) -> None:
+    """Refuse ``text`` (the name or the value of a header line) with CR or LF
+    (response splitting); remember it without."""
+    if "\r" in text or "\n" in text:
+        line = f"{name}: {value}"
+        raise ValueError(f"Illegal characters (CR or LF) in header: {line!r}")
+    if len(_SAFE) >= _SAFE_MAX:
+        _SAFE.clear()
+    _SAFE.add(text)
 
 
 def _limit_listener(delegate: object) -> Callable[[int], None] | None:
@@ -234,18 +260,25 @@ class HTTPToolsConnection(httputil.HTTPConnection):
             self._remaining = int(declared)
         else:
             self._remaining = None
-        if changed:
-            fields = tornado_impl.header_fields(headers)  # again: the copy, if one, is stale
-        parts = [f"HTTP/1.1 {code} {start_line.reason}"]
+        if changed and not (FAST_HEADERS and type(headers) is httputil.HTTPHeaders):
+            fields = tornado_impl.header_fields(headers)  # again: the copy is stale
+        # One pass: each name and value checked for CR/LF (once per distinct text).
+        status = _STATUS.get(code)
+        reason = start_line.reason
+        if status is None or status[0] != reason:
+            status = _status_line(code, reason)
+        parts = [status[1]]
+        append = parts.append
+        safe = _SAFE
         for name, values in fields.items():
+            if name not in safe:
+                _check(name, values[0] if values else "", name)
             for value in values:
-                parts.append(f"{name}: {value}")
-        text = "\r\n".join(parts)
-        breaks = len(parts) - 1
-        if text.count("\n") != breaks or text.count("\r") != breaks:
-            bad = next(line for line in parts if "\r" in line or "\n" in line)
-            raise ValueError(f"Illegal characters (CR or LF) in header: {bad!r}")
-        data = (text + "\r\n\r\n").encode("latin1")
+                if value not in safe:
+                    _check(name, value, value)
+                append(f"{name}: {value}")
+        append("\r\n")
+        data = "\r\n".join(parts).encode("latin1")
         if chunk:
             data += self._format(chunk)
         return proto._send(data)
