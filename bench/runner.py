@@ -19,6 +19,7 @@ from bench.meta import metadata
 from bench.procs import REPO, ServerProcess, fetch, pin_prefixes, snapshot
 from bench.scenarios import SCENARIOS, Scenario, Server, by_name
 from bench.services import ScenarioSkipped
+from bench.uploads import server_pair
 from bench.wrk import WrkMissingError, WrkResult, find_wrk
 
 DEFAULT_OUTPUT = REPO / "bench" / "results"
@@ -126,20 +127,10 @@ def run_scenario(scenario: Scenario, cfg: Config, wrk: str) -> dict[str, Any]:
         workdir = Path(tmp)
         if scenario.prepare is not None:
             scenario.prepare(workdir)
-        values: dict[str, str] = {"http": cfg.http}
+        values: dict[str, str] = {}
         if scenario.service is not None:
             values.update(services.enter_context(scenario.service(workdir)))
-        procs = [
-            ServerProcess(
-                f"{which}:{server.label}",
-                server.argv(workdir, values),
-                workdir / f"server-{which}.log",
-                server_pin,
-                cfg.pythonpath,
-                env=server.environ(workdir, values),
-            )
-            for which, server in (("A", scenario.a), ("B", scenario.b))
-        ]
+        procs = server_pair(scenario, cfg, workdir, server_pin, values=values)
         a, b = procs
         runs: dict[str, list[Run]] = {"A": [], "B": []}
         rss: dict[str, int | None] = {}
