@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bench.procs import LOAD_CPU, ServerProcess, pin_prefixes
 from bench.uploadcheck import locker_files, make_source, verify_demo
-from bench.uploadresult import MB, Upload, batch_problems, log, log_round, summarize
+from bench.uploadresult import (
+    MB,
+    Upload,
+    alternate_rounds,
+    batch_problems,
+    log,
+    summarize,
+    warm_up,
+)
 from bench.uploads import (
     curl_demo,
     demo_login,
@@ -205,17 +213,8 @@ class TusUploadLoad:
                     return up, batch_problems(which, up, sources, found)
 
                 if cfg.warmup:
-                    for which in ("A", "B"):
-                        _, found = batch(which)
-                        problems += [f"warm-up {which}: {p}" for p in found]
-                for i in range(rounds):
-                    got: dict[str, Upload] = {}
-                    for which in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                        got[which], found = batch(which)
-                        integrity += found
-                        runs[which].append(got[which])
-                        problems += [f"round {i + 1} {which}: {p}" for p in found]
-                    log_round(scenario.name, i, rounds, [got["A"], got["B"]])
+                    warm_up(batch, problems)
+                alternate_rounds(scenario.name, rounds, batch, runs, problems, integrity)
                 rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
             finally:
                 for proc in procs:

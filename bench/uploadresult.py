@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,38 @@ def log_round(name: str, i: int, rounds: int, pair: list[Upload], cpu: bool = Tr
         if a.storage_cpu_s is not None:
             line += f"  S3 gateway CPU s/GiB {a.per_gib(a.storage_cpu_s):.2f}"
     log(line)
+
+
+#: one batch on side "A" or "B": what it measured and what was wrong with what it stored.
+SideBatch = Callable[[str], tuple[Upload, list[str]]]
+
+
+def warm_up(batch: SideBatch, problems: list[str]) -> None:
+    """One unmeasured batch on each side; what was wrong with it goes to ``problems``."""
+    for which in ("A", "B"):
+        _, found = batch(which)
+        problems += [f"warm-up {which}: {p}" for p in found]
+
+
+def alternate_rounds(
+    name: str,
+    rounds: int,
+    batch: SideBatch,
+    runs: dict[str, list[Upload]],
+    problems: list[str],
+    integrity: list[str],
+) -> None:
+    """``rounds`` measured rounds, one batch a side (A first in even rounds, B in odd
+    ones), each logged; uploads go to ``runs``, what was wrong to ``problems`` and
+    ``integrity``."""
+    for i in range(rounds):
+        got: dict[str, Upload] = {}
+        for which in ("A", "B") if i % 2 == 0 else ("B", "A"):
+            got[which], found = batch(which)
+            integrity += found
+            runs[which].append(got[which])
+            problems += [f"round {i + 1} {which}: {p}" for p in found]
+        log_round(name, i, rounds, [got["A"], got["B"]])
 
 
 def summarize(

@@ -54,7 +54,14 @@ from bench.uploadcheck import (
     verify_raw,
     verify_s3,
 )
-from bench.uploadresult import Upload, batch_problems, log, log_round, summarize
+from bench.uploadresult import (
+    Upload,
+    alternate_rounds,
+    batch_problems,
+    log,
+    summarize,
+    warm_up,
+)
 
 if TYPE_CHECKING:
     from bench.runner import Config
@@ -296,23 +303,18 @@ class UploadLoad:
                     "B": self._batch(b, workdir, "B", values, load_pin),
                 }
                 problems += note_setup_rss(a, b, rss)
+
+                def batch(which: str) -> tuple[Upload, list[str]]:
+                    return batches[which](sources)
+
                 if cfg.warmup:
-                    for which in ("A", "B"):
-                        _, found = batches[which](sources)
-                        problems += [f"warm-up {which}: {p}" for p in found]
+                    warm_up(batch, problems)
                 if profile_dir is not None:
                     samplers = [
                         start_sampler(proc, profile_dir / f"{which}.txt", load_pin)
                         for which, proc in (("A", a), ("B", b))
                     ]
-                for i in range(rounds):
-                    got: dict[str, Upload] = {}
-                    for which in ("A", "B") if i % 2 == 0 else ("B", "A"):
-                        got[which], found = batches[which](sources)
-                        integrity += found
-                        runs[which].append(got[which])
-                        problems += [f"round {i + 1} {which}: {p}" for p in found]
-                    log_round(scenario.name, i, rounds, [got["A"], got["B"]])
+                alternate_rounds(scenario.name, rounds, batch, runs, problems, integrity)
                 rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
             finally:
                 for sampler in samplers:
