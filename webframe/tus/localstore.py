@@ -67,12 +67,7 @@ class LocalTusStore(TusStore):
         if sha256 is None:
             sha256 = await asyncio.to_thread(self.files.sha256_of, state.id, state.offset)
         return UploadedFile(
-            field_name="",
-            filename=state.filename,
-            raw_filename=state.raw_filename,
-            content_type=state.content_type,
-            sniffed_type=state.sniffed_type,
-            size=state.offset,
+            **state.file_fields(),
             sha256=sha256,
             path=self.files.data_path(state.id),
             # upload.store(key) keeps it in the app's upload storage, as for multipart.

@@ -163,12 +163,7 @@ class S3TusStore(TusStore):
         return S3UploadedFile(
             objects=self.objects,
             source=data,
-            field_name="",
-            filename=state.filename,
-            raw_filename=state.raw_filename,
-            content_type=state.content_type,
-            sniffed_type=state.sniffed_type,
-            size=state.offset,
+            **state.file_fields(),
             sha256=sha256,
             storage=self.storage,
         )

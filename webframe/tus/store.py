@@ -77,6 +77,18 @@ class UploadState:
             raise ValueError("bad offset")
         return state
 
+    def file_fields(self) -> dict[str, Any]:
+        """What the finished upload's ``UploadedFile`` says of it, taken from this state
+        (the store adds where the bytes are and their SHA-256)."""
+        return {
+            "field_name": "",
+            "filename": self.filename,
+            "raw_filename": self.raw_filename,
+            "content_type": self.content_type,
+            "sniffed_type": self.sniffed_type,
+            "size": self.offset,
+        }
+
 
 class UploadLock(TusLock):
     """An exclusive ``flock`` on an upload's lock file; :meth:`release` is safe twice."""
