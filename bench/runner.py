@@ -19,6 +19,7 @@ from bench.meta import metadata
 from bench.procs import REPO, ServerProcess, fetch, pin_prefixes, snapshot
 from bench.scenarios import SCENARIOS, Scenario, Server, by_name
 from bench.services import ScenarioSkipped
+from bench.uploadresult import log
 from bench.uploads import server_pair
 from bench.wrk import WrkMissingError, WrkResult, find_wrk
 
@@ -37,10 +38,6 @@ class Config:
     ref: str | None = None
     #: the connection layer of every webframe server (``--http``).
     http: str = "httptools"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
