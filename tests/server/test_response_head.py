@@ -14,36 +14,7 @@ from tornado import httputil
 from webframe.server import HTTPToolsServer
 from webframe.server.httptools_impl import HTTPToolsProtocol
 
-
-class _Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.data = b""
-        self.closing = False
-
-    def write(self, data: Any) -> None:
-        self.data += bytes(data)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def abort(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 40000)}.get(name, default)
+from ._support import FakeTransport
 
 
 class _Raw(tornado.web.RequestHandler):
@@ -79,13 +50,13 @@ def _answer(code: int, reason: str, fields: list[tuple[str, str]]) -> tuple[byte
         _Raw.head = (code, reason, fields)
         _Raw.error = None
         proto = HTTPToolsProtocol(HTTPToolsServer(tornado.web.Application([("/", _Raw)])))
-        transport = _Transport()
+        transport = FakeTransport()
         proto.connection_made(transport)
         proto.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         for _ in range(5):
             await asyncio.sleep(0)
         proto.connection_lost(None)
-        return transport.data, _Raw.error
+        return bytes(transport.out), _Raw.error
 
     return asyncio.run(go())
 
