@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -168,14 +169,7 @@ class S3Sink(Sink):
                 content_type=self.content_type,
                 modified=datetime.now(timezone.utc),
             )
-        return ObjectInfo(
-            key=info.key,
-            size=info.size,
-            etag=info.etag,
-            content_type=info.content_type,
-            modified=info.modified,
-            sha256=digest,
-        )
+        return dataclasses.replace(info, sha256=digest)
 
     async def _tag_digest(self, digest: str) -> None:
         """Record the SHA-256 of a multipart object (known only at the end) as a tag.
