@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
@@ -15,6 +14,8 @@ try:
     from tests.redis_server import RedisServer, free_port
 except ModuleNotFoundError:  # tests/ is not a package and the rootdir is not on sys.path
     from redis_server import RedisServer, free_port  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+from ..support.sessions import expect_store_error
 
 pytestmark = pytest.mark.slow
 
@@ -36,16 +37,6 @@ def make_store(url: str) -> Any:
     from webframe.sessions.redis import RedisStore
 
     return RedisStore(url, timeout=TIMEOUT, idle_timeout=600, absolute_timeout=3600)
-
-
-async def expect_store_error(op: Coroutine[Any, Any, Any], limit: float) -> float:
-    """Await `op`, assert it raises SessionStoreError within `limit` seconds; return the time."""
-    started = time.monotonic()
-    with pytest.raises(SessionStoreError):
-        await asyncio.wait_for(op, limit + 5)  # the outer bound only guards against a hang
-    elapsed = time.monotonic() - started
-    assert elapsed < limit, f"took {elapsed:.2f}s, limit {limit}s"
-    return elapsed
 
 
 def test_stopped_server_fails_fast_and_store_recovers(server: RedisServer) -> None:
