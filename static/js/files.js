@@ -6,14 +6,6 @@
   var token = document.querySelector('meta[name="xsrf-token"]');
   token = token ? token.getAttribute("content") : "";
 
-  function messageOf(xhr) {
-    try {
-      var data = JSON.parse(xhr.responseText);
-      if (data && data.error && data.error.message) return data.error.message;
-    } catch (e) { /* not JSON */ }
-    return "The upload failed (HTTP " + xhr.status + ").";
-  }
-
   var form = document.getElementById("upload-form");
   if (form) {
     var input = document.getElementById("upload-files");
@@ -77,7 +69,7 @@
           window.location.reload();
         } else {
           form.setAttribute("data-state", "error");
-          showError(messageOf(xhr));
+          showError(window.uploadErrorMessage(xhr.responseText, xhr.status));
         }
       });
       xhr.addEventListener("error", function () {

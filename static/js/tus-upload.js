@@ -51,13 +51,7 @@
 
   function messageOf(err) {
     var res = err && err.originalResponse;
-    if (res) {
-      try {
-        var data = JSON.parse(res.getBody());
-        if (data && data.error && data.error.message) return data.error.message;
-      } catch (e) { /* not JSON */ }
-      return "The upload failed (HTTP " + res.getStatus() + ").";
-    }
+    if (res) return window.uploadErrorMessage(res.getBody(), res.getStatus());
     return "The connection was lost; press Resume to continue the upload.";
   }
 
