@@ -129,11 +129,12 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         self._proto = proto
         self._msg = msg
         self.context = proto.context
-        self.params = proto.server.params
+        server = proto.server
+        self.params = server.params
         self._delegate: httputil.HTTPMessageDelegate | None = None
         self._close_callback: Callable[[], None] | None = None
-        self._max_body_size: int = proto.server.max_body_size
-        self._body_timeout: float | None = proto.server.body_timeout
+        self._max_body_size: int = server.max_body_size
+        self._body_timeout: float | None = server.body_timeout
         self._received = 0
         self._waiting = False
         self._read_done = False
@@ -238,7 +239,12 @@ class HTTPToolsConnection(httputil.HTTPConnection):
                 # The parser stops after an upgrade request's head; whatever follows
                 # (a body, more requests) is not parsed, so the connection ends here.
                 close = True
-            elif not self._read_done and not proto._can_drain(self):
+            elif (
+                not self._read_done
+                # A request without a body (the usual one) is always drainable.
+                and (msg.length or msg.chunked or msg.expect or msg.upgrade)
+                and not proto._can_drain(self)
+            ):
                 close = True
         self._close_after = close
         changed = chunking

@@ -52,7 +52,7 @@ def response_done(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
         self._current = None
         conn._delegate = None
         self._close()
-    else:
+    elif self._paused:
         self._resume()
 
 
@@ -112,12 +112,13 @@ def set_deadline(self: HTTPToolsProtocol, timeout: float | None) -> None:
     deadline = self.loop.time() + timeout
     self._deadline = deadline
     timer = self._timer
-    if timer is not None and deadline < timer.when():
+    if timer is not None and deadline < self._timer_at:
         # An earlier deadline than the timer's (a shorter set_body_timeout).
         timer.cancel()
         timer = self._timer = None
     if timer is None and not self._closed:
         self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
 
 
 def refresh_deadline(self: HTTPToolsProtocol) -> None:
@@ -141,6 +142,7 @@ def on_timer(self: HTTPToolsProtocol) -> None:
     now = self.loop.time()
     if now < deadline:
         self._timer = self.loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
         return
     if self._msg is not None and not self._in_head:
         gen_log.info("Timeout reading body from %s", self.context)

@@ -19,9 +19,10 @@ is answered with 400 and ``Connection: close`` and the parser is not fed again:
 no byte after a refused head is ever read as a request.
 
 Reading the socket (into the server's read buffer, or straight into a request's
-reused body buffer) is in :mod:`.httptools_read`; the body side (delivery, reused
-buffer, limits, waiting on awaitables) in :mod:`.httptools_body`; the end of an
-answer, refusals, timeouts, the transport and ``detach`` in :mod:`.httptools_edges`
+reused body buffer) and the parsed head are in :mod:`.httptools_read`; the body
+side (delivery, reused buffer, limits, waiting on awaitables) in
+:mod:`.httptools_body`; the end of an answer, refusals, timeouts, the transport
+and ``detach`` in :mod:`.httptools_edges`
 — functions this class takes as methods.
 """
 
@@ -33,12 +34,12 @@ import logging
 from typing import TYPE_CHECKING, Any, cast
 
 import httptools
-from tornado import httputil, iostream
+from tornado import iostream
 
-from . import httptools_body, httptools_edges, httptools_method, httptools_read, tornado_impl
+from . import httptools_body, httptools_edges, httptools_method, httptools_read
 from .connection import HTTPToolsConnection, Message
 from .context import RequestContext
-from .framing import FramingError, can_keep_alive, check_request_head
+from .framing import FramingError
 from .httptools_body import EVENT_BODY, EVENT_END, EVENT_HEAD, EVENT_MORE
 from .stream import TransportStream
 
@@ -46,11 +47,6 @@ if TYPE_CHECKING:
     from .httptools_server import HTTPToolsServer
 
 log = logging.getLogger("webframe.server")
-
-#: Content-Length bodies from this size on are read past the parser once their head
-#: is parsed (llhttp would copy every piece; the length is already validated).
-_RAW_BODY = 64 * 1024
-
 
 class _HeadTooLarge(Exception):
     pass
@@ -93,6 +89,8 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
         self._view_reads = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: when the timer fires (the deadline it was set for; no ``when()`` call).
+        self._timer_at = 0.0
         self._scheduled = False
         self._done: asyncio.Future[None] = self.loop.create_future()
         self._done.set_result(None)
@@ -196,47 +194,7 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
                 raise _HeadTooLarge
         # else: a chunked body's trailer fields, bounded above and ignored as Tornado does
 
-    def on_headers_complete(self) -> None:
-        self._in_head = False
-        msg = self._msg
-        assert msg is not None
-        parser = self.parser
-        version = parser.get_http_version()
-        try:
-            msg.length, msg.chunked = check_request_head(version, msg.raw)
-        except FramingError as exc:
-            self._refusal = exc
-            raise
-        headers = tornado_impl.headers_from_parsed(msg.raw)
-        method = parser.get_method().decode("ascii")
-        http_version = "HTTP/1.1" if version == "1.1" else "HTTP/1.0"
-        msg.start_line = httputil.RequestStartLine(method, msg.url.decode("latin1"), http_version)
-        msg.headers = headers
-        framed = msg.chunked or msg.length is not None
-        fields = tornado_impl.header_fields(headers)
-        connection = fields.get("Connection")
-        msg.keep_alive = not self.server.no_keep_alive and can_keep_alive(
-            version, ",".join(connection) if connection else None, framed, method
-        )
-        msg.upgrade = parser.should_upgrade()
-        expect = fields.get("Expect")
-        msg.expect = (
-            expect is not None and ",".join(expect).lower() == "100-continue" and version == "1.1"
-        )
-        self._head_bytes = 0
-        self._body_seen = 0
-        big = msg.length is not None and msg.length >= _RAW_BODY and not msg.upgrade
-        self._body_left = msg.length if big and msg.length is not None else 0
-        if self._current is None and (msg.chunked or msg.length):
-            self._set_deadline(self.server.body_timeout)
-        if msg.upgrade:
-            # The handler may run within this call (the eager fast path) and detach
-            # the connection; the bytes read past the head are known only once the
-            # parser returns (HttpParserUpgrade), so the request waits for that.
-            self._queue.append((EVENT_HEAD, msg))
-            self._schedule()
-            return
-        self._event(EVENT_HEAD, msg)
+    on_headers_complete = httptools_read.headers_complete
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
@@ -245,7 +203,20 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
     def on_message_complete(self) -> None:
         self._msg = None
         self._body_left = 0
-        self._event(EVENT_END, None)
+        # _event() then _handle(), inline: this runs for every request.
+        conn = self._current
+        if self._queue or (conn is not None and (conn._waiting or conn._read_done)):
+            self._queue.append((EVENT_END, None))
+            self._pause()
+            return
+        transport = self.transport
+        if (
+            conn is not None
+            and not self._closed
+            and transport is not None
+            and not transport.is_closing()
+        ):
+            self._end(conn)
 
     # -- event dispatch -------------------------------------------------------
     def _event(self, kind: int, payload: Any) -> None:
@@ -349,7 +320,7 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
                 self._schedule()
             return
         self._set_deadline(self.server.idle_timeout)
-        if not self._dead:
+        if self._paused and not self._dead:
             self._resume()
 
     # -- refusals and failures ------------------------------------------------

@@ -16,6 +16,9 @@ The read buffer is reused by the next read, so whatever outlives a call is copie
 parser, the bytes after an upgrade request's head, and bytes fed to a detached
 stream are copied here.
 
+:func:`headers_complete` (the parser's ``on_headers_complete``) turns a parsed head
+into Tornado's start line and headers and hands the request on.
+
 Module-level functions that :class:`~webframe.server.httptools_impl.HTTPToolsProtocol`
 takes as its methods (``self`` is the protocol), kept apart to keep each module small.
 """
@@ -25,15 +28,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import httptools
+from tornado import httputil
 
-from .framing import FramingError
-from .httptools_body import EVENT_BODY
+from . import tornado_impl
+from .framing import FramingError, can_keep_alive, check_request_head
+from .httptools_body import EVENT_BODY, EVENT_HEAD
 
 if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
 
 #: size of a server's read buffer (what one read of the socket may bring).
 READ_SIZE = 256 * 1024
+#: Content-Length bodies from this size on are read past the parser once their head
+#: is parsed (llhttp would copy every piece; the length is already validated).
+RAW_BODY = 64 * 1024
 
 
 def get_buffer(self: HTTPToolsProtocol, sizehint: int) -> memoryview:
@@ -170,3 +178,59 @@ def data_received(self: HTTPToolsProtocol, data: bytes) -> None:
         buffer[:n] = view[:n]
         view = view[n:]
         self.buffer_updated(n)
+
+
+def headers_complete(self: HTTPToolsProtocol) -> None:
+    """The parser has a request's head: check it, make Tornado's start line and
+    headers, decide its framing, and hand it on (or queue it)."""
+    self._in_head = False
+    msg = self._msg
+    assert msg is not None
+    parser = self.parser
+    version = parser.get_http_version()
+    try:
+        msg.length, msg.chunked = check_request_head(version, msg.raw)
+    except FramingError as exc:
+        self._refusal = exc
+        raise
+    headers = tornado_impl.headers_from_parsed(msg.raw)
+    method = parser.get_method().decode("ascii")
+    http_version = "HTTP/1.1" if version == "1.1" else "HTTP/1.0"
+    msg.start_line = httputil.RequestStartLine(method, msg.url.decode("latin1"), http_version)
+    msg.headers = headers
+    framed = msg.chunked or msg.length is not None
+    fields = tornado_impl.header_fields(headers)
+    connection = fields.get("Connection")
+    if connection is None and version == "1.1":
+        msg.keep_alive = not self.server.no_keep_alive  # can_keep_alive's answer
+    else:
+        msg.keep_alive = not self.server.no_keep_alive and can_keep_alive(
+            version, ",".join(connection) if connection else None, framed, method
+        )
+    msg.upgrade = parser.should_upgrade()
+    expect = fields.get("Expect")
+    msg.expect = (
+        expect is not None and ",".join(expect).lower() == "100-continue" and version == "1.1"
+    )
+    self._head_bytes = 0
+    self._body_seen = 0
+    big = msg.length is not None and msg.length >= RAW_BODY and not msg.upgrade
+    self._body_left = msg.length if big and msg.length is not None else 0
+    if self._current is None and (msg.chunked or msg.length):
+        self._set_deadline(self.server.body_timeout)
+    if msg.upgrade:
+        # The handler may run within this call (the eager fast path) and detach
+        # the connection; the bytes read past the head are known only once the
+        # parser returns (HttpParserUpgrade), so the request waits for that.
+        self._queue.append((EVENT_HEAD, msg))
+        self._schedule()
+        return
+    # _event() then _handle(), inline: this runs for every request.
+    conn = self._current
+    if self._queue or (conn is not None and (conn._waiting or conn._read_done)):
+        self._queue.append((EVENT_HEAD, msg))
+        self._pause()
+        return
+    transport = self.transport
+    if not self._closed and transport is not None and not transport.is_closing():
+        self._start(msg)
