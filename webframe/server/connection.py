@@ -146,12 +146,9 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         self._continue_sent = False
         self._status = 0
         self._started = False
+        # _fill_pos, _fill_left, _fill_feed, _fill_started and _fill_policy are set by
+        # reuse_body_buffer() and read only once _fill is set (not per request here).
         self._fill: bytearray | None = None
-        self._fill_pos = 0
-        self._fill_left = 0
-        self._fill_feed = 0
-        self._fill_started = 0.0
-        self._fill_policy = (0, 0, 0.0, 0.0)
 
     # -- HTTPConnection -------------------------------------------------------
     def set_close_callback(self, callback: Callable[[], None] | None) -> None:
@@ -189,12 +186,17 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         length = self._msg.length
         if not length or self._received or self._msg.chunked:
             return False
-        self._fill_policy = (min_size, max_size, fast_fill, slow_fill)
+        self._fill_policy: tuple[int, int, float, float] = (
+            min_size,
+            max_size,
+            fast_fill,
+            slow_fill,
+        )
         self._fill = bytearray(min(min_size, length))
-        self._fill_left = length
-        self._fill_pos = 0
-        self._fill_started = self._proto.loop.time()
-        self._fill_feed = self._proto._feeds
+        self._fill_left: int = length
+        self._fill_pos: int = 0
+        self._fill_started: float = self._proto.loop.time()
+        self._fill_feed: int = self._proto._feeds
         return True
 
     def set_body_timeout(self, timeout: float) -> None:
@@ -286,7 +288,12 @@ class HTTPToolsConnection(httputil.HTTPConnection):
         append("\r\n")
         data = "\r\n".join(parts).encode("latin1")
         if chunk:
-            data += self._format(chunk)
+            remaining = self._remaining
+            if chunking or remaining is None or len(chunk) > remaining:
+                data += self._format(chunk)
+            else:  # _format(), inline: the whole body of a Content-Length answer
+                self._remaining = remaining - len(chunk)
+                data += chunk
         return proto._send(data)
 
     def write(self, chunk: bytes) -> asyncio.Future[None]:

@@ -46,9 +46,11 @@ def response_done(self: HTTPToolsProtocol, conn: HTTPToolsConnection) -> None:
         conn._delegate = None
         self._close()
         return
+    msg = conn._msg
     if conn._read_done:
         self._advance(conn, from_handler=True)
-    elif not self._can_drain(conn):
+    elif (msg.length or msg.chunked or msg.expect or msg.upgrade) and not self._can_drain(conn):
+        # (A request without a body is always drainable: no call for it.)
         self._current = None
         conn._delegate = None
         self._close()

@@ -43,6 +43,9 @@ READ_SIZE = 256 * 1024
 #: is parsed (llhttp would copy every piece; the length is already validated).
 RAW_BODY = 64 * 1024
 
+_START_LINE = httputil.RequestStartLine
+_new_tuple = tuple.__new__
+
 
 def get_buffer(self: HTTPToolsProtocol, sizehint: int) -> memoryview:
     """Where the next read of the socket goes (``asyncio.BufferedProtocol``)."""
@@ -196,7 +199,8 @@ def headers_complete(self: HTTPToolsProtocol) -> None:
     headers = tornado_impl.headers_from_parsed(msg.raw)
     method = parser.get_method().decode("ascii")
     http_version = "HTTP/1.1" if version == "1.1" else "HTTP/1.0"
-    msg.start_line = httputil.RequestStartLine(method, msg.url.decode("latin1"), http_version)
+    # The namedtuple made without its Python-level __new__ (the same object).
+    msg.start_line = _new_tuple(_START_LINE, (method, msg.url.decode("latin1"), http_version))
     msg.headers = headers
     framed = msg.chunked or msg.length is not None
     fields = tornado_impl.header_fields(headers)
