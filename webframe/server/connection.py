@@ -294,6 +294,15 @@ class HTTPToolsConnection(httputil.HTTPConnection):
             else:  # _format(), inline: the whole body of a Content-Length answer
                 self._remaining = remaining - len(chunk)
                 data += chunk
+        transport = proto.transport
+        if (
+            transport is not None
+            and not proto._closed
+            and not proto._write_paused
+            and not transport.is_closing()
+        ):
+            transport.write(data)  # _send(), inline: the usual case
+            return proto._done
         return proto._send(data)
 
     def write(self, chunk: bytes) -> asyncio.Future[None]:

@@ -33,6 +33,7 @@ from tornado import httputil
 from . import tornado_impl
 from .framing import FramingError, can_keep_alive, check_request_head
 from .httptools_body import EVENT_BODY, EVENT_HEAD
+from .tornado_impl.headers import FAST_HEADERS
 
 if TYPE_CHECKING:
     from .httptools_impl import HTTPToolsProtocol
@@ -203,7 +204,8 @@ def headers_complete(self: HTTPToolsProtocol) -> None:
     msg.start_line = _new_tuple(_START_LINE, (method, msg.url.decode("latin1"), http_version))
     msg.headers = headers
     framed = msg.chunked or msg.length is not None
-    fields = tornado_impl.header_fields(headers)
+    # headers_from_parsed made Tornado's own HTTPHeaders: its mapping, read without a call.
+    fields = headers._as_list if FAST_HEADERS else tornado_impl.header_fields(headers)
     connection = fields.get("Connection")
     if connection is None and version == "1.1":
         msg.keep_alive = not self.server.no_keep_alive  # can_keep_alive's answer
