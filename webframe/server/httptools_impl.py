@@ -198,7 +198,20 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
-        self._event(EVENT_BODY, body)
+        # _event() then _handle(), inline: this runs for every body piece.
+        conn = self._current
+        if self._queue or (conn is not None and (conn._waiting or conn._read_done)):
+            self._queue.append((EVENT_BODY, body))
+            self._pause()
+            return
+        transport = self.transport
+        if (
+            conn is not None
+            and not self._closed
+            and transport is not None
+            and not transport.is_closing()
+        ):
+            self._body(conn, body)
 
     def on_message_complete(self) -> None:
         self._msg = None
