@@ -142,7 +142,10 @@ class SessionMixin(CookieMixin):
     def _read_session_cookie(self) -> str | None:
         """The verified session ID in the request's cookie; verified signatures are
         remembered (see :mod:`webframe.sessions.cookieids`), their age checked each time."""
-        header = self.request.headers.get("Cookie")
+        try:
+            header = self.request.headers["Cookie"]
+        except KeyError:
+            return None
         if not header:
             return None
         app_dict = self.application.__dict__
@@ -234,7 +237,8 @@ class SessionMixin(CookieMixin):
         if sid is None:
             self._session = Session.fresh(store.clock(), touch_interval=interval)
             return True
-        record = store.load_nowait(sid)
+        # The ID came from a verified cookie and passed is_valid_session_id there.
+        record = store.load_nowait_checked(sid)
         if record is WOULD_BLOCK:
             return False
         if record is not None:

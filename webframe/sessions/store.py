@@ -162,6 +162,14 @@ class SessionStore(ABC):
             return None
         return self._load_nowait(sid, self.clock())
 
+    def load_nowait_checked(self, sid: str) -> NowaitRecord:
+        """`load_nowait` for an ID the caller already found valid with
+        `is_valid_session_id` (the HTTP layer does so once per verified cookie and
+        remembers it): the same answer without checking the ID again."""
+        if not self._answers_nowait:
+            return WOULD_BLOCK
+        return self._load_nowait(sid, self.clock())
+
     async def save(
         self,
         sid: str,

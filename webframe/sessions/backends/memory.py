@@ -34,10 +34,13 @@ class MemoryStore(SessionStore):
         entry = self._records.get(sid)
         if entry is None:
             return None
-        if self.is_expired(entry.created, entry.accessed, now):
+        created = entry.created
+        accessed = entry.accessed
+        # is_expired(), inline: this runs on every session read.
+        if now - accessed > self.idle_timeout or now - created > self.absolute_timeout:
             del self._records[sid]
             return None
-        return Record(self._decode_data(sid, entry.blob), entry.created, entry.accessed)
+        return Record(self._decode_data(sid, entry.blob), created, accessed)
 
     #: nothing to wait for: `load_nowait` answers what `load` would.
     _load_nowait = _read

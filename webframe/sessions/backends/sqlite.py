@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from webframe.sessions.backends.sqlite_db import (
+    SELECT_RECORD,
     Abandoned,
     Job,
     open_connection,
@@ -171,7 +172,8 @@ class SQLiteStore(SessionStore):
         if reader is None or self._closed:
             return WOULD_BLOCK
         try:
-            row = select_record(reader, sid)
+            # select_record(), inline: this runs on every session read.
+            row = reader.execute(SELECT_RECORD, (sid,)).fetchone()
         except sqlite3.Error:
             return WOULD_BLOCK
         return self._record(sid, row, now)
@@ -183,7 +185,8 @@ class SQLiteStore(SessionStore):
         # Stored by this class as REAL; anything else is checked the slow way.
         created = row[1] if type(row[1]) is float else self._as_time(row[1], now)
         accessed = row[2] if type(row[2]) is float else self._as_time(row[2], now)
-        if self.is_expired(created, accessed, now):
+        # is_expired(), inline: this runs on every session read.
+        if now - accessed > self.idle_timeout or now - created > self.absolute_timeout:
             return None
         blob = row[0] if isinstance(row[0], (str, bytes)) else None
         return Record(self._decode_data(sid, blob), created, accessed)
