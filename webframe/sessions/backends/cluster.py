@@ -120,6 +120,10 @@ class ClusterStore(RedisStore):
         written, acked = await self._call(write_and_wait)
         return self._check_acked(written, acked)
 
+    async def _hgetall(self, key: str) -> Any:
+        # The cluster client routes each key to its slot's node: no single pool to borrow from.
+        return await self._client.hgetall(key)
+
     def _key(self, sid: str) -> str:
         # Session IDs are base64url: they never contain the braces of a hash tag.
         return f"{self.key_prefix}{{{sid}}}"

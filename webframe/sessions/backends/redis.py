@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -60,7 +62,9 @@ class RedisStore(SessionStore):
     ) -> None:
         super().__init__(**kwargs)
         aioredis = _import_redis()
-        from redis.exceptions import RedisError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError, ResponseError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
 
         client_url, options = split_options(url)
         self.url = url
@@ -84,6 +88,14 @@ class RedisStore(SessionStore):
             OSError,
             asyncio.TimeoutError,
         )
+        #: what makes `_hgetall` replace its connection once / keep it after an error reply.
+        self._conn_errors: tuple[type[BaseException], ...] = (RedisConnectionError, OSError)
+        self._conn_errors += (RedisTimeoutError,)
+        self._reply_errors: tuple[type[BaseException], ...] = (ResponseError,)
+        #: idle connections of the read fast path (see `_hgetall`), and how many it holds.
+        self._idle: list[Any] = []
+        self._fast_open = 0
+        self._max_fast = max_connections
         self._save_script = self._client.register_script(SAVE_LUA)
         self._purge_script = self._client.register_script(PURGE_LUA)
         self._take_script = self._client.register_script(TAKE_LUA)
@@ -153,12 +165,11 @@ class RedisStore(SessionStore):
         async def fetch() -> dict[bytes, bytes] | None:
             """Return the hash ({} if absent), or None if the key is not a hash."""
             try:
-                raw = await self._client.hgetall(key)
+                return _as_fields(await self._hgetall(key))
             except ResponseError as exc:
                 if "WRONGTYPE" not in str(exc):
                     raise
                 return None
-            return {_b(name): _b(value) for name, value in raw.items()}
 
         fields = await self._call(fetch)
         if fields is None:
@@ -166,8 +177,9 @@ class RedisStore(SessionStore):
             return Record({}, now, now)
         if not fields:
             return None
-        created = self._as_time(fields.get(CREATED_FIELD.encode()), now)
-        accessed = self._as_time(fields.get(ACCESSED_FIELD.encode()), now)
+        created_raw, accessed_raw = fields.get(_CREATED), fields.get(_ACCESSED)
+        created = _as_time(created_raw, now)
+        accessed = _as_time(accessed_raw, now)
         if self.is_expired(created, accessed, now):
             return None
         data: dict[str, Any] = {}
@@ -175,13 +187,48 @@ class RedisStore(SessionStore):
             for name, value in fields.items():
                 text = name.decode("utf-8")
                 if text.startswith(VALUE_PREFIX):
-                    data[text[len(VALUE_PREFIX) :]] = json.loads(value)
+                    data[text[_PREFIX_LEN:]] = json.loads(value)
         except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError
             self._report_corrupt(sid, f"invalid value: {exc}")
             data = {}
-        if CREATED_FIELD.encode() not in fields or ACCESSED_FIELD.encode() not in fields:
+        if created_raw is None or accessed_raw is None:
             self._report_corrupt(sid, "missing timestamps")
         return Record(data, created, accessed)
+
+    async def _hgetall(self, key: str) -> Any:
+        """HGETALL `key` on a connection of the store's own idle list, skipping the
+        client's per-command machinery (pool lock, retry wrapper, metrics); RESP2 gives
+        a flat list, RESP3 a dict.  Like the client, a pooled connection that fails
+        (Redis restarted) is replaced once; `_call`'s deadline bounds it all."""
+        idle = self._idle
+        if idle:
+            conn = idle.pop()
+        elif self._fast_open < self._max_fast:
+            conn = self._client.connection_pool.make_connection()
+            self._fast_open += 1
+        else:  # every fast connection is busy: the client's pool queues nothing either
+            return await self._client.execute_command("HGETALL", key)
+        try:
+            try:
+                if not conn.is_connected:
+                    await conn.connect()
+                await conn.send_command("HGETALL", key)
+                raw = await conn.read_response()
+            except self._conn_errors:
+                await _drop(conn)
+                await conn.connect()
+                await conn.send_command("HGETALL", key)
+                raw = await conn.read_response()
+        except self._reply_errors:
+            idle.append(conn)  # an error reply leaves the connection in step
+            raise
+        except BaseException:
+            # Timed out or cancelled mid-reply, or still failing: never reuse it.
+            self._fast_open -= 1
+            await _drop(conn)
+            raise
+        idle.append(conn)
+        return raw
 
     async def _save(self, sid: str, cs: Changeset, now: float) -> bool:
         args: list[str] = [
@@ -284,6 +331,10 @@ class RedisStore(SessionStore):
                 return removed
 
     async def _close(self) -> None:
+        idle, self._idle = self._idle, []
+        self._fast_open -= len(idle)
+        for conn in idle:
+            await _drop(conn)
         await self._client.aclose()
 
 
@@ -306,6 +357,36 @@ def split_options(url: str) -> tuple[str, dict[str, int]]:
         else:
             kept.append((name, value))
     return urlunsplit(parts._replace(query=urlencode(kept))), options
+
+
+_CREATED = CREATED_FIELD.encode()
+_ACCESSED = ACCESSED_FIELD.encode()
+_PREFIX_LEN = len(VALUE_PREFIX)
+
+
+def _as_fields(raw: Any) -> dict[bytes, bytes]:
+    """An HGETALL reply (flat RESP2 list or RESP3 dict) as {bytes: bytes}."""
+    if not isinstance(raw, list):
+        return {_b(name): _b(value) for name, value in raw.items()}
+    items = iter(raw)
+    return {_b(name): _b(value) for name, value in zip(items, items, strict=False)}
+
+
+def _as_time(value: bytes | None, default: float) -> float:
+    """A stored timestamp (ASCII bytes) as a float, or `default` if it is not one."""
+    if value is None:
+        return default
+    try:
+        result = float(value)
+    except ValueError:
+        return default
+    return result if math.isfinite(result) else default
+
+
+async def _drop(conn: Any) -> None:
+    """Close `conn` without waiting on the peer (it may be hung)."""
+    with contextlib.suppress(Exception):  # a broken socket is being thrown away anyway
+        await conn.disconnect(nowait=True)
 
 
 def _b(value: bytes | str) -> bytes:
