@@ -46,6 +46,7 @@ def test_reads_reuse_one_connection(server: RedisServer) -> None:
                 record = await store.load(sid)
                 assert record is not None and record.data == {"a": 1, "b": "x"}
             assert len(store._idle) == 1 and store._fast_open == 1
+            assert store._idle[0].socket_timeout is None  # _call alone bounds a read
         finally:
             await store.close()
         assert store._idle == [] and store._fast_open == 0

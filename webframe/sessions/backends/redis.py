@@ -205,6 +205,8 @@ class RedisStore(SessionStore):
             conn = idle.pop()
         elif self._fast_open < self._max_fast:
             conn = self._client.connection_pool.make_connection()
+            # No socket timeout (a wait_for Task per write, a timer per read): _call bounds it.
+            conn.socket_timeout = conn.orig_socket_timeout = None
             self._fast_open += 1
         else:  # every fast connection is busy: the client's pool queues nothing either
             return await self._client.execute_command("HGETALL", key)
