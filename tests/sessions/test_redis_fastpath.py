@@ -127,3 +127,19 @@ def test_more_readers_than_connections_fall_back_to_the_pool(server: RedisServer
             await store.close()
 
     run(main())
+
+
+def test_non_ascii_key_prefix_is_packed_by_bytes(server: RedisServer) -> None:
+    async def main() -> None:
+        store = make_store(server.url, key_prefix="sessión:é:")
+        try:
+            sid = new_session_id()
+            assert await store.save(sid, {"a": "ü"}, new=True)
+            assert await store._client.exists(store._key(sid).encode("utf-8")) == 1
+            record = await store.load(sid)
+            assert record is not None and record.data == {"a": "ü"}
+            assert len(store._idle) == 1  # the reply matched the request
+        finally:
+            await store.close()
+
+    run(main())

@@ -83,11 +83,8 @@ class RedisStore(SessionStore):
         self.wait_timeout_ms = max(1, int(self.timeout * 500))
         self._client: Any = self._make_client(aioredis, client_url, max_connections)
         #: what a failing Redis raises here; a subclass's client may add its own.
-        self._redis_errors: tuple[type[BaseException], ...] = (
-            RedisError,
-            OSError,
-            asyncio.TimeoutError,
-        )
+        errors: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
+        self._redis_errors = errors
         #: what makes `_hgetall` replace its connection once / keep it after an error reply.
         self._conn_errors: tuple[type[BaseException], ...] = (RedisConnectionError, OSError)
         self._conn_errors += (RedisTimeoutError,)
@@ -211,15 +208,17 @@ class RedisStore(SessionStore):
         else:  # every fast connection is busy: the client's pool queues nothing either
             return await self._client.execute_command("HGETALL", key)
         try:
+            name = conn.encoder.encode(key)  # packed here: redis-py's pack_command is general
+            packed = b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n" % (len(name), name)
             try:
                 if not conn.is_connected:
                     await conn.connect()
-                await conn.send_command("HGETALL", key)
+                await conn.send_packed_command(packed)
                 raw = await conn.read_response()
             except self._conn_errors:
                 await _drop(conn)
                 await conn.connect()
-                await conn.send_command("HGETALL", key)
+                await conn.send_packed_command(packed)
                 raw = await conn.read_response()
         except self._reply_errors:
             idle.append(conn)  # an error reply leaves the connection in step
