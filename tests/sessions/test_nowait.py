@@ -153,7 +153,7 @@ def test_only_short_headers_are_remembered_and_the_cache_is_bounded() -> None:
     assert cookies.from_value("v") == ("S" * 43, 200.0)
     for i in range(HEADER_CACHE_SIZE + 1):
         cookies.remember(f'p={i}; session="v"', "v", "S" * 43, 200.0)
-    assert len(cookies._headers) <= HEADER_CACHE_SIZE
+    assert len(cookies.by_header) <= HEADER_CACHE_SIZE
 
 
 # Over HTTP: a handler with ``uses_session`` reads the session in ``prepare`` itself ------------

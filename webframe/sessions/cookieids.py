@@ -52,12 +52,14 @@ class VerifiedCookies:
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[str, float]] = {}
-        self._headers: dict[str, tuple[str, float]] = {}
+        #: whole header -> (session ID, valid until); read directly by the session
+        #: mixin on every request (`from_header` is the same lookup as a method).
+        self.by_header: dict[str, tuple[str, float]] = {}
 
     def from_header(self, header: str, now: float) -> str | None:
         """The session ID a remembered ``Cookie`` header carries, if still young enough
         at ``now``; None otherwise (then the header is read and checked)."""
-        hit = self._headers.get(header)
+        hit = self.by_header.get(header)
         return hit[0] if hit is not None and now < hit[1] else None
 
     def from_value(self, raw: str) -> tuple[str, float] | None:
@@ -71,6 +73,6 @@ class VerifiedCookies:
                 self._values.clear()
             self._values[raw] = (sid, valid_until)
         if len(header) <= HEADER_MAX_LENGTH:
-            if len(self._headers) >= HEADER_CACHE_SIZE:
-                self._headers.clear()
-            self._headers[header] = (sid, valid_until)
+            if len(self.by_header) >= HEADER_CACHE_SIZE:
+                self.by_header.clear()
+            self.by_header[header] = (sid, valid_until)

@@ -77,7 +77,9 @@ class FlashMixin(SessionMixin):
     def on_finish(self) -> None:
         """After the response: flashes taken for a page that failed before anything was
         sent, and that the error page did not show either, go back to the store."""
-        taken, self._taken_flashes = self._taken_flashes, None
+        taken = self._taken_flashes
+        if taken is not None:
+            self._taken_flashes = None
         if taken is not None and not self._flashes_read:
             task = asyncio.ensure_future(self._put_back_flashes(*taken))
             _putting_back.add(task)  # the loop keeps only weak references to tasks

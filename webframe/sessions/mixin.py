@@ -153,9 +153,10 @@ class SessionMixin(CookieMixin):
         if verified is None:
             verified = app_dict.setdefault(_VERIFIED_ATTR, VerifiedCookies())
         now = time.time()
-        sid = verified.from_header(header, now)
-        if sid is not None:
-            return sid
+        # verified.from_header(header, now), inline: this runs on every request.
+        known = verified.by_header.get(header)
+        if known is not None and now < known[1]:
+            return known[0]
         s = self.wf_settings
         raw = raw_cookie(header, s.session_cookie)
         if raw is None and s.session_cookie in self.request.cookies:
@@ -230,7 +231,7 @@ class SessionMixin(CookieMixin):
         `SessionStore.load_nowait`); False if `load_session` must be awaited."""
         sid = self._cookie_sid_value
         if sid is _UNSET:
-            sid = self.session_id_from_cookie()
+            sid = self._cookie_sid_value = self._read_session_cookie()
         app = self.application
         store: SessionStore = app.session_store  # type: ignore[attr-defined]
         interval = app.wf_settings.session_touch_interval  # type: ignore[attr-defined]
