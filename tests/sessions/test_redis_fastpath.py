@@ -143,3 +143,18 @@ def test_non_ascii_key_prefix_is_packed_by_bytes(server: RedisServer) -> None:
             await store.close()
 
     run(main())
+
+
+def test_decoded_replies_read_the_same(server: RedisServer) -> None:
+    async def main() -> None:
+        store = make_store(server.url + "?decode_responses=true")
+        try:
+            assert store._client.connection_pool.connection_kwargs["decode_responses"]
+            sid = new_session_id()
+            assert await store.save(sid, {"a": [1, "é"]}, new=True)
+            record = await store.load(sid)
+            assert record is not None and record.data == {"a": [1, "é"]}
+        finally:
+            await store.close()
+
+    run(main())

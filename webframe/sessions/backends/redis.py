@@ -193,10 +193,9 @@ class RedisStore(SessionStore):
         return Record(data, created, accessed)
 
     async def _hgetall(self, key: str) -> Any:
-        """HGETALL `key` on a connection of the store's own idle list, skipping the
-        client's per-command machinery (pool lock, retry wrapper, metrics); RESP2 gives
-        a flat list, RESP3 a dict.  Like the client, a pooled connection that fails
-        (Redis restarted) is replaced once; `_call`'s deadline bounds it all."""
+        """HGETALL `key` on the store's own idle connections, skipping the client's pool
+        lock, retry wrapper and metrics (RESP2: a flat list, RESP3: a dict).  Like the client,
+        a connection that fails (Redis restarted) is replaced once; `_call` bounds it all."""
         idle = self._idle
         if idle:
             conn = idle.pop()
@@ -370,6 +369,8 @@ def _as_fields(raw: Any) -> dict[bytes, bytes]:
     if not isinstance(raw, list):
         return {_b(name): _b(value) for name, value in raw.items()}
     items = iter(raw)
+    if raw and type(raw[0]) is bytes:  # decode_responses off (the store's setting): as is
+        return dict(zip(items, items, strict=False))
     return {_b(name): _b(value) for name, value in zip(items, items, strict=False)}
 
 
