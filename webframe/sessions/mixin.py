@@ -108,6 +108,8 @@ class SessionMixin(CookieMixin):
     uses_session: ClassVar[bool] = False
 
     _session: Session | None = None
+    #: the store the session was loaded from (spares asking the application again).
+    _loaded_store: SessionStore | None = None
     #: the one save of this request, once started (later callers wait for it).
     _commit_task: Future[None] | None = None
     _cookie_sid_value: Any = _UNSET
@@ -189,7 +191,7 @@ class SessionMixin(CookieMixin):
         """
         if self._session is None:
             sid = self.session_id_from_cookie()
-            store = self.session_store
+            store = self._loaded_store = self.session_store
             interval = self.wf_settings.session_touch_interval
             if sid is None:
                 self._session = Session.fresh(store.clock(), touch_interval=interval)
@@ -234,6 +236,7 @@ class SessionMixin(CookieMixin):
             sid = self._cookie_sid_value = self._read_session_cookie()
         app = self.application
         store: SessionStore = app.session_store  # type: ignore[attr-defined]
+        self._loaded_store = store
         interval = app.wf_settings.session_touch_interval  # type: ignore[attr-defined]
         if sid is None:
             self._session = Session.fresh(store.clock(), touch_interval=interval)
@@ -264,7 +267,9 @@ class SessionMixin(CookieMixin):
         session = self._session
         if session is None or tornado_impl.headers_written(self):
             return False
-        store: SessionStore = self.application.session_store  # type: ignore[attr-defined]
+        store = self._loaded_store
+        if store is None:
+            store = self.session_store
         return session.needs_commit(store.clock(), store.idle_timeout)
 
     def _commit_once(self) -> Future[None]:
@@ -299,19 +304,28 @@ class SessionMixin(CookieMixin):
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Finish the response; a changed session is saved first (asynchronously)."""
         end = self._end
-        if self._session is None and end is ResponseEnd.OPEN:
-            return super().finish(chunk)  # the common case: no session in this request
-        if end is ResponseEnd.WAITING:
+        if end is ResponseEnd.OPEN:
+            session = self._session
+            if session is None:
+                return super().finish(chunk)  # the common case: no session in this request
+            store = self._loaded_store
+            if self._commit_task is None and store is not None:
+                # _session_pending(), inline for a loaded session not being saved yet.
+                pending = not tornado_impl.headers_written(self) and session.needs_commit(
+                    store.clock(), store.idle_timeout
+                )
+            else:
+                pending = self._session_pending()
+            if pending:
+                if chunk is not None:
+                    self.write(chunk)
+                return self._wait_for_store(self._commit_then_finish())
+            self._end = ResponseEnd.SETTLED
+        elif end is ResponseEnd.WAITING:
             if chunk is not None:
                 self.write(chunk)
             assert self._final is not None
             return self._final
-        if end is ResponseEnd.OPEN and self._session_pending():
-            if chunk is not None:
-                self.write(chunk)
-            return self._wait_for_store(self._commit_then_finish())
-        if end is ResponseEnd.OPEN:
-            self._end = ResponseEnd.SETTLED
         return super().finish(chunk)
 
     def _wait_for_store(self, step: Coroutine[Any, Any, None]) -> Future[None]:
