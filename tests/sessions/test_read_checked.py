@@ -70,3 +70,52 @@ def test_absolute_expiry_applies_to_checked_read() -> None:
 def test_store_that_replaces_load_is_always_awaited() -> None:
     store = _AwaitedOnly()
     assert store.load_nowait_checked(new_session_id()) is WOULD_BLOCK
+
+
+def test_memory_reads_never_share_objects_and_see_every_write() -> None:
+    """The decoded form a memory store keeps for fast reads: each read gets its own
+    objects, and a write (or a corrupted record) is what the next read sees."""
+    store = MemoryStore()
+
+    async def main() -> None:
+        sid = new_session_id()
+        await store.save(sid, {"user": {"id": 1, "tags": ["a"]}, "t": (1, 2)}, new=True)
+        first = store.load_nowait_checked(sid)
+        second = store.load_nowait_checked(sid)
+        assert isinstance(first, Record) and isinstance(second, Record)
+        assert first.data == second.data == {"user": {"id": 1, "tags": ["a"]}, "t": [1, 2]}
+        first.data["user"]["tags"].append("mutated")
+        third = store.load_nowait_checked(sid)
+        assert isinstance(third, Record)
+        assert third.data["user"]["tags"] == ["a"]
+        assert second.data["user"] is not third.data["user"]
+        await store.save(sid, {"n": 2}, new=False)
+        after_write = store.load_nowait_checked(sid)
+        assert isinstance(after_write, Record) and after_write.data["n"] == 2
+        store._records[sid].blob = "{not json"
+        corrupt = store.load_nowait_checked(sid)
+        assert isinstance(corrupt, Record) and corrupt.data == {}
+        taken_sid = new_session_id()
+        await store.save(taken_sid, {"flash": "hi", "k": 1}, new=True)
+        store.load_nowait_checked(taken_sid)
+        assert await store.take(taken_sid, ["flash"]) == {"flash": "hi"}
+        after_take = store.load_nowait_checked(taken_sid)
+        assert isinstance(after_take, Record) and after_take.data == {"k": 1}
+
+    asyncio.run(main())
+
+
+def test_memory_read_of_deeply_nested_value() -> None:
+    store = MemoryStore()
+    value: list[object] = []
+    for _ in range(900):  # deep, yet within what json.dumps accepts
+        value = [value]
+
+    async def main() -> None:
+        sid = new_session_id()
+        await store.save(sid, {"deep": value}, new=True)
+        for _ in range(2):
+            record = store.load_nowait_checked(sid)
+            assert isinstance(record, Record) and record.data == {"deep": value}
+
+    asyncio.run(main())
