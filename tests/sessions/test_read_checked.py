@@ -119,3 +119,40 @@ def test_memory_read_of_deeply_nested_value() -> None:
             assert isinstance(record, Record) and record.data == {"deep": value}
 
     asyncio.run(main())
+
+
+def test_sqlite_reads_see_writes_from_anywhere_and_never_share_objects(tmp_path: Path) -> None:
+    """The decoded data the SQLite store keeps per session is used only while the row's
+    text is unchanged: a write by another connection (another process) is seen."""
+    import sqlite3
+
+    path = str(tmp_path / "s.db")
+    store = SQLiteStore(path)
+
+    async def read(sid: str) -> Record:
+        record = store.load_nowait_checked(sid)
+        if record is WOULD_BLOCK:
+            record = await store.load(sid)
+        assert isinstance(record, Record)
+        return record
+
+    async def main() -> None:
+        sid = new_session_id()
+        await store.save(sid, {"user": {"tags": ["a"]}}, new=True)
+        first = await read(sid)
+        first.data["user"]["tags"].append("mutated")
+        assert (await read(sid)).data == {"user": {"tags": ["a"]}}
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("UPDATE webframe_sessions SET data = ? WHERE sid = ?", ('{"n":5}', sid))
+            assert (await read(sid)).data == {"n": 5}
+            other.execute("UPDATE webframe_sessions SET data = '{not json' WHERE sid = ?", (sid,))
+            assert (await read(sid)).data == {}
+            other.execute("DELETE FROM webframe_sessions WHERE sid = ?", (sid,))
+        finally:
+            other.close()
+        assert store.load_nowait_checked(sid) in (None, WOULD_BLOCK)
+        assert await store.load(sid) is None
+        await store.close()
+
+    asyncio.run(main())

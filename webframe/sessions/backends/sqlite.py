@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import marshal
 import os
 import sqlite3
 import threading
@@ -32,6 +33,9 @@ from webframe.sessions.store import (
 
 __all__ = ["SQLiteStore"]
 
+#: sessions whose decoded data `_record` keeps (all dropped when full).
+DECODED_CACHE_SIZE = 10_000
+
 T = TypeVar("T")
 
 
@@ -56,6 +60,8 @@ class SQLiteStore(SessionStore):
         self._inline: sqlite3.Connection | None = None
         #: a cursor of ``_inline`` kept for `_load_nowait` (one object less per read).
         self._reader: sqlite3.Cursor | None = None
+        #: session ID -> (data text last read, its decoded object in marshal form).
+        self._decoded: dict[str, tuple[str, bytes]] = {}
         self._closed = False
 
     @classmethod
@@ -188,8 +194,24 @@ class SQLiteStore(SessionStore):
         # is_expired(), inline: this runs on every session read.
         if now - accessed > self.idle_timeout or now - created > self.absolute_timeout:
             return None
-        blob = row[0] if isinstance(row[0], (str, bytes)) else None
-        return Record(self._decode_data(sid, blob), created, accessed)
+        blob = row[0]
+        if type(blob) is not str:
+            return Record(
+                self._decode_data(sid, blob if type(blob) is bytes else None), created, accessed
+            )
+        # The last data read per session, decoded, in marshal form (reads back faster
+        # than JSON): used only while the stored text is still exactly the same.
+        known = self._decoded.get(sid)
+        if known is not None and known[0] == blob:
+            # Bytes this store made from data it decoded itself, never from outside.
+            return Record(marshal.loads(known[1]), created, accessed)  # noqa: S302
+        data = self._decode_data(sid, blob)
+        if data or blob == "{}":  # not a corrupt record (_decode_data reports those)
+            with contextlib.suppress(ValueError):  # nested too deep for marshal
+                if len(self._decoded) >= DECODED_CACHE_SIZE:
+                    self._decoded.clear()
+                self._decoded[sid] = (blob, marshal.dumps(data))
+        return Record(data, created, accessed)
 
     def _update_in_place(
         self, conn: sqlite3.Connection, sid: str, cs: Changeset, now: float
@@ -351,6 +373,7 @@ class SQLiteStore(SessionStore):
         if self._closed:
             return
         self._closed = True
+        self._decoded.clear()
 
         if self._inline is not None:
             self._reader = None
