@@ -198,42 +198,29 @@ class HTTPToolsProtocol(asyncio.BufferedProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
-        # _event() then _handle(), inline: this runs for every body piece.
-        conn = self._current
-        if self._queue or (conn is not None and (conn._waiting or conn._read_done)):
-            self._queue.append((EVENT_BODY, body))
-            self._pause()
-            return
-        transport = self.transport
-        if (
-            conn is not None
-            and not self._closed
-            and transport is not None
-            and not transport.is_closing()
-        ):
-            self._body(conn, body)
+        self._event(EVENT_BODY, body)
 
     def on_message_complete(self) -> None:
         self._msg = None
         self._body_left = 0
-        # _event() then _handle(), inline: this runs for every request.
+        # _event(EVENT_END, None) inline (a call less for every request: about 1% of
+        # hello's instructions under callgrind).
         conn = self._current
         if self._queue or (conn is not None and (conn._waiting or conn._read_done)):
             self._queue.append((EVENT_END, None))
             self._pause()
             return
         transport = self.transport
-        if (
-            conn is not None
-            and not self._closed
-            and transport is not None
-            and not transport.is_closing()
-        ):
-            self._end(conn)
+        if conn is None or self._closed or transport is None or transport.is_closing():
+            return
+        self._end(conn)
 
     # -- event dispatch -------------------------------------------------------
     def _event(self, kind: int, payload: Any) -> None:
-        if self._queue or self._blocked():
+        """Handle what the parser produced now, or queue it behind a busy delegate.
+        (``_blocked()`` inline: this runs for every body piece.)"""
+        conn = self._current
+        if self._queue or (conn is not None and (conn._waiting or conn._read_done)):
             self._queue.append((kind, payload))
             self._pause()
             return

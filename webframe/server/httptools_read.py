@@ -102,14 +102,7 @@ def buffer_updated(self: HTTPToolsProtocol, nbytes: int) -> None:
         # A method llhttp does not know: the request again, under a stand-in.
         self._refeed(exc, data, start, seen)
         return
-    # parsed(), inline: this runs for every read.
-    if self._body_left:
-        if self._msg is not None and not self._in_head:
-            self._body_left -= self._body_seen
-            return
-        self._body_left = 0
-    if self._in_head:
-        self._keep_head(data, start, seen)
+    parsed(self, data, start, seen)
 
 
 def parsed(self: HTTPToolsProtocol, data: memoryview, start: Any, seen: int) -> None:
