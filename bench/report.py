@@ -57,6 +57,8 @@ def _latency(r: dict[str, Any], side: dict[str, Any]) -> str:
 
 def _target(r: dict[str, Any]) -> str:
     parts = [] if r["target"] is None else [f">= {r['target']:.2f}"]
+    if r.get("cpu_target") is not None:
+        parts.append(f"CPU >= {r['cpu_target']:.2f}")
     if r.get("rss_target_mib") is not None:
         parts.append(f"A RSS < {r['rss_target_mib']:g} MiB")
     return ", ".join(parts) or "-"

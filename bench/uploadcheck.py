@@ -87,8 +87,12 @@ def verify_raw(sources: list[tuple[Path, str]], up: Upload) -> list[str]:
         except (ValueError, KeyError, TypeError):
             problems.append(f"raw server answered {body[:200]!r}")
             continue
-        got.append(sha256_of(path))
+        digest = sha256_of(path)
+        got.append(digest)
         path.unlink()
+        answered = json.loads(body).get("sha256")  # the upload-sha256 twin hashes as well
+        if answered is not None and answered != digest:
+            problems.append(f"the raw server answered SHA-256 {answered}, its file has {digest}")
     if sorted(got) != sorted(sha for _, sha in sources):
         problems.append("the raw server's files differ from the sources")
     return problems

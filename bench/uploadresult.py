@@ -164,9 +164,12 @@ def summarize(
     problems: list[str],
     integrity: list[str],
     rss_target_mib: float | None,
+    *,
+    cpu_target: float | None = None,
 ) -> dict[str, Any]:
     """The result keys every upload scenario shares (from ``"a"`` on), its checks and
-    verdict; the problems are logged. ``*cpu_ratio``: B's CPU per GiB over A's."""
+    verdict; the problems are logged. ``*cpu_ratio``: B's CPU per GiB over A's, which
+    ``cpu_target`` (if given) is the least it must be."""
     for problem in problems:
         log(f"  {scenario.name}: WARNING {problem}")
     side_a = side_result(scenario.a.label, a, runs["A"])
@@ -189,11 +192,17 @@ def summarize(
         for ra, rb in zip(runs["A"], runs["B"], strict=True)
     ]
     ratio = statistics.median(ratios) if ratios else 0.0
+    cpu_ratio = statistics.median(cpu_ratios) if cpu_ratios else 0.0
     checks = []
     if scenario.target is not None:
         checks.append(
             {"what": "A/B MB/s", "value": ratio, "target": f">= {scenario.target}",
              "ok": ratio >= scenario.target}
+        )  # fmt: skip
+    if cpu_target is not None:
+        checks.append(
+            {"what": "CPU A/B", "value": cpu_ratio, "target": f">= {cpu_target}",
+             "ok": cpu_ratio >= cpu_target}
         )  # fmt: skip
     if rss_target_mib is not None:
         peak = side_a["rss_peak_kib"]
@@ -211,15 +220,14 @@ def summarize(
         "ratios": ratios,
         "ratio": ratio,
         "cpu_ratios": cpu_ratios,
-        "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else 0.0,
+        "cpu_ratio": cpu_ratio,
         "user_cpu_ratios": user_ratios,
         "user_cpu_ratio": statistics.median(user_ratios) if user_ratios else 0.0,
         "target": scenario.target,
         "rss_target_mib": rss_target_mib,
+        "cpu_target": cpu_target,
         "checks": checks,
         "verdict": "PASS" if all(c["ok"] for c in checks) else "MISS",
         "errors": side_a["error_count"] + side_b["error_count"],
         "problems": problems,
     }
-
-

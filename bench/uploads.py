@@ -248,7 +248,8 @@ class UploadLoad:
     """``concurrency`` uploads of ``size`` bytes at once (``quick_size`` in --quick);
     ``rss_target_mib``: A's peak RSS during the uploads must stay below it. ``b_demo``:
     B is a second demo (each in its own folder), not the raw Tornado handler;
-    ``a_storage="s3"``: A stores into the bucket of the scenario's S3 service."""
+    ``a_storage="s3"``: A stores into the bucket of the scenario's S3 service;
+    ``cpu_target``: the least B-CPU-per-GiB over A's that passes."""
 
     size: int
     quick_size: int
@@ -257,6 +258,7 @@ class UploadLoad:
     path: str = "/"  # what readiness is checked on
     b_demo: bool = False
     a_storage: str = "local"
+    cpu_target: float | None = None
 
     def run_scenario(
         self,
@@ -334,7 +336,11 @@ class UploadLoad:
             "rounds": rounds,
             "warmup_batches": 1 if cfg.warmup else 0,
             "storage": {"A": self.a_storage, "B": "local"},
-            **summarize(scenario, a, b, runs, rss, problems, integrity, self.rss_target_mib),
+            **summarize(
+                scenario,
+                *(a, b, runs, rss, problems, integrity, self.rss_target_mib),
+                cpu_target=self.cpu_target,
+            ),
         }
 
     def _batch(

@@ -17,7 +17,16 @@ JSON_TYPE = "application/json; charset=UTF-8"
 STATIC_NAME = "blob.bin"
 STATIC_SIZE = 10 * 1024
 
-SCENARIOS = ("hello", "page", "json", "static", "session-read", "session-write", "upload")
+SCENARIOS = (
+    "hello",
+    "page",
+    "json",
+    "static",
+    "session-read",
+    "session-write",
+    "upload",
+    "upload-sha256",
+)
 
 #: session scenarios: GET LOGIN_PATH starts the session the load then sends the cookie
 #: of; GET COUNTER_PATH answers the session's counter "n" (checked after write runs).

@@ -5,13 +5,17 @@
 
 The ``upload`` scenario is the ceiling of this stack for uploads: a
 ``stream_request_body`` handler writing the body bytes straight to a file, with
-``max_body_size`` raised; no parsing, no hashing.
+``max_body_size`` raised; no parsing, no hashing. ``upload-sha256`` is the same
+handler also computing the body's SHA-256 as it arrives (and answering with it),
+which is the one per-byte job the webframe demo does that ``upload`` does not: the
+twin for comparing the connection layers doing the same work.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -95,6 +99,26 @@ class RawUploadHandler(tornado.web.RequestHandler):
             self.file.close()
 
 
+@tornado.web.stream_request_body
+class HashingUploadHandler(RawUploadHandler):
+    """RawUploadHandler that also hashes every body byte, as the demo does."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.digest = hashlib.sha256()
+
+    def data_received(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+
+    def _done(self) -> None:
+        self.file.close()
+        self.set_header("Content-Type", JSON_TYPE)
+        answer = {"path": self.path, "size": self.size, "sha256": self.digest.hexdigest()}
+        self.finish(json.dumps(answer))
+
+
 def _no_access_log(handler: tornado.web.RequestHandler) -> None:
     # webframe runs with access_log=False; log nothing here either.
     return None
@@ -109,6 +133,7 @@ def make_app(
         "json": [(r"/echo", EchoHandler)],
         "static": [],
         "upload": [(UPLOAD_PATH, RawUploadHandler)],
+        "upload-sha256": [(UPLOAD_PATH, HashingUploadHandler)],
     }
     routes = table[scenario]
     settings: dict[str, Any] = {
