@@ -17,10 +17,13 @@ from webframe.sessions.backends.sqlite_db import (
     SELECT_RECORD,
     Abandoned,
     Job,
+    bump_counter,
     open_connection,
     path_of,
     select_record,
+    update_statement,
 )
+from webframe.sessions.backends.sqlite_wal import WalIndex, is_snapshot
 from webframe.sessions.store import (
     WOULD_BLOCK,
     Changeset,
@@ -62,6 +65,13 @@ class SQLiteStore(SessionStore):
         self._reader: sqlite3.Cursor | None = None
         #: session ID -> (data text last read, its decoded object in marshal form).
         self._decoded: dict[str, tuple[str, bytes]] = {}
+        #: the database's wal-index header, mapped (None: not in WAL mode, or no file).
+        self._wal: WalIndex | None = None
+        #: the header read before the SELECTs whose records `_fresh` holds.
+        self._wal_seen: bytes | None = None
+        #: session ID -> (created, accessed, data in marshal form) as stored while the
+        #: wal-index header is still `_wal_seen` (nothing committed since).
+        self._fresh: dict[str, tuple[float, float, bytes]] = {}
         self._closed = False
 
     @classmethod
@@ -142,6 +152,7 @@ class SQLiteStore(SessionStore):
                 # queue on the worker.
                 conn = self._inline = self._open_connection(0)
                 self._reader = conn.cursor()
+                self._wal = WalIndex.of(conn, self.path)
             return fn(conn)
         except sqlite3.OperationalError:
             # Busy, locked, or no table yet (the worker creates it): the slow path
@@ -177,12 +188,37 @@ class SQLiteStore(SessionStore):
         reader = self._reader
         if reader is None or self._closed:
             return WOULD_BLOCK
+        wal = self._wal
+        head = None
+        if wal is not None:
+            # Nothing committed since the header seen before an earlier SELECT: the row
+            # it read is still the stored one (see sqlite_wal); only the clock moved.
+            head = wal.read()
+            if head == self._wal_seen:
+                fresh = self._fresh.get(sid)
+                if fresh is not None:
+                    created, accessed, packed = fresh
+                    # is_expired(), inline, exactly as `_record` decides it.
+                    if now - accessed > self.idle_timeout or now - created > self.absolute_timeout:
+                        return None
+                    # Bytes this store made from data it decoded itself.
+                    return Record(marshal.loads(packed), created, accessed)  # noqa: S302
+            else:
+                self._fresh.clear()
+                self._wal_seen = head if is_snapshot(head) else None
         try:
             # select_record(), inline: this runs on every session read.
             row = reader.execute(SELECT_RECORD, (sid,)).fetchone()
         except sqlite3.Error:
             return WOULD_BLOCK
-        return self._record(sid, row, now)
+        record = self._record(sid, row, now)
+        if record is not None and head is not None and head == self._wal_seen:
+            known = self._decoded.get(sid)
+            if known is not None and known[0] == row[0]:
+                if len(self._fresh) >= DECODED_CACHE_SIZE:
+                    self._fresh.clear()
+                self._fresh[sid] = (record.created, record.accessed, known[1])
+        return record
 
     def _record(self, sid: str, row: tuple[Any, ...] | None, now: float) -> Record | None:
         """The live record in a selected row, or None."""
@@ -218,27 +254,10 @@ class SQLiteStore(SessionStore):
     ) -> bool | None:
         """Apply ``cs`` to a live stored session with one UPDATE (SQLite's JSON
         functions merge the keys); None when this fast way does not apply."""
-        keys = [*cs.deleted, *cs.values]
-        if cs.new or not keys or any('"' in k or "\\" in k for k in keys):
+        statement = update_statement(sid, cs, now, self.idle_timeout, self.absolute_timeout)
+        if statement is None:
             return None
-        expr = "data"
-        params: list[Any] = []
-        if cs.deleted:
-            expr = f"json_remove({expr}{', ?' * len(cs.deleted)})"
-            params += [f'$."{k}"' for k in cs.deleted]
-        if cs.values:
-            expr = f"json_set({expr}{', ?, json(?)' * len(cs.values)})"
-            for key in cs.values:
-                params += [f'$."{key}"', cs.encoded[key]]
-        if cs.touch:  # otherwise "accessed" is not assigned, so its index is not rewritten
-            expr += ", accessed = ?"
-            params.append(now)
-        # ``expr`` holds only fixed SQL and placeholders; every value is a parameter.
-        sql = (
-            f"UPDATE webframe_sessions SET data = {expr} "  # noqa: S608
-            "WHERE sid = ? AND accessed >= ? AND created >= ? AND json_type(data) = 'object'"
-        )
-        params += [sid, now - self.idle_timeout, now - self.absolute_timeout]
+        sql, params = statement
         try:
             if getattr(self._local, "job", None) is None:
                 # On the loop's connection, no deadline: one autocommitted statement.
@@ -323,25 +342,9 @@ class SQLiteStore(SessionStore):
 
     async def _incr(self, key: str, window: float, amount: int, now: float) -> Count:
         def bump(conn: sqlite3.Connection) -> Count:
-            def body() -> Count:
-                row = conn.execute(
-                    "SELECT value, reset FROM webframe_counters WHERE key = ?", (key,)
-                ).fetchone()
-                value, end = (0, now + window)
-                if row is not None:
-                    stored_end = self._as_time(row[1], now)
-                    if stored_end > now and isinstance(row[0], int):
-                        value, end = row[0], stored_end
-                if not amount:
-                    return Count(int(value), end - now)
-                value += amount
-                conn.execute(
-                    "INSERT OR REPLACE INTO webframe_counters (key, value, reset) VALUES (?, ?, ?)",
-                    (key, value, end),
-                )
-                return Count(int(value), end - now)
-
-            return self._transaction(conn, body)
+            return self._transaction(
+                conn, lambda: bump_counter(conn, key, window, amount, now, self._as_time)
+            )
 
         return await self._fast(bump)
 
@@ -374,6 +377,10 @@ class SQLiteStore(SessionStore):
             return
         self._closed = True
         self._decoded.clear()
+        self._fresh.clear()
+        if self._wal is not None:  # before the connection that keeps the file valid
+            self._wal.close()
+            self._wal = None
 
         if self._inline is not None:
             self._reader = None

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
+
+from webframe.sessions.records import Changeset, Count
 
 __all__ = [
     "SCHEMA",
     "SELECT_RECORD",
     "Abandoned",
     "Job",
+    "bump_counter",
     "open_connection",
     "path_of",
     "select_record",
+    "update_statement",
 ]
 
 SCHEMA = (
@@ -40,6 +45,63 @@ def select_record(conn: sqlite3.Connection | sqlite3.Cursor, sid: str) -> tuple[
     """The stored ``(data, created, accessed)`` of session ``sid``, or None."""
     row: tuple[Any, ...] | None = conn.execute(SELECT_RECORD, (sid,)).fetchone()
     return row
+
+
+def update_statement(
+    sid: str, cs: Changeset, now: float, idle_timeout: float, absolute_timeout: float
+) -> tuple[str, list[Any]] | None:
+    """One UPDATE applying ``cs`` to the live stored session ``sid`` (SQLite's JSON
+    functions merge the keys), with its parameters; None when this way does not apply."""
+    keys = [*cs.deleted, *cs.values]
+    if cs.new or not keys or any('"' in k or "\\" in k for k in keys):
+        return None
+    expr = "data"
+    params: list[Any] = []
+    if cs.deleted:
+        expr = f"json_remove({expr}{', ?' * len(cs.deleted)})"
+        params += [f'$."{k}"' for k in cs.deleted]
+    if cs.values:
+        expr = f"json_set({expr}{', ?, json(?)' * len(cs.values)})"
+        for key in cs.values:
+            params += [f'$."{key}"', cs.encoded[key]]
+    if cs.touch:  # otherwise "accessed" is not assigned, so its index is not rewritten
+        expr += ", accessed = ?"
+        params.append(now)
+    # ``expr`` holds only fixed SQL and placeholders; every value is a parameter.
+    sql = (
+        f"UPDATE webframe_sessions SET data = {expr} "  # noqa: S608
+        "WHERE sid = ? AND accessed >= ? AND created >= ? AND json_type(data) = 'object'"
+    )
+    params += [sid, now - idle_timeout, now - absolute_timeout]
+    return sql, params
+
+
+def bump_counter(
+    conn: sqlite3.Connection,
+    key: str,
+    window: float,
+    amount: int,
+    now: float,
+    as_time: Callable[[object, float], float],
+) -> Count:
+    """`SessionStore.incr` on ``conn`` (inside the caller's transaction); ``as_time``
+    reads a stored time, or gives its default for anything else."""
+    row = conn.execute(
+        "SELECT value, reset FROM webframe_counters WHERE key = ?", (key,)
+    ).fetchone()
+    value, end = (0, now + window)
+    if row is not None:
+        stored_end = as_time(row[1], now)
+        if stored_end > now and isinstance(row[0], int):
+            value, end = row[0], stored_end
+    if not amount:
+        return Count(int(value), end - now)
+    value += amount
+    conn.execute(
+        "INSERT OR REPLACE INTO webframe_counters (key, value, reset) VALUES (?, ?, ?)",
+        (key, value, end),
+    )
+    return Count(int(value), end - now)
 
 
 def path_of(url: str) -> str:
