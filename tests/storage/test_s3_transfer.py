@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import tempfile
 from typing import Any
 
 import pytest
@@ -127,3 +128,74 @@ def test_a_service_without_tagging_still_gets_the_object(s3: S3Backend) -> None:
 
     s3.run(scenario)
     assert s3.uploads() == []
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        MiB - 1,  # stays in memory: one PutObject from the buffer
+        3 * MiB + 5,  # spooled, still one PutObject (from the file)
+        12 * MiB + 3,  # spooled parts of 5 MiB, a shorter last one
+    ],
+)
+def test_parts_spooled_to_a_file_arrive_intact(s3: S3Backend, size: int) -> None:
+    data = os.urandom(size)
+
+    async def scenario(storage: Storage) -> bytes:
+        sink = await storage.open_sink("spooled.bin", content_type="application/octet-stream")
+        for start in range(0, len(data), 65_537):  # writes straddle the 1 MiB and part edges
+            await sink.write(data[start : start + 65_537])
+        info = await sink.commit()
+        assert info.size == size and info.sha256 == hashlib.sha256(data).hexdigest()
+        return await (await storage.open_read("spooled.bin")).read_all()
+
+    assert s3.run(scenario) == data
+    assert s3.uploads() == []
+
+
+def test_a_sink_keeps_no_part_file_open_once_done(s3: S3Backend) -> None:
+    def part_files() -> int:
+        """Open unlinked files in the temporary folder (O_TMPFILE ones have no name)."""
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                name = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue  # the listing's own descriptor, closed by now
+            count += name.startswith(tempfile.gettempdir()) and name.endswith("(deleted)")
+        return count
+
+    async def scenario(storage: Storage) -> None:
+        before = part_files()
+        for finish in ("commit", "abort"):
+            sink = await storage.open_sink("f.bin", content_type="application/octet-stream")
+            await sink.write(os.urandom(6 * MiB))  # part 1 sent, 1 MiB spooled of part 2
+            assert part_files() == before + 1
+            await getattr(sink, finish)()
+            assert part_files() == before
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc")
+    s3.run(scenario)
+    assert s3.uploads() == []
+
+
+def test_part_body_reads_a_window_of_the_file_in_slices() -> None:
+    import io
+
+    from webframe.storage.s3_transfer import PartBody
+
+    data = os.urandom(PartBody.SLICE * 2 + 10)
+    file = io.BytesIO(data + b"stale bytes of a longer earlier part")
+    body = PartBody(file, len(data))
+    assert body.seek(0, io.SEEK_END) == len(data) and body.tell() == len(data)
+    body.seek(0)
+    assert len(body.read(1024 * 1024)) == PartBody.SLICE  # never more than a slice
+    assert body.read() == data[PartBody.SLICE : 2 * PartBody.SLICE]
+    assert body.read() == data[-10:] and body.read() == b""
+    body.seek(0)  # botocore rewinds before a retry
+
+    async def chunks() -> list[bytes]:
+        return [chunk async for chunk in body]
+
+    assert b"".join(asyncio.run(chunks())) == data
