@@ -144,10 +144,11 @@ class SessionMixin(CookieMixin):
     def _read_session_cookie(self) -> str | None:
         """The verified session ID in the request's cookie; verified signatures are
         remembered (see :mod:`webframe.sessions.cookieids`), their age checked each time."""
-        try:
-            header = self.request.headers["Cookie"]
-        except KeyError:
+        # self.request.headers["Cookie"], without building the combined-value cache.
+        values = tornado_impl.header_fields(self.request.headers).get("Cookie")
+        if not values:
             return None
+        header = values[0] if len(values) == 1 else ",".join(values)
         if not header:
             return None
         app_dict = self.application.__dict__
@@ -232,9 +233,9 @@ class SessionMixin(CookieMixin):
         """Load the session without awaiting if the store can answer at once (see
         `SessionStore.load_nowait`); False if `load_session` must be awaited."""
         sid = self._cookie_sid_value
+        app = self.application
         if sid is _UNSET:
             sid = self._cookie_sid_value = self._read_session_cookie()
-        app = self.application
         store: SessionStore = app.session_store  # type: ignore[attr-defined]
         self._loaded_store = store
         interval = app.wf_settings.session_touch_interval  # type: ignore[attr-defined]
@@ -311,9 +312,9 @@ class SessionMixin(CookieMixin):
             store = self._loaded_store
             if self._commit_task is None and store is not None:
                 # _session_pending(), inline for a loaded session not being saved yet.
-                pending = not tornado_impl.headers_written(self) and session.needs_commit(
+                pending = session.needs_commit(
                     store.clock(), store.idle_timeout
-                )
+                ) and not tornado_impl.headers_written(self)
             else:
                 pending = self._session_pending()
             if pending:
