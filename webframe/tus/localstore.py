@@ -11,6 +11,7 @@ from webframe.uploads.files import UploadedFile
 
 from .base import TusLock, TusStore, TusWriter
 from .chunks import ChunkWriter
+from .slots import checkpoint_due, forget_checkpoint
 from .store import LocalUploadStore, UploadLock, UploadState
 
 if TYPE_CHECKING:
@@ -37,7 +38,13 @@ class LocalTusStore(TusStore):
         await asyncio.to_thread(self.files.create, state)
 
     async def save(self, state: UploadState) -> None:
-        await asyncio.to_thread(self.files.save, state)
+        """Record progress: in the page cache at once (a restart reads it; the bytes
+        were flushed first), flushed in a thread only when a checkpoint is due
+        (see :mod:`.slots`: a machine crash may only leave an older offset)."""
+        if checkpoint_due(state.id, state.offset):
+            await asyncio.to_thread(self.files.save, state)
+        else:
+            self.files.save(state, durable=False)
 
     def save_now(self, state: UploadState) -> None:
         """:meth:`save` without a thread (clean-up when the loop cannot wait)."""
@@ -80,7 +87,10 @@ class LocalTusStore(TusStore):
 
     async def mark_finished(self, state: UploadState) -> None:
         state.finished = True
+        # A checkpoint: a crash must not bring back an unfinished upload whose
+        # data is gone (the app has the file).
         await asyncio.to_thread(self.files.save, state)
+        forget_checkpoint(state.id)
         self.files.drop_data(state.id)
 
     async def purge_expired(self) -> int:
