@@ -20,6 +20,7 @@ import base64
 import contextlib
 import http.client
 import os
+import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bench.procs import LOAD_CPU, ServerProcess, pin_prefixes
+from bench.pyspy import start_sampler, stop_sampler
 from bench.uploadcheck import locker_files, make_source, verify_demo
 from bench.uploadresult import (
     MB,
@@ -179,7 +181,9 @@ class TusUploadLoad:
         profile_dir: Path | None = None,
         rounds: int | None = None,
     ) -> dict[str, Any]:
-        """Run the scenario (see the module docstring); ``profile_dir`` is not used."""
+        """Run the scenario (see the module docstring); with ``profile_dir`` both
+        servers are sampled by py-spy during the measured rounds (``python -m
+        bench.profile upload-1g-tus``)."""
         server_pin, load_pin = pin_prefixes()
         size = self.quick_size if cfg.quick else self.size
         rounds = round_count(cfg, rounds)
@@ -194,6 +198,7 @@ class TusUploadLoad:
             problems: list[str] = []
             integrity: list[str] = []
             rss: dict[str, Any] = {}
+            samplers: list[subprocess.Popen[bytes]] = []
             try:
                 start_servers(procs, self.path)
                 logins = {"A": demo_login(a.url), "B": demo_login(b.url)}
@@ -214,9 +219,16 @@ class TusUploadLoad:
 
                 if cfg.warmup:
                     warm_up(batch, problems)
+                if profile_dir is not None:
+                    samplers = [
+                        start_sampler(proc, profile_dir / f"{which}.txt", load_pin)
+                        for which, proc in (("A", a), ("B", b))
+                    ]
                 alternate_rounds(scenario.name, rounds, batch, runs, problems, integrity)
                 rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
             finally:
+                for sampler in samplers:
+                    stop_sampler(sampler)
                 for proc in procs:
                     proc.stop()
         return {
