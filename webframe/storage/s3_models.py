@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gzip
 import json
 import os
@@ -147,7 +148,9 @@ def slim_loader(data_path: str | None) -> botocore.loaders.Loader:
     return loader
 
 
+@functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
+    # Looked up once: find_library runs ldconfig (milliseconds).
     name = ctypes.util.find_library("c")
     if name is None:
         return None
@@ -159,8 +162,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def release_freed_memory() -> None:
-    """Give the heap pages freed since (the JSON parsed while a client was made) back
-    to the operating system, where the C library can (glibc's ``malloc_trim``)."""
+    """Give freed heap pages back to the operating system, where the C library can
+    (glibc's ``malloc_trim``): after a client is made (the JSON parsed for it) and
+    after each uploaded part (the slices it was sent in)."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

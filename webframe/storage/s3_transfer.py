@@ -27,6 +27,7 @@ from webframe.storage.base import (
     StorageUnavailableError,
 )
 from webframe.storage.s3_client import CONNECTION_ERRORS, in_background
+from webframe.storage.s3_models import release_freed_memory
 
 if TYPE_CHECKING:
     from webframe.storage.s3 import S3Storage
@@ -126,6 +127,7 @@ class S3Sink(Sink):
                 Body=self._body(),
             )
         self._parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        release_freed_memory()
         if self._spool is None:
             self._buffer = io.BytesIO()
         else:
