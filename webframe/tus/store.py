@@ -44,6 +44,8 @@ __all__ = ["LocalUploadStore", "UploadLock", "UploadState", "new_upload_id"]
 #: upload IDs: 256 bits from ``secrets``, URL-safe base64 (43 characters).
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 _SLOT_ROUND: Final = 4096
+#: state files are read in blocks of this size (one read for any usual state).
+_READ_SIZE: Final = 64 * 1024
 
 
 def new_upload_id() -> str:
@@ -139,7 +141,7 @@ class LocalUploadStore:
         if not is_upload_id(upload_id):
             return None
         try:
-            found = newest(read_slots(self.state_path(upload_id).read_bytes()))
+            found = newest(read_slots(_read_small(self.state_path(upload_id))))
             if found is None:
                 return None
             return UploadState.from_json(json.loads(found.data))
@@ -227,8 +229,12 @@ class LocalUploadStore:
 
     def try_lock(self, upload_id: str) -> UploadLock | None:
         """Take the upload's lock without waiting; None if another request holds it."""
-        self._ensure()
-        fd = os.open(self.lock_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
+        path = self.lock_path(upload_id)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # no folder yet (an upload exists once it does)
+            self._ensure()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -242,11 +248,12 @@ class LocalUploadStore:
     # data --------------------------------------------------------------------
 
     def open_at(self, upload_id: str, offset: int) -> int:
-        """Open the data file for writing at ``offset``; bytes past it (never reported) go."""
-        fd = os.open(self.data_path(upload_id), os.O_WRONLY)
+        """Open the data file for appending at ``offset``; bytes past it (never reported)
+        go. (Cut only when there are any: ``ftruncate`` dirties the inode's times.)"""
+        fd = os.open(self.data_path(upload_id), os.O_WRONLY | os.O_APPEND)
         try:
-            os.ftruncate(fd, offset)
-            os.lseek(fd, offset, os.SEEK_SET)
+            if os.fstat(fd).st_size != offset:
+                os.ftruncate(fd, offset)
         except BaseException:
             os.close(fd)
             raise
@@ -325,3 +332,17 @@ class LocalUploadStore:
                 if now - entry.stat().st_mtime > grace:
                     os.unlink(entry.path)
         return removed
+
+
+def _read_small(path: Path) -> bytes:
+    """The whole of a small file in as few calls as can be (open, read, close)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        blocks = []
+        while block := os.read(fd, _READ_SIZE):
+            blocks.append(block)
+            if len(block) < _READ_SIZE:
+                break  # a short read of a regular file: its end
+        return b"".join(blocks)
+    finally:
+        os.close(fd)
