@@ -224,33 +224,39 @@ class SessionMixin(CookieMixin):
         return self._session
 
     def prepare(self) -> Awaitable[None] | None:
-        """Called before the method; loads the session when ``uses_session`` is set."""
-        if self.uses_session and self._session is None and not self._load_session_nowait():
-            return self._prepare_session()
-        return None
-
-    def _load_session_nowait(self) -> bool:
-        """Load the session without awaiting if the store can answer at once (see
-        `SessionStore.load_nowait`); False if `load_session` must be awaited."""
+        """Called before the method; loads the session when ``uses_session`` is set,
+        without awaiting when the store can answer at once (`SessionStore.load_nowait`)."""
+        if not self.uses_session or self._session is not None:
+            return None
         sid = self._cookie_sid_value
         app = self.application
         if sid is _UNSET:
-            sid = self._cookie_sid_value = self._read_session_cookie()
+            # A remembered Cookie header (see `_read_session_cookie`), looked up inline.
+            verified: VerifiedCookies | None = app.__dict__.get(_VERIFIED_ATTR)
+            values = tornado_impl.header_fields(self.request.headers).get("Cookie")
+            known = None
+            if verified is not None and values is not None and len(values) == 1:
+                known = verified.by_header.get(values[0])
+            if known is not None and time.time() < known[1]:
+                sid = known[0]
+            else:
+                sid = self._read_session_cookie()
+            self._cookie_sid_value = sid
         store: SessionStore = app.session_store  # type: ignore[attr-defined]
         self._loaded_store = store
         interval = app.wf_settings.session_touch_interval  # type: ignore[attr-defined]
         if sid is None:
             self._session = Session.fresh(store.clock(), touch_interval=interval)
-            return True
+            return None
         # The ID came from a verified cookie and passed is_valid_session_id there.
         record = store.load_nowait_checked(sid)
         if record is WOULD_BLOCK:
-            return False
+            return self._prepare_session()
         if record is not None:
             self._session = Session(sid, record, touch_interval=interval)
         else:
             self._session = Session.loaded(store, sid, None, touch_interval=interval)
-        return True
+        return None
 
     async def _prepare_session(self) -> None:
         await self.load_session()
