@@ -78,8 +78,8 @@ class MemoryStore(SessionStore):
     _load_nowait = _read
 
     def load_nowait_checked(self, sid: str) -> NowaitRecord:
-        # SessionStore.load_nowait_checked with `_read` inline (one call less per read);
-        # a subclass may answer reads its own way, so it is asked the general way.
+        """`SessionStore.load_nowait_checked`, with `_read` inline (one call less per
+        read); a subclass may answer reads its own way, so it is asked the general way."""
         if type(self) is not MemoryStore:
             return super().load_nowait_checked(sid)
         entry = self._records.get(sid)
