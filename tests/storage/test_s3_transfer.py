@@ -133,7 +133,7 @@ def test_a_service_without_tagging_still_gets_the_object(s3: S3Backend) -> None:
 @pytest.mark.parametrize(
     "size",
     [
-        MiB - 1,  # stays in memory: one PutObject from the buffer
+        256 * 1024 - 1,  # stays in memory: one PutObject from the buffer
         3 * MiB + 5,  # spooled, still one PutObject (from the file)
         12 * MiB + 3,  # spooled parts of 5 MiB, a shorter last one
     ],
@@ -143,7 +143,7 @@ def test_parts_spooled_to_a_file_arrive_intact(s3: S3Backend, size: int) -> None
 
     async def scenario(storage: Storage) -> bytes:
         sink = await storage.open_sink("spooled.bin", content_type="application/octet-stream")
-        for start in range(0, len(data), 65_537):  # writes straddle the 1 MiB and part edges
+        for start in range(0, len(data), 65_537):  # writes straddle the spool and part edges
             await sink.write(data[start : start + 65_537])
         info = await sink.commit()
         assert info.size == size and info.sha256 == hashlib.sha256(data).hexdigest()

@@ -1,7 +1,7 @@
 """S3 transfers: the sink that streams an object in part by part, and the ranged reader.
 
 A sink holds at most one part (``part_size``), spooled to a temporary file once
-it outgrows 1 MiB: an object smaller than one part is sent with a single
+it outgrows 256 KiB: an object smaller than one part is sent with a single
 PutObject when committed; a larger one becomes a multipart upload whose parts
 leave as they fill, and which is aborted if the sink is aborted, fails or is
 cancelled.
@@ -50,7 +50,8 @@ META_SHA256: Final = "sha256"
 #: the tag holding it for a multipart object (known only after the last part).
 TAG_SHA256: Final = "webframe-sha256"
 #: the start of a part is kept in memory; a part growing past this goes to a file.
-SPOOL_AFTER: Final = 1024 * 1024
+#: (1 MiB measured ~1 MiB more peak RSS: the BytesIO's regrowth at each upload's start.)
+SPOOL_AFTER: Final = 256 * 1024
 
 
 def parse_time(value: Any) -> datetime:
