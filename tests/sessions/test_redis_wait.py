@@ -60,8 +60,8 @@ def pair() -> Iterator[tuple[RedisServer, RedisServer]]:
         yield master, replica
 
 
-def make_store(url: str, wait: int) -> Any:
-    return open_store(url, timeout=TIMEOUT, wait_replicas=wait)
+def make_store(url: str, wait: int, timeout: float = TIMEOUT) -> Any:
+    return open_store(url, timeout=timeout, wait_replicas=wait)
 
 
 def test_without_wait_an_acknowledged_write_is_lost_in_a_failover(
@@ -209,13 +209,14 @@ def on_replica(node: RedisServer, key: str) -> dict[bytes, bytes]:
 
 def test_cluster_wait_makes_each_write_reach_the_slots_replica(cluster: Any) -> None:
     async def main() -> None:
-        store = make_store(cluster.url, wait=1)
+        # A roomy deadline: the first call also discovers the cluster's slots, and a
+        # loaded machine must not turn that into a 503. A save that returns (and does
+        # not raise SessionStoreError) had its WAIT acknowledged by the replica.
+        store = make_store(cluster.url, wait=1, timeout=5.0)
         try:
             for n in range(12):
                 sid = new_session_id()
-                started = time.monotonic()
                 assert await store.save(sid, {"n": n}, new=True)
-                assert time.monotonic() - started < 0.3  # not the WAIT timeout
                 key = f"webframe:session:{{{sid}}}"
                 _master, replica = cluster.holders_of_key(key)
                 assert on_replica(replica, key).get(b"k:n") == str(n).encode()
