@@ -38,6 +38,13 @@ _MAX_HASHES: Final = 1024
 #: every this many bytes received, writeback of them starts (``sync_file_range``),
 #: so the ``fdatasync`` that must precede a reported offset has little left to do.
 WRITEBACK_STEP: Final = 2 * 1024 * 1024
+#: a body piece is written in slices of at most this size, as the multipart path's
+#: temp files are (uploads/tempfile.py): one write() of a whole 2 MiB piece made the
+#: kernel's copy into the page cache cost up to twice as much when the machine was
+#: busy (1 GiB in 16 MiB PATCHes, alternating: server CPU 1.39 against 1.10 s/GiB,
+#: system 0.72 against 0.41, wall 1.85 against 1.50 s; 128 KiB slices: CPU 0.99
+#: against 0.96 for 256 KiB).
+WRITE_SLICE: Final = 256 * 1024
 #: bodies announcing at least this many bytes get their disk space reserved first.
 RESERVE_MIN: Final = 1024 * 1024
 
@@ -128,17 +135,21 @@ class ChunkWriter(TusWriter):
             _reserve(self.fd, self.start + self.received, size)
 
     def write(self, data: bytes) -> None:
-        """Append ``data``; raises OSError when the disk refuses it."""
+        """Append ``data`` (in slices of :data:`WRITE_SLICE`); raises OSError when the
+        disk refuses it."""
         fd = self.fd
         assert fd is not None
-        left = memoryview(data)
-        while left:
-            left = left[os.write(fd, left) :]
+        view = memoryview(data)
+        size = len(view)
+        for start in range(0, size, WRITE_SLICE):
+            left = view[start : start + WRITE_SLICE]
+            while left:
+                left = left[os.write(fd, left) :]
         if self._chunk_hash is not None:
             self._chunk_hash.update(data)
         if self._sha256 is not None:
             self._sha256.update(data)
-        self.received += len(data)
+        self.received += size
         end = self.start + self.received
         if _start_writeback is not None and end - self._written_back >= WRITEBACK_STEP:
             _start_writeback(fd, self._written_back, end - self._written_back)
