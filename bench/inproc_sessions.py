@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.servers import webframe_app
-from bench.servers.common import COOKIE_SECRET, COUNTER_PATH, HELLO, LOGIN_PATH, TEMPLATES
+from bench.servers.common import COUNTER_PATH, HELLO, LOGIN_PATH
 
 #: scenario -> session store URL, as in bench/scenarios.py (``{workdir}`` is absolute).
 STORES = {
@@ -42,18 +42,6 @@ class SessionRunError(Exception):
     """The session app did not answer as a session read should."""
 
 
-def server_defaults() -> dict[str, Any]:
-    """The defaults ``webframe_app.main`` hands to ``webframe.cli.main`` (no static files)."""
-    return {
-        "cookie_secret": COOKIE_SECRET,
-        "access_log": False,
-        "debug": False,
-        "xsrf": True,
-        "template_path": TEMPLATES,
-        "static_path": "",
-    }
-
-
 def build(scenario: str, workdir: Path) -> Any:
     """The application of the session-read server for ``scenario``'s store."""
     from webframe import Application
@@ -61,7 +49,9 @@ def build(scenario: str, workdir: Path) -> Any:
 
     url = STORES[scenario].format(workdir=workdir)
     flags = ["--session-store", url, "--instance-path", f"{workdir}/instance"]
-    settings = parse_settings([*flags, "--http", "httptools"], defaults=server_defaults())
+    settings = parse_settings(
+        [*flags, "--http", "httptools"], defaults=webframe_app.server_defaults(None)
+    )
     return Application(webframe_app.ROUTES["session-read"], settings)
 
 

@@ -103,6 +103,20 @@ ROUTES: dict[str, list[Any]] = {
 }
 
 
+def server_defaults(static_dir: str | None) -> dict[str, Any]:
+    """The settings every benchmark server starts from (its flags may override them);
+    also used by ``bench/inproc_sessions.py`` so the two cannot drift apart."""
+    return {
+        "cookie_secret": COOKIE_SECRET,
+        "access_log": False,
+        "debug": False,
+        "xsrf": True,
+        "template_path": TEMPLATES,
+        # An empty static_path serves no static files (the Tornado twin has none either).
+        "static_path": static_dir or "",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ns, rest = bench_args(argv)
     print(f"bench: webframe {webframe.__version__} from {webframe.__file__}", flush=True)
@@ -110,16 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     def make_app(settings: Settings) -> Application:
         return Application(ROUTES[ns.scenario], settings)
 
-    defaults = {
-        "cookie_secret": COOKIE_SECRET,
-        "access_log": False,
-        "debug": False,
-        "xsrf": True,
-        "template_path": TEMPLATES,
-        # An empty static_path serves no static files (the Tornado twin has none either).
-        "static_path": ns.static_dir or "",
-    }
-    return serve(make_app, rest, defaults)
+    return serve(make_app, rest, server_defaults(ns.static_dir))
 
 
 if __name__ == "__main__":
