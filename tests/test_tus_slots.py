@@ -7,7 +7,9 @@ a crash reads the newest (no HTTP here)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
+import json
 import os
 from pathlib import Path
 
@@ -124,7 +126,7 @@ def test_a_file_without_marks_keeps_its_newest_slot(tmp_path: Path) -> None:
     store = LocalUploadStore(tmp_path)
     state = UploadState(id=new_upload_id(), owner="o" * 64, length=10, offset=3)
     older = pack_slot(b'{"old":1}', 6, 4096, synced=False)
-    newer = pack_slot(tus_store.json.dumps(tus_store.asdict(state)).encode(), 7, 4096, False)
+    newer = pack_slot(json.dumps(dataclasses.asdict(state)).encode(), 7, 4096, False)
     store.state_path(state.id).write_bytes(newer + older)
     assert target_slot(read_slots(newer + older)) == 1
     state.offset = 5

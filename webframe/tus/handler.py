@@ -47,8 +47,8 @@ from .protocol import (
     check_version,
     http_date,
 )
-from .purger import start_purger
-from .rules import Creation, PatchRequest, apply_patch, read_creation, read_patch
+from .purger import purger_started, start_purger
+from .rules import Creation, PatchRequest, apply_patch, default_limits, read_creation, read_patch
 from .store import UploadState, is_upload_id, new_upload_id
 from .writing import UploadWrite, storage_error
 
@@ -95,8 +95,7 @@ class ResumableUploadHandler(RequestHandler):
         """The limits in force for this route under ``settings``."""
         if cls.upload_limits is not None:
             return cls.upload_limits
-        size = settings.max_upload_size
-        return UploadLimits(max_body_size=size, max_file_size=size)
+        return default_limits(settings.max_upload_size)
 
     @classmethod
     def body_size_limit(cls, settings: Settings) -> int:
@@ -194,7 +193,8 @@ class ResumableUploadHandler(RequestHandler):
             # after, which then fails ("Token created in a different Context"). One
             # yield here puts every S3 call inside the handler's Task.
             await asyncio.sleep(0)
-        self.start_purger(self.application)
+        if not purger_started(self.application, self.upload_store.where):
+            self.start_purger(self.application)
         if method == "POST":
             await self._prepare_creation()
         elif method == "PATCH":

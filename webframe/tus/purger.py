@@ -10,9 +10,17 @@ import tornado.web
 
 from .base import TusStore
 
-__all__ = ["start_purger"]
+__all__ = ["purger_started", "start_purger"]
 
 log = logging.getLogger("webframe.tus")
+#: the ``app.__dict__`` key of the set of stores (``store.where``) being purged.
+_STARTED = "_webframe_tus_purgers"
+
+
+def purger_started(app: tornado.web.Application, where: str) -> bool:
+    """True once :func:`start_purger` runs for the store at ``where`` in ``app``."""
+    started: set[str] | None = app.__dict__.get(_STARTED)
+    return started is not None and where in started
 
 
 def start_purger(app: tornado.web.Application, store: TusStore, interval: float) -> bool:
@@ -24,7 +32,7 @@ def start_purger(app: tornado.web.Application, store: TusStore, interval: float)
     """
     if interval <= 0:
         raise ValueError(f"purge interval must be > 0 seconds, got {interval!r}")
-    started: set[str] = app.__dict__.setdefault("_webframe_tus_purgers", set())
+    started: set[str] = app.__dict__.setdefault(_STARTED, set())
     if store.where in started:
         return False
     started.add(store.where)

@@ -3,6 +3,7 @@ upload's state with no I/O: every refusal is an HTTP error with a message."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,7 +22,21 @@ from webframe.uploads.policy import declared_type as _declared_type
 from .protocol import OFFSET_CONTENT_TYPE, parse_checksum, parse_metadata, parse_size
 from .store import UploadState
 
-__all__ = ["Creation", "PatchRequest", "apply_patch", "read_creation", "read_patch"]
+__all__ = [
+    "Creation",
+    "PatchRequest",
+    "apply_patch",
+    "default_limits",
+    "read_creation",
+    "read_patch",
+]
+
+
+@functools.lru_cache(maxsize=16)
+def default_limits(size: int) -> UploadLimits:
+    """The limits of a route without its own: ``size`` per file (frozen, so one is
+    shared rather than built several times per request)."""
+    return UploadLimits(max_body_size=size, max_file_size=size)
 
 
 def too_large(size: int, limit: int) -> PayloadTooLargeError:

@@ -24,7 +24,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -99,6 +99,10 @@ class UploadState:
         }
 
 
+#: the saved fields of a state, in order.
+_STATE_FIELDS: Final = tuple(f.name for f in fields(UploadState))
+
+
 class UploadLock(TusLock):
     """An exclusive ``flock`` on an upload's lock file; :meth:`release` is safe twice."""
 
@@ -118,6 +122,9 @@ class LocalUploadStore:
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = Path(folder)
+        #: the folder as a string ending in a separator: the per-request calls build
+        #: their paths by concatenation (a ``Path`` join costs ~10 times as much).
+        self._prefix = os.path.join(os.fspath(folder), "")
 
     def _ensure(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -141,7 +148,7 @@ class LocalUploadStore:
         if not is_upload_id(upload_id):
             return None
         try:
-            found = newest(read_slots(_read_small(self.state_path(upload_id))))
+            found = newest(read_slots(_read_small(self._prefix + upload_id + ".state")))
             if found is None:
                 return None
             return UploadState.from_json(json.loads(found.data))
@@ -151,9 +158,10 @@ class LocalUploadStore:
     def save(self, state: UploadState, durable: bool = True) -> None:
         """Replace the saved state in place: into the other slot than the newest
         checkpoint; ``durable``: ``fdatasync`` it (it becomes the checkpoint)."""
-        data = json.dumps(asdict(state), separators=(",", ":")).encode("utf-8")
+        saved = {name: getattr(state, name) for name in _STATE_FIELDS}  # asdict: 4x dearer
+        data = json.dumps(saved, separators=(",", ":")).encode("utf-8")
         try:
-            fd = os.open(self.state_path(state.id), os.O_RDWR)
+            fd = os.open(self._prefix + state.id + ".state", os.O_RDWR)
         except FileNotFoundError:
             self._rewrite(state.id, data)
             note_checkpoint(state.id, state.offset)
@@ -229,7 +237,7 @@ class LocalUploadStore:
 
     def try_lock(self, upload_id: str) -> UploadLock | None:
         """Take the upload's lock without waiting; None if another request holds it."""
-        path = self.lock_path(upload_id)
+        path = self._prefix + upload_id + ".lock"
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:  # no folder yet (an upload exists once it does)
@@ -250,7 +258,7 @@ class LocalUploadStore:
     def open_at(self, upload_id: str, offset: int) -> int:
         """Open the data file for appending at ``offset``; bytes past it (never reported)
         go. (Cut only when there are any: ``ftruncate`` dirties the inode's times.)"""
-        fd = os.open(self.data_path(upload_id), os.O_WRONLY | os.O_APPEND)
+        fd = os.open(self._prefix + upload_id + ".bin", os.O_WRONLY | os.O_APPEND)
         try:
             if os.fstat(fd).st_size != offset:
                 os.ftruncate(fd, offset)
@@ -334,7 +342,7 @@ class LocalUploadStore:
         return removed
 
 
-def _read_small(path: Path) -> bytes:
+def _read_small(path: str) -> bytes:
     """The whole of a small file in as few calls as can be (open, read, close)."""
     fd = os.open(path, os.O_RDONLY)
     try:
