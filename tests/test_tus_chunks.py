@@ -102,6 +102,46 @@ def test_writeback_starts_every_step_on_the_bytes_not_yet_started(
         writer.close()
 
 
+def test_the_body_s_last_piece_starts_writeback_before_it_is_hashed(
+    upload: tuple[LocalUploadStore, UploadState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the Content-Length known, the last piece starts writeback whatever its
+    size (the flush the client waits for finds it on its way), and every start
+    comes before that piece is hashed (the disk writes while the CPU hashes)."""
+    store, state = upload
+    events: list[str] = []
+    monkeypatch.setattr(tus_chunks, "WRITEBACK_STEP", MiB)
+    monkeypatch.setattr(
+        tus_chunks, "_start_writeback", lambda fd, off, n: events.append(f"wb {off} {n}") or True
+    )
+    writer = open_writer(store, state)
+    real_hash = writer._sha256
+
+    class Watched:
+        def update(self, data: bytes) -> None:
+            events.append(f"hash {len(data)}")
+            real_hash.update(data)
+
+        def copy(self) -> object:
+            return real_hash.copy()
+
+    writer._sha256 = Watched()
+    try:
+        writer.expect(MiB + MiB // 4)
+        writer.write(b"a" * MiB)
+        writer.write(b"b" * (MiB // 8))  # under the step, not the end: nothing starts
+        writer.write(b"c" * (MiB // 8))  # the body's end
+        assert events == [
+            f"wb 0 {MiB}",
+            f"hash {MiB}",
+            f"hash {MiB // 8}",
+            f"wb {MiB} {MiB // 4}",
+            f"hash {MiB // 8}",
+        ]
+    finally:
+        writer.close()
+
+
 def test_the_offset_moves_only_after_fdatasync_of_the_data_file(
     upload: tuple[LocalUploadStore, UploadState], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -122,6 +122,8 @@ class ChunkWriter(TusWriter):
         self._sha256 = take_running_sha256(state.id, state.offset)
         #: the file offset up to which writeback has been started.
         self._written_back = state.offset
+        #: where the request's body ends in the file (its Content-Length), if known.
+        self._body_end: int | None = None
 
     @property
     def open(self) -> bool:
@@ -131,6 +133,7 @@ class ChunkWriter(TusWriter):
     def expect(self, size: int) -> None:
         """Reserve disk space for the ``size`` bytes the request announces (its
         Content-Length); a full disk raises OSError here, before any byte is read."""
+        self._body_end = self.start + self.received + size
         if self.fd is not None and _reserve is not None and size >= RESERVE_MIN:
             _reserve(self.fd, self.start + self.received, size)
 
@@ -145,15 +148,20 @@ class ChunkWriter(TusWriter):
             left = view[start : start + WRITE_SLICE]
             while left:
                 left = left[os.write(fd, left) :]
+        self.received += size
+        end = self.start + self.received
+        # Writeback starts before the hashing, so the disk writes while the CPU
+        # hashes; the body's last piece starts it whatever its size: the flush the
+        # client waits for then finds it written or on its way.
+        waiting = end - self._written_back
+        due = waiting >= WRITEBACK_STEP or (waiting > 0 and end == self._body_end)
+        if due and _start_writeback is not None:
+            _start_writeback(fd, self._written_back, waiting)
+            self._written_back = end
         if self._chunk_hash is not None:
             self._chunk_hash.update(data)
         if self._sha256 is not None:
             self._sha256.update(data)
-        self.received += size
-        end = self.start + self.received
-        if _start_writeback is not None and end - self._written_back >= WRITEBACK_STEP:
-            _start_writeback(fd, self._written_back, end - self._written_back)
-            self._written_back = end
 
     def checksum_matches(self) -> bool:
         """True unless the request's ``Upload-Checksum`` disagrees with its bytes."""
