@@ -148,14 +148,19 @@ def test_wait_counts_replicas_without_waiting_when_they_are_in_sync(
         store = make_store(master.url, wait=1)
         other = make_store(replica.url, wait=0)
         try:
+            assert await store.load(new_session_id()) is None  # connect before timing
+            took = []
             for n in range(20):
                 sid = new_session_id()
                 started = time.monotonic()
                 assert await store.save(sid, {"n": n}, new=True)
-                assert time.monotonic() - started < 0.2  # not the WAIT timeout
+                took.append(time.monotonic() - started)
                 # Acknowledged by the replica: readable there at once.
                 record = await other.load(sid)
                 assert record is not None and record.data == {"n": n}
+            # Not the WAIT timeout (300 ms here): the median save, so that one stall
+            # of a loaded machine does not fail the test.
+            assert sorted(took)[len(took) // 2] < 0.15, took
         finally:
             await store.close()
             await other.close()
