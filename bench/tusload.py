@@ -20,7 +20,6 @@ import base64
 import contextlib
 import http.client
 import os
-import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -30,21 +29,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bench.procs import LOAD_CPU, ServerProcess, pin_prefixes
-from bench.pyspy import start_sampler, stop_sampler
 from bench.uploadcheck import locker_files, make_source, verify_demo
 from bench.uploadresult import (
     MB,
     Upload,
-    alternate_rounds,
     batch_problems,
     log,
     summarize,
-    warm_up,
 )
 from bench.uploads import (
     curl_demo,
     demo_login,
     find_curl,
+    measure_rounds,
     note_setup_rss,
     round_count,
     server_pair,
@@ -198,7 +195,6 @@ class TusUploadLoad:
             problems: list[str] = []
             integrity: list[str] = []
             rss: dict[str, Any] = {}
-            samplers: list[subprocess.Popen[bytes]] = []
             try:
                 start_servers(procs, self.path)
                 logins = {"A": demo_login(a.url), "B": demo_login(b.url)}
@@ -217,18 +213,11 @@ class TusUploadLoad:
                         found = verify_demo(instance, sources, up)
                     return up, batch_problems(which, up, sources, found)
 
-                if cfg.warmup:
-                    warm_up(batch, problems)
-                if profile_dir is not None:
-                    samplers = [
-                        start_sampler(proc, profile_dir / f"{which}.txt", load_pin)
-                        for which, proc in (("A", a), ("B", b))
-                    ]
-                alternate_rounds(scenario.name, rounds, batch, runs, problems, integrity)
-                rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+                measure_rounds(
+                    scenario.name, rounds, batch, (a, b), cfg.warmup, profile_dir, load_pin,
+                    runs, problems, integrity, rss,
+                )  # fmt: skip
             finally:
-                for sampler in samplers:
-                    stop_sampler(sampler)
                 for proc in procs:
                     proc.stop()
         return {

@@ -55,6 +55,7 @@ from bench.uploadcheck import (
     verify_s3,
 )
 from bench.uploadresult import (
+    SideBatch,
     Upload,
     alternate_rounds,
     batch_problems,
@@ -243,6 +244,39 @@ def note_setup_rss(a: ServerProcess, b: ServerProcess, rss: dict[str, Any]) -> l
     return []
 
 
+def measure_rounds(
+    name: str,
+    rounds: int,
+    batch: SideBatch,
+    servers: tuple[ServerProcess, ServerProcess],
+    warmup: int,
+    profile_dir: Path | None,
+    load_pin: list[str],
+    runs: dict[str, list[Upload]],
+    problems: list[str],
+    integrity: list[str],
+    rss: dict[str, Any],
+) -> None:
+    """An upload scenario's measured part: the warm-up batches, the alternating rounds
+    (both servers sampled by py-spy into ``profile_dir`` if given), then each side's
+    peak RSS during the uploads into ``rss["uploads"]``."""
+    a, b = servers
+    samplers: list[subprocess.Popen[bytes]] = []
+    try:
+        if warmup:  # seconds of warm-up configured: any means one warm-up batch
+            warm_up(batch, problems)
+        if profile_dir is not None:
+            samplers = [
+                start_sampler(proc, profile_dir / f"{which}.txt", load_pin)
+                for which, proc in (("A", a), ("B", b))
+            ]
+        alternate_rounds(name, rounds, batch, runs, problems, integrity)
+        rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+    finally:
+        for sampler in samplers:
+            stop_sampler(sampler)
+
+
 @dataclass(frozen=True)
 class UploadLoad:
     """``concurrency`` uploads of ``size`` bytes at once (``quick_size`` in --quick);
@@ -297,7 +331,6 @@ class UploadLoad:
             )
             procs = server_pair(scenario, cfg, workdir, server_pin, self.b_demo, values)
             a, b = procs
-            samplers: list[subprocess.Popen[bytes]] = []
             try:
                 start_servers(procs, self.path)
                 batches = {
@@ -309,18 +342,11 @@ class UploadLoad:
                 def batch(which: str) -> tuple[Upload, list[str]]:
                     return batches[which](sources)
 
-                if cfg.warmup:
-                    warm_up(batch, problems)
-                if profile_dir is not None:
-                    samplers = [
-                        start_sampler(proc, profile_dir / f"{which}.txt", load_pin)
-                        for which, proc in (("A", a), ("B", b))
-                    ]
-                alternate_rounds(scenario.name, rounds, batch, runs, problems, integrity)
-                rss["uploads"] = {"A": a.peak_rss_kib(), "B": b.peak_rss_kib()}
+                measure_rounds(
+                    scenario.name, rounds, batch, (a, b), cfg.warmup, profile_dir, load_pin,
+                    runs, problems, integrity, rss,
+                )  # fmt: skip
             finally:
-                for sampler in samplers:
-                    stop_sampler(sampler)
                 for proc in procs:
                     proc.stop()
         return {
