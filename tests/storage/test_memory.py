@@ -131,7 +131,7 @@ def test_local_100_mib_in_constant_memory(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_s3_100_mib_in_constant_memory(s3: S3Backend) -> None:
     figures = stream_in_child(f"s3://{BUCKET}/{s3.prefix}?part_size=8MiB", s3.server.environ)
-    # One 8 MiB part buffered, plus what botocore/aiohttp hold while sending it
+    # One 8 MiB part buffered, plus what botocore/urllib3 hold while sending it
     # (measured: 9.3 MiB; a sink that kept the object would need over 100).
     check(figures, 16)
     assert s3.uploads() == []

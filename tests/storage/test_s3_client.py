@@ -127,15 +127,31 @@ def test_one_client_for_concurrent_first_calls_and_a_new_one_after_a_failure(
     asyncio.run(scenario())
 
 
-def test_missing_aiobotocore_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_botocore_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    monkeypatch.setitem(sys.modules, "aiobotocore.session", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "botocore.session", None)  # as if not installed
     for name in (
         "webframe.storage.s3",
         "webframe.storage.s3_client",
         "webframe.storage.s3_transfer",
+        "webframe.storage.s3_models",
     ):
         monkeypatch.delitem(sys.modules, name, raising=False)
     with pytest.raises(ImportError, match=r"pip install 'webframe\[s3\]'"):
         from_url("s3://some-bucket/x", environ={})
+
+
+def test_the_s3_storage_loads_no_second_http_stack() -> None:
+    """botocore's own client (urllib3): neither aiohttp nor aiobotocore is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, webframe.storage.s3, webframe.tus.s3store; "
+        "print(sorted(m for m in ('aiohttp', 'aiobotocore') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("aiobotocore")
+pytest.importorskip("botocore")
 
 import botocore.config
 import botocore.loaders

@@ -178,24 +178,3 @@ def test_a_sink_keeps_no_part_file_open_once_done(s3: S3Backend) -> None:
         pytest.skip("needs /proc")
     s3.run(scenario)
     assert s3.uploads() == []
-
-
-def test_part_body_reads_a_window_of_the_file_in_slices() -> None:
-    import io
-
-    from webframe.storage.s3_transfer import PartBody
-
-    data = os.urandom(PartBody.SLICE * 2 + 10)
-    file = io.BytesIO(data + b"stale bytes of a longer earlier part")
-    body = PartBody(file, len(data))
-    assert body.seek(0, io.SEEK_END) == len(data) and body.tell() == len(data)
-    body.seek(0)
-    assert len(body.read(1024 * 1024)) == PartBody.SLICE  # never more than a slice
-    assert body.read() == data[PartBody.SLICE : 2 * PartBody.SLICE]
-    assert body.read() == data[-10:] and body.read() == b""
-    body.seek(0)  # botocore rewinds before a retry
-
-    async def chunks() -> list[bytes]:
-        return [chunk async for chunk in body]
-
-    assert b"".join(asyncio.run(chunks())) == data

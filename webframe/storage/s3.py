@@ -1,10 +1,12 @@
-"""S3-compatible storage on aiobotocore: multipart uploads as bytes arrive, ranged reads.
+"""S3-compatible storage on botocore: multipart uploads as bytes arrive, ranged reads.
 
 Objects live in one bucket under an optional key prefix. Sinks stream in with
 constant memory (:mod:`webframe.storage.s3_transfer`); the client, its errors
-and clean-up after outages are in :mod:`webframe.storage.s3_client`. A process
-killed mid-upload cannot abort anything: give the bucket a lifecycle rule
-(AbortIncompleteMultipartUpload) for that case.
+and clean-up after outages are in :mod:`webframe.storage.s3_client`, and how
+botocore's synchronous client is awaited (worker threads) in
+:mod:`webframe.storage.s3_threads`. A process killed mid-upload cannot abort
+anything: give the bucket a lifecycle rule (AbortIncompleteMultipartUpload) for
+that case.
 
 Needs ``pip install 'webframe[s3]'``.
 """
@@ -38,7 +40,7 @@ from webframe.storage.s3_transfer import (
 try:
     import botocore.exceptions
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("S3 storage needs aiobotocore: pip install 'webframe[s3]'") from exc
+    raise ImportError("S3 storage needs botocore: pip install 'webframe[s3]'") from exc
 
 __all__ = ["S3Client", "S3Sink", "S3Storage", "parse_options"]
 

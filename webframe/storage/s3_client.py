@@ -1,7 +1,10 @@
-"""The connection to an S3-compatible service: one aiobotocore client per event loop.
+"""The connection to an S3-compatible service: one botocore client, awaited.
 
-Failures come out as the framework's errors (503 down/bucket missing/credentials,
-404, 416). A client that met a connection failure is not handed out again, and
+botocore's own synchronous client, its calls run in a pool of worker threads as
+large as its connection pool (:mod:`webframe.storage.s3_threads`): the client
+the AWS SDK for Python itself is built on, with no second HTTP stack. Failures
+come out as the framework's errors (503 down/bucket missing/credentials, 404,
+416). A client that met a connection failure is not handed out again, and
 multipart uploads an outage kept from being aborted are aborted once the
 service answers again.
 """
@@ -9,6 +12,7 @@ service answers again.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from typing import Any, Final
@@ -21,14 +25,15 @@ from webframe.storage.base import (
 )
 
 try:
-    import aiohttp
+    import botocore.config
     import botocore.exceptions
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
+    import botocore.session
+    import urllib3.exceptions
 
     from webframe.storage.s3_models import release_freed_memory, slim_loader
+    from webframe.storage.s3_threads import AsyncS3, in_thread, stop_retries_once_abandoned
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("S3 storage needs aiobotocore: pip install 'webframe[s3]'") from exc
+    raise ImportError("S3 storage needs botocore: pip install 'webframe[s3]'") from exc
 
 __all__ = ["CONNECTION_ERRORS", "S3Client", "close_quietly", "in_background"]
 
@@ -47,16 +52,21 @@ _NO_UPLOAD: Final = frozenset({"NoSuchUpload"})
 CONNECTION_ERRORS: Final = (
     botocore.exceptions.ConnectionError,
     botocore.exceptions.HTTPClientError,
-    aiohttp.ClientError,
+    botocore.exceptions.IncompleteReadError,  # a body cut short
+    urllib3.exceptions.HTTPError,
     OSError,
     asyncio.TimeoutError,
 )
 
 
-async def close_quietly(cm: Any) -> None:
-    """Close a client's connections; a client that cannot even close is let go."""
+#: worker threads (and pooled connections) per client: as many calls at once.
+MAX_POOL_CONNECTIONS: Final = 10
+
+
+async def close_quietly(client: Any) -> None:
+    """Close a botocore client's connections; a client that cannot even close is let go."""
     with contextlib.suppress(Exception):
-        await cm.__aexit__(None, None, None)
+        client.close()
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> tuple[str, int]:
@@ -72,9 +82,9 @@ class _Use:
         self._connection = connection
         self._action = action
         self._key = key
-        self._client: Any = None
+        self._client: AsyncS3 | None = None
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> AsyncS3:
         self._client = await self._connection.get(self._action)
         return self._client
 
@@ -93,7 +103,7 @@ class _Use:
 
 
 class S3Client:
-    """Hands out a live aiobotocore client for one bucket; see the module docstring."""
+    """Hands out a live botocore client (awaited) for one bucket; see the module docstring."""
 
     def __init__(
         self,
@@ -113,10 +123,11 @@ class S3Client:
         self.endpoint_url = endpoint_url
         self.region = region
         self._credentials = (access_key, secret_key, session_token)
-        self._config = AioConfig(
+        self._config = botocore.config.Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"max_attempts": max_attempts, "mode": "standard"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
             # A custom endpoint (MinIO, SeaweedFS, a proxy) rarely has bucket DNS names.
             s3={"addressing_style": addressing_style or ("path" if endpoint_url else "auto")},
             signature_version="s3v4",
@@ -124,18 +135,18 @@ class S3Client:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self.session = get_session()
+        self.session = botocore.session.get_session()
         # Less of botocore's data kept for the process's lifetime (s3_models).
         self.session.register_component(
             "data_loader", slim_loader(self.session.get_config_variable("data_path"))
         )
         #: the client handed out now (None before the first call or after a failure).
-        self.current: Any = None
-        self._current_cm: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.current: AsyncS3 | None = None
+        #: the threads its calls run in (made with the first client, ended by close()).
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
-        #: clients that met a failure, waiting to be closed: context -> timer.
+        #: botocore clients that met a failure, waiting to be closed: client -> timer.
         self.retired: dict[Any, asyncio.TimerHandle] = {}
         self.retire_after = read_timeout + connect_timeout
         #: multipart uploads an outage kept us from aborting: upload ID -> object name.
@@ -150,37 +161,44 @@ class S3Client:
         """``async with connection.use("reading", key) as client``; errors come out translated."""
         return _Use(self, action, key)
 
-    async def get(self, action: str) -> Any:
-        """The client for the running loop, made on first use."""
+    async def get(self, action: str) -> AsyncS3:
+        """The client, made on first use (in a worker thread: botocore reads its data)."""
+        current = self.current
+        if current is not None:
+            return current
         loop = asyncio.get_running_loop()
-        if self.current is not None and self._loop is loop:
-            return self.current
         if self._lock_loop is not loop:
-            # A client belongs to the loop it was made on (aiohttp); so does the lock.
-            self.current = self._current_cm = None
-            self._lock, self._lock_loop = asyncio.Lock(), loop
+            self._lock, self._lock_loop = asyncio.Lock(), loop  # a lock belongs to its loop
         async with self._lock:  # concurrent first calls share one new client
-            if self.current is not None and self._loop is loop:
+            if self.current is not None:
                 return self.current
-            access_key, secret_key, token = self._credentials
-            cm = self.session.create_client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region,
-                aws_access_key_id=access_key,
-                aws_secret_access_key=secret_key,
-                aws_session_token=token,
-                config=self._config,
-            )
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    MAX_POOL_CONNECTIONS, thread_name_prefix="webframe-s3"
+                )
             try:
-                client = await cm.__aenter__()
+                raw = await in_thread(self._executor, self._create)
             except Exception as exc:
                 raise self.translate(exc, action, None) from exc
-            self.current, self._current_cm, self._loop = client, cm, loop
-            release_freed_memory()  # what parsing botocore's data left behind
-            return client
+            self.current = AsyncS3(raw, self._executor)
+            return self.current
 
-    def retire(self, client: Any) -> None:
+    def _create(self) -> Any:
+        access_key, secret_key, token = self._credentials
+        raw = self.session.create_client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=token,
+            config=self._config,
+        )
+        raw.meta.events.register_first("needs-retry.s3", stop_retries_once_abandoned)
+        release_freed_memory()  # what parsing botocore's data left behind
+        return raw
+
+    def retire(self, client: AsyncS3 | None) -> None:
         """Stop handing out ``client`` (it met a connection failure); close it a bit later.
 
         Not at once: other requests may still be using it. They finish or time out
@@ -188,35 +206,36 @@ class S3Client:
         """
         if client is None or client is not self.current:
             return  # already retired by a request that failed at the same time
-        cm, self.current, self._current_cm = self._current_cm, None, None
+        self.current = None
         loop = asyncio.get_running_loop()
-        self.retired[cm] = loop.call_later(self.retire_after, self._close_retired, cm)
+        raw = client.raw
+        self.retired[raw] = loop.call_later(self.retire_after, self._close_retired, raw)
 
-    def _close_retired(self, cm: Any) -> None:
-        self.retired.pop(cm, None)
-        in_background(close_quietly(cm))
+    def _close_retired(self, raw: Any) -> None:
+        self.retired.pop(raw, None)
+        in_background(close_quietly(raw))
 
     async def close(self) -> None:
         """Abort what is left to abort (if the service answers), then close every client."""
-        same_loop = self._loop is asyncio.get_running_loop()
-        if self.orphans and same_loop:
+        if self.orphans:
             if self._orphan_task is not None:
                 await asyncio.wait([self._orphan_task])
             for upload_id, name in list(self.orphans.items()):
                 if not await self.abort_upload(name, upload_id):
                     break  # still down: the bucket's lifecycle rule is the last resort
         retired, self.retired = self.retired, {}
-        cm, self.current, self._current_cm = self._current_cm, None, None
-        if same_loop:
-            for old, handle in retired.items():
-                handle.cancel()
-                await close_quietly(old)
-            if cm is not None:
-                await close_quietly(cm)
-        self._loop = None
+        current, self.current = self.current, None
+        for old, handle in retired.items():
+            handle.cancel()
+            await close_quietly(old)
+        if current is not None:
+            await close_quietly(current.raw)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)  # idle threads end; a new client makes new ones
 
     def translate(self, exc: Exception, action: str, key: str | None) -> Exception:
-        """The framework error for a botocore/aiohttp failure while ``action`` on ``key``."""
+        """The framework error for a botocore/urllib3 failure while ``action`` on ``key``."""
         where = self.where
         if isinstance(exc, botocore.exceptions.ClientError):
             code, status = _error_code(exc)

@@ -28,6 +28,7 @@ from webframe.storage.base import (
 )
 from webframe.storage.s3_client import CONNECTION_ERRORS, in_background
 from webframe.storage.s3_models import release_freed_memory
+from webframe.storage.s3_threads import PartBody
 
 if TYPE_CHECKING:
     from webframe.storage.s3 import S3Storage
@@ -135,16 +136,12 @@ class S3Sink(Sink):
             self._spool.seek(0)
         self._filled = 0
 
-    def _body(self) -> io.BytesIO | PartBody:
-        """The filled part as a request body (file-like, rewound, ``_filled`` long).
-
-        Not bytes: aiohttp sends a file object in 256 KiB slices, where a bytes
-        body is first sliced and then joined to the headers -- two more whole
-        copies of the part (measured: 28 MiB peak for 8 MiB parts).
-        """
+    def _body(self) -> PartBody:
+        """The filled part as a request body: a window on the buffer or the spool file,
+        read by the thread that sends it a slice at a time (never a copy of the whole
+        part), and abandoned if this sink's task is cancelled meanwhile."""
         if self._spool is None:
-            self._buffer.seek(0)
-            return self._buffer
+            return PartBody(self._buffer, self._filled)
         self._spool.flush()
         return PartBody(self._spool, self._filled)
 
@@ -231,52 +228,6 @@ class S3Sink(Sink):
             log.warning("multipart upload %s of %s was abandoned", upload_id, self._name)
             return
         in_background(self._storage.connection.abort_upload(self._name, upload_id))
-
-
-class PartBody:
-    """The first ``length`` bytes of a spooled part, as botocore and aiohttp read them.
-
-    botocore wants ``read``/``seek``/``tell`` (the length, the payload's SHA-256,
-    a rewind before a retry); aiohttp, given this (not a file object), iterates
-    it. A real file would be read by aiohttp in executor threads, each with its
-    own C heap (measured: +1.5 MiB RSS); reading 256 KiB of page cache in the
-    event loop takes tens of microseconds. No read returns more than
-    ``SLICE`` bytes, so botocore's checksum loop does not allocate 1 MiB at a time.
-    """
-
-    SLICE: Final = 256 * 1024
-
-    def __init__(self, file: BinaryIO, length: int) -> None:
-        self._file = file
-        self._length = length
-        self._position = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        left = self._length - self._position
-        if size is None or size < 0:
-            size = left
-        self._file.seek(self._position)
-        data = self._file.read(min(size, left, self.SLICE))
-        self._position += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
-        self._position = min(max(base + offset, 0), self._length)
-        return self._position
-
-    def tell(self) -> int:
-        return self._position
-
-    def seekable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        """Nothing to do: the sink owns the file (aiohttp may call this)."""
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while data := self.read(self.SLICE):
-            yield data
 
 
 class S3Reader(ObjectReader):

@@ -16,7 +16,6 @@ running SHA-256 of the upload (see :mod:`.chunks`).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
@@ -186,13 +185,6 @@ class ResumableUploadHandler(RequestHandler):
         if method == "OPTIONS":
             return
         check_version(self.request.headers)
-        if not isinstance(self.upload_store, LocalTusStore):
-            # Work-around: the server's eager first step (server/tornado_impl.py
-            # execute_eagerly) runs a handler outside its Task until it suspends;
-            # aiobotocore sets a ContextVar before its first await and resets it
-            # after, which then fails ("Token created in a different Context"). One
-            # yield here puts every S3 call inside the handler's Task.
-            await asyncio.sleep(0)
         if not purger_started(self.application, self.upload_store.where):
             self.start_purger(self.application)
         if method == "POST":

@@ -19,6 +19,7 @@ import botocore.exceptions
 from webframe.storage.base import ObjectNotFoundError
 from webframe.storage.s3 import S3Storage
 from webframe.storage.s3_client import in_background
+from webframe.storage.s3_threads import PartBody
 
 from .base import TusLock
 
@@ -140,7 +141,7 @@ class S3Objects:
                 Key=self.name(upload_id, "data"),
                 UploadId=parts.upload_id,
                 PartNumber=number,
-                Body=body,
+                Body=PartBody(body, size),  # read from the file by the sending thread
                 ContentLength=size,
             )
         return str(answer["ETag"])
@@ -151,7 +152,7 @@ class S3Objects:
             await client.put_object(
                 Bucket=self.bucket,
                 Key=self.name(upload_id, f"tail-{parts}"),
-                Body=body,
+                Body=PartBody(body, size),
                 ContentLength=size,
             )
 
