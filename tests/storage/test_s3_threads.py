@@ -238,3 +238,100 @@ def test_part_body_reads_a_window_of_the_file_in_slices() -> None:
     assert b"".join(iter(lambda: body.read(16384), b"")) == data
     body.close()
     assert not file.closed  # the file is the caller's
+
+
+def test_botocore_does_not_resend_a_part_whose_caller_was_cancelled(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real botocore client (the storage's): the part's caller is cancelled while the
+    body is being sent; the request stops and is not retried (no back-off, one
+    connection only)."""
+    import socket
+
+    import botocore.endpoint
+
+    from webframe.storage.s3 import S3Storage
+
+    backoffs: list[float] = []
+    sleep = time.sleep
+
+    def recording_sleep(seconds: float) -> None:
+        if threading.current_thread().name.startswith("webframe-s3"):
+            backoffs.append(seconds)  # botocore waiting before a retry
+        sleep(seconds)
+
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", recording_sleep)
+
+    connections: list[int] = []
+    got_body = threading.Event()
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+
+    def serve() -> None:  # reads a request slowly and never answers
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            connections.append(1)
+            with conn:
+                conn.settimeout(0.1)
+                head = b""
+                while b"\r\n\r\n" not in head and not stop.is_set():
+                    try:
+                        head += conn.recv(65536)
+                    except TimeoutError:
+                        continue
+                if b"100-continue" in head.lower():
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                while not stop.is_set():
+                    try:
+                        if not conn.recv(4096):
+                            break
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    got_body.set()
+                    time.sleep(0.01)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    port = listener.getsockname()[1]
+    storage = S3Storage(
+        "some-bucket",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        access_key="k",
+        secret_key="s",
+        max_attempts=3,
+        read_timeout=30,
+    )
+    part = tmp_path / "part"
+    part.write_bytes(os.urandom(8 * 1024 * 1024))
+
+    async def scenario() -> None:
+        client = await storage.connection.get("test")
+        with part.open("rb") as file:
+            body = PartBody(file, 8 * 1024 * 1024)
+            task = asyncio.ensure_future(
+                client.upload_part(
+                    Bucket="some-bucket", Key="k", UploadId="u", PartNumber=1, Body=body
+                )
+            )
+            assert await asyncio.to_thread(got_body.wait, 10)
+            began = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert time.monotonic() - began < 2  # stopped, not sent whole nor retried
+        assert body.abandoned
+        await storage.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+    assert len(connections) == 1 and backoffs == []
