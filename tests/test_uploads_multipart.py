@@ -162,3 +162,101 @@ def test_bad_framing_is_refused_with_its_status(
 def test_an_error_raised_by_an_event_reaches_the_caller_unchanged() -> None:
     with pytest.raises(UploadTooLargeError, match="refused at title"):
         decode(FORM, 7, Recorder(refuse_field="title"))
+
+
+# -- large chunks inside a part's data: the decoder passes the bulk on itself ----------
+
+
+def _tricky_data(size: int, seed: int) -> bytes:
+    """Random bytes strewn with near-delimiters (CRLF, "--", the boundary cut short)."""
+    rng = __import__("random").Random(seed)
+    pieces, total = [], 0
+    lures = [b"\r\n", b"\r\n--", b"\r\n--" + B[:-1], b"--" + B, b"\r"]
+    while total < size:
+        piece = rng.randbytes(rng.randrange(1, 9000)) + rng.choice(lures)
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces)[:size]
+
+
+BIG_FORM = body(
+    part(
+        'form-data; name="a"; filename="a.bin"',
+        # the whole delimiter, but not followed by CRLF or "--": data
+        _tricky_data(400_000, 1) + b"\r\n--" + B + b"x" + _tricky_data(300_000, 3),
+    ),
+    part('form-data; name="note"', b"x" * 70_000),
+    part('form-data; name="b"; filename="b.bin"', _tricky_data(300_001, 2) + b"\r\n--" + B[:5]),
+    part('form-data; name="c"; filename="c.bin"', b"\r\n--" + B + b"-\r\n" * 3),
+)
+
+
+def _decode_cuts(data: bytes, cuts: list[int], as_array: bool) -> list[tuple[Any, ...]]:
+    rec = Recorder()
+    decoder = MultipartDecoder(B, rec, max_parts=100, max_part_header_size=1024)
+    for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        piece = data[start:end]
+        decoder.feed(bytearray(piece) if as_array else piece)
+    decoder.finish()
+    return rec.events
+
+
+@pytest.mark.parametrize("as_array", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_big_chunks_give_the_events_of_small_ones(
+    as_array: bool, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from webframe.uploads import multipart
+
+    rng = random.Random(seed)
+    delimiter = b"\r\n--" + B
+    # A cut inside each delimiter (its first 1, 2, half, all but 2 or 1 bytes before
+    # it), after a chunk of at least FAST_DATA: the fast path must leave its start
+    # to the parser. Random cuts elsewhere.
+    inside = [1, 2, len(delimiter) // 2, len(delimiter) - 2, len(delimiter) - 1][seed % 5]
+    ends = []
+    found = BIG_FORM.find(delimiter)
+    while found >= 0:
+        ends.append(found + inside)
+        found = BIG_FORM.find(delimiter, found + 1)
+    cuts, at = list(ends), 0
+    while True:
+        at += rng.choice([1, 3, 70, 65_536, 65_537, 100_000, 262_144, 1 << 20])
+        if at >= len(BIG_FORM):
+            break
+        if not any(0 <= end - at < 70_000 for end in ends):
+            cuts.append(at)
+    cuts = sorted(set(cuts))
+    calls: list[int] = []
+    real = multipart.memmem
+    if real is not None:
+
+        def spy(haystack: bytes | bytearray, needle: bytes) -> int:
+            calls.append(len(haystack))
+            return real(haystack, needle)
+
+        monkeypatch.setattr(multipart, "memmem", spy)
+    fast = _decode_cuts(BIG_FORM, cuts, as_array)
+    assert real is None or calls, "no chunk went through the fast path"
+    monkeypatch.setattr(multipart, "FAST_DATA", 1 << 40)
+    assert fast == _decode_cuts(BIG_FORM, cuts, as_array) == BIG_EVENTS
+
+
+BIG_EVENTS = decode(BIG_FORM, 65_536)  # no chunk goes the fast way from the start
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_memmem_finds_the_first_occurrence_or_none(kind: type) -> None:
+    from webframe.uploads.multipart import memmem
+
+    if memmem is None:
+        pytest.skip("no memmem in this C library")
+    hay = kind(b"ab\r\n--x" + os.urandom(100) + b"\r\n--xyz\r\n--xyz")
+    assert memmem(hay, b"\r\n--xyz") == bytes(hay).find(b"\r\n--xyz")
+    assert memmem(hay, b"\r\n--xyzq") == -1
+    assert memmem(kind(b"needle"), b"needle") == 0
+    assert memmem(kind(b""), b"x") == -1
+    if kind is bytearray:
+        hay += b"resizable again"  # the view memmem took is released

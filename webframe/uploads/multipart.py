@@ -11,11 +11,14 @@ them -- limits on fields and files, sinks, clean-up -- is the receiver's job.
 
 from __future__ import annotations
 
+import ctypes
 import re
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from webframe.errors import BadUploadError, UploadError, UploadTooLargeError, UploadTypeError
 from webframe.units import KiB, format_size
@@ -43,6 +46,48 @@ _BOUNDARY_CHARS: Final = frozenset(
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=? "
 )
 _CONTROL: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: chunks from this size on, arriving inside a part's data, have the bulk of their
+#: bytes passed on by :meth:`MultipartDecoder.feed` itself: one search for the
+#: delimiter (glibc ``memmem``), then the part's bytes up to it (or up to the tail
+#: where a delimiter may begin) go to the events as they are; python-multipart
+#: parses only what is left. Its own search is ``bytes.find`` (CPython's two-way):
+#: 1 GiB in 2 MiB chunks, 50-byte delimiter, 0.085 CPU s; ``memmem`` 0.037.
+FAST_DATA: Final = 64 * KiB
+_PART_DATA: Final = MultipartState.PART_DATA
+
+
+def _load_memmem() -> Callable[[bytes | bytearray, bytes], int] | None:
+    """``find(haystack, needle)``: the first index of ``needle`` (or -1) by the C
+    library's ``memmem``, where there is one (glibc: linear in the worst case)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(None).memmem
+    except (OSError, AttributeError):
+        return None
+    call.restype = ctypes.c_void_p
+    call.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+
+    def find(haystack: bytes | bytearray, needle: bytes) -> int:
+        if isinstance(haystack, bytes):
+            start = ctypes.cast(ctypes.c_char_p(haystack), ctypes.c_void_p).value
+            found = call(start, len(haystack), needle, len(needle))
+        else:
+            # A view of the bytearray's own memory (no copy), released at once: an
+            # exported bytearray cannot be resized.
+            array = (ctypes.c_char * len(haystack)).from_buffer(haystack)
+            start = ctypes.addressof(array)
+            try:
+                found = call(start, len(haystack), needle, len(needle))
+            finally:
+                del array
+        return -1 if found is None else found - (start or 0)
+
+    return find
+
+
+#: the search of :data:`FAST_DATA` chunks (None: ``bytes.find``).
+memmem = _load_memmem()
 
 
 def header_text(value: bytes) -> str:
@@ -147,14 +192,39 @@ class MultipartDecoder:
         """Decode the next chunk, calling the events for what it completes."""
         self.received += len(chunk)
         was_ended = self.ended
+        parser = self._parser
         try:
-            self._parser.write(chunk)
+            if (
+                len(chunk) >= FAST_DATA
+                and parser.state == _PART_DATA
+                and not parser.index
+                and not parser.flags
+                and parser.marks == {"part_data": 0}
+            ):
+                # Inside a part's data, no partial delimiter pending: pass the bulk on.
+                self._pass_data(chunk)
+            else:
+                parser.write(chunk)
         except MultipartParseError as exc:
             raise self._parse_error(exc) from exc
         if self.ended:
             self._count_epilogue(chunk, was_ended)
         elif not self.started and self.received > MAX_PREAMBLE + len(self.boundary) + 4:
             raise BadUploadError("The body does not start with the multipart boundary.")
+
+    def _pass_data(self, chunk: bytes) -> None:
+        """Hand the part's bytes of ``chunk`` before its first delimiter (all but a
+        tail that could begin one, if none) to the events; the parser takes the rest.
+        Only called in the parser's part-data state with nothing pending, where
+        python-multipart itself would do the same with those bytes."""
+        parser = self._parser
+        delimiter = parser.boundary  # CRLF "--" boundary
+        at = memmem(chunk, delimiter) if memmem is not None else chunk.find(delimiter)
+        safe = at if at >= 0 else len(chunk) - len(delimiter) + 1
+        if safe > 0:
+            self._events.part_data(chunk, 0, safe)
+            chunk = chunk[safe:]
+        parser.write(chunk)
 
     def finish(self) -> None:
         """Check that the body ended with its closing boundary."""
