@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from webframe.sessions import MemoryStore, SQLiteStore
-from webframe.sessions.store import WOULD_BLOCK, Record, new_session_id
+from webframe.sessions.store import WOULD_BLOCK, NowaitRecord, Record, new_session_id
 
 
 class _Clock:
@@ -153,6 +153,71 @@ def test_sqlite_reads_see_writes_from_anywhere_and_never_share_objects(tmp_path:
             other.close()
         assert store.load_nowait_checked(sid) in (None, WOULD_BLOCK)
         assert await store.load(sid) is None
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_session_stored_is_the_loaded_session() -> None:
+    """`Session.stored` (the HTTP layer's per-read constructor) sets every slot as
+    ``Session(sid, record, touch_interval=...)`` does."""
+    from webframe.sessions.session import Session
+
+    sid = new_session_id()
+    record = Record({"n": 1}, 10.0, 20.0)
+    built = Session(sid, record, touch_interval=30.0)
+    fast = Session.stored(sid, record, 30.0)
+    assert type(fast) is Session
+    for name in Session.__slots__:
+        assert getattr(fast, name) == getattr(built, name), name
+    assert fast.needs_commit(45.0, 1000.0) is False
+    assert fast.needs_commit(50.0, 1000.0) is True  # touch due after touch_interval
+    fast["k"] = 2
+    assert fast.changes == {"k": 2} and built.changes == {}
+
+
+def test_values_read_back_exactly_from_the_decoded_cache(tmp_path: Path) -> None:
+    """Floats, big ints, non-ASCII and lone-surrogate text read back as stored, from
+    the decoded form each store keeps (second and later reads)."""
+    data = {"f": 0.1, "e": 1e-300, "big": 2**70, "neg": -3, "s": "é\u20ac\U0001f600", "u": "\ud800"}
+    data |= {"t": True, "none": None, "l": [1.5, {"x": []}]}
+
+    async def main(store: MemoryStore | SQLiteStore) -> None:
+        sid = new_session_id()
+        await store.save(sid, data, new=True)
+        for _ in range(3):
+            record = store.load_nowait_checked(sid)
+            if record is WOULD_BLOCK:
+                record = await store.load(sid)
+            assert isinstance(record, Record) and record.data == data
+            assert repr(record.data["f"]) == "0.1"
+        await store.close()
+
+    asyncio.run(main(MemoryStore()))
+    asyncio.run(main(SQLiteStore(str(tmp_path / "s.db"))))
+
+
+class _OwnReads(SQLiteStore):
+    """Answers reads its own way: a checked read must go through `_load_nowait`."""
+
+    def _load_nowait(self, sid: str, now: float) -> NowaitRecord:
+        record = super()._load_nowait(sid, now)
+        if isinstance(record, Record):
+            record.data["own"] = True
+        return record
+
+
+def test_sqlite_subclass_answering_reads_itself_is_asked(tmp_path: Path) -> None:
+    store = _OwnReads(str(tmp_path / "s.db"))
+
+    async def main() -> None:
+        sid = new_session_id()
+        await store.save(sid, {"n": 1}, new=True)
+        for _ in range(2):
+            record = store.load_nowait_checked(sid)
+            if record is WOULD_BLOCK:
+                record = await store.load(sid)
+            assert isinstance(record, Record) and record.data == {"n": 1, "own": True}
         await store.close()
 
     asyncio.run(main())

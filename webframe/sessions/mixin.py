@@ -97,6 +97,12 @@ class ResponseEnd(enum.Enum):
     SETTLED = "settled"
 
 
+# Read on every request: module globals, found faster than the Enum's attributes.
+_OPEN = ResponseEnd.OPEN
+_WAITING = ResponseEnd.WAITING
+_SETTLED = ResponseEnd.SETTLED
+
+
 class SessionMixin(CookieMixin):
     """Adds ``self.session`` to a handler, saved before the headers leave.
 
@@ -113,7 +119,7 @@ class SessionMixin(CookieMixin):
     #: the one save of this request, once started (later callers wait for it).
     _commit_task: Future[None] | None = None
     _cookie_sid_value: Any = _UNSET
-    _end = ResponseEnd.OPEN
+    _end = _OPEN
     #: what the response waits for while ``_end`` is WAITING or ENDING.
     _final: Future[None] | None = None
     #: the flash messages this page shows (an error page after a failed save shows none).
@@ -253,7 +259,7 @@ class SessionMixin(CookieMixin):
         if record is WOULD_BLOCK:
             return self._prepare_session()
         if record is not None:
-            self._session = Session(sid, record, touch_interval=interval)
+            self._session = Session.stored(sid, record, interval)
         else:
             self._session = Session.loaded(store, sid, None, touch_interval=interval)
         return None
@@ -311,7 +317,7 @@ class SessionMixin(CookieMixin):
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> Future[None]:
         """Finish the response; a changed session is saved first (asynchronously)."""
         end = self._end
-        if end is ResponseEnd.OPEN:
+        if end is _OPEN:
             session = self._session
             if session is None:
                 return super().finish(chunk)  # the common case: no session in this request
@@ -327,8 +333,8 @@ class SessionMixin(CookieMixin):
                 if chunk is not None:
                     self.write(chunk)
                 return self._wait_for_store(self._commit_then_finish())
-            self._end = ResponseEnd.SETTLED
-        elif end is ResponseEnd.WAITING:
+            self._end = _SETTLED
+        elif end is _WAITING:
             if chunk is not None:
                 self.write(chunk)
             assert self._final is not None
@@ -384,11 +390,7 @@ class SessionMixin(CookieMixin):
 
     def flush(self, include_footers: bool = False) -> Future[None]:
         """Send what is buffered; before the first flush a changed session is saved."""
-        if (
-            self._session is not None
-            and self._end is not ResponseEnd.SETTLED
-            and self._session_pending()
-        ):
+        if self._session is not None and self._end is not _SETTLED and self._session_pending():
             return asyncio.ensure_future(self._commit_then_flush(include_footers))
         return super().flush(include_footers)
 

@@ -8,7 +8,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple, TypeAlias
 
-__all__ = ["WOULD_BLOCK", "Changeset", "Count", "NowaitRecord", "Pending", "Record"]
+__all__ = [
+    "MARSHAL_VERSION",
+    "WOULD_BLOCK",
+    "Changeset",
+    "Count",
+    "NowaitRecord",
+    "Pending",
+    "Record",
+]
+
+#: the `marshal` format stores keep decoded session data in (to copy it per read):
+#: version 2 writes no back-references (JSON data shares no objects), so
+#: ``marshal.loads`` skips their bookkeeping and reads back about 20% faster.
+MARSHAL_VERSION = 2
 
 
 class Count(NamedTuple):

@@ -17,6 +17,8 @@ from webframe.sessions.store import (
 
 __all__ = ["CookieAction", "Session"]
 
+_new_object = object.__new__
+
 
 class CookieAction(enum.Enum):
     """What the HTTP layer must do with the session cookie after `Session.commit`."""
@@ -70,6 +72,26 @@ class Session(MutableMapping[str, Any]):
         self.invalidated = False
         self.regenerated = False
         self.lost = False
+
+    @classmethod
+    def stored(cls, sid: str, record: Record, touch_interval: float) -> Session:
+        """``Session(sid, record, touch_interval=touch_interval)``: a stored session as
+        loaded, built without the keyword call (the HTTP layer makes one per read)."""
+        self = _new_object(cls)
+        self._sid = sid
+        self._data = record.data
+        self._created = record.created
+        self._accessed = record.accessed
+        self._new = False
+        self.touch_interval = touch_interval
+        self._changes = {}
+        self._deleted = set()
+        self._to_delete = None
+        self._stale_cookie = False
+        self.invalidated = False
+        self.regenerated = False
+        self.lost = False
+        return self
 
     @classmethod
     def fresh(cls, now: float | None = None, *, touch_interval: float = 60.0) -> Session:

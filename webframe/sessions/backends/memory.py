@@ -7,6 +7,7 @@ import json
 import marshal
 from typing import Any
 
+from webframe.sessions.records import MARSHAL_VERSION
 from webframe.sessions.store import (
     Changeset,
     Count,
@@ -71,7 +72,7 @@ class MemoryStore(SessionStore):
         # What JSON decoding gives (dict, list, str, int, float, bool, None) only; a
         # value nested too deep for marshal stays JSON.
         with contextlib.suppress(ValueError):
-            entry.packed = marshal.dumps(data)
+            entry.packed = marshal.dumps(data, MARSHAL_VERSION)
         return Record(data, created, accessed)
 
     #: nothing to wait for: `load_nowait` answers what `load` would.

@@ -21,9 +21,11 @@ from webframe.sessions.backends.sqlite_db import (
     open_connection,
     path_of,
     select_record,
+    transaction,
     update_statement,
 )
 from webframe.sessions.backends.sqlite_wal import WalIndex, is_snapshot
+from webframe.sessions.records import MARSHAL_VERSION
 from webframe.sessions.store import (
     WOULD_BLOCK,
     Changeset,
@@ -160,26 +162,28 @@ class SQLiteStore(SessionStore):
             return await self._run(fn)
 
     def _transaction(self, conn: sqlite3.Connection, body: Callable[[], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = body()
-            job: Job | None = getattr(self._local, "job", None)
-            if job is not None and job.abandoned.is_set():
-                raise Abandoned
-            conn.execute("COMMIT")
-        except BaseException:
-            # A failed COMMIT leaves the transaction open; never let it leak
-            # into the next call on this connection.
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
-        return result
+        return transaction(conn, body, getattr(self._local, "job", None))
 
     # -- hooks --------------------------------------------------------------
 
     async def _load(self, sid: str, now: float) -> Record | None:
         return self._record(sid, await self._fast(lambda conn: select_record(conn, sid)), now)
+
+    def load_nowait_checked(self, sid: str) -> NowaitRecord:
+        """`SessionStore.load_nowait_checked`; `_load_nowait`'s answer from a record read
+        while nothing was committed since, inline (a subclass is asked the general way)."""
+        if type(self) is not SQLiteStore:
+            return super().load_nowait_checked(sid)
+        now = self.clock()
+        wal = self._wal
+        if wal is not None and wal.read() == self._wal_seen:
+            fresh = self._fresh.get(sid)
+            if fresh is not None:
+                created, accessed, packed = fresh
+                if now - accessed > self.idle_timeout or now - created > self.absolute_timeout:
+                    return None
+                return Record(marshal.loads(packed), created, accessed)  # noqa: S302
+        return self._load_nowait(sid, now)
 
     def _load_nowait(self, sid: str, now: float) -> NowaitRecord:
         # A read in WAL mode takes no lock to wait for: answered on the loop's connection
@@ -197,11 +201,9 @@ class SQLiteStore(SessionStore):
             if head == self._wal_seen:
                 fresh = self._fresh.get(sid)
                 if fresh is not None:
-                    created, accessed, packed = fresh
-                    # is_expired(), inline, exactly as `_record` decides it.
+                    created, accessed, packed = fresh  # expired as `_record` decides it
                     if now - accessed > self.idle_timeout or now - created > self.absolute_timeout:
                         return None
-                    # Bytes this store made from data it decoded itself.
                     return Record(marshal.loads(packed), created, accessed)  # noqa: S302
             else:
                 self._fresh.clear()
@@ -246,7 +248,7 @@ class SQLiteStore(SessionStore):
             with contextlib.suppress(ValueError):  # nested too deep for marshal
                 if len(self._decoded) >= DECODED_CACHE_SIZE:
                     self._decoded.clear()
-                self._decoded[sid] = (blob, marshal.dumps(data))
+                self._decoded[sid] = (blob, marshal.dumps(data, MARSHAL_VERSION))
         return Record(data, created, accessed)
 
     def _update_in_place(

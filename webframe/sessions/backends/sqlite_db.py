@@ -3,10 +3,11 @@ and the bookkeeping of calls run on its worker thread."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from webframe.sessions.records import Changeset, Count
 
@@ -19,6 +20,7 @@ __all__ = [
     "open_connection",
     "path_of",
     "select_record",
+    "transaction",
     "update_statement",
 ]
 
@@ -37,6 +39,7 @@ SCHEMA = (
     " reset REAL NOT NULL)",
 )
 
+T = TypeVar("T")
 
 SELECT_RECORD = "SELECT data, created, accessed FROM webframe_sessions WHERE sid = ?"
 
@@ -140,3 +143,22 @@ def open_connection(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def transaction(conn: sqlite3.Connection, body: Callable[[], T], job: Job | None) -> T:
+    """``body()`` in a ``BEGIN IMMEDIATE`` transaction on ``conn``, committed unless
+    ``job`` (the worker-thread call running it, if any) was abandoned meanwhile."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = body()
+        if job is not None and job.abandoned.is_set():
+            raise Abandoned
+        conn.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT leaves the transaction open; never let it leak
+        # into the next call on this connection.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    return result
