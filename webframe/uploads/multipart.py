@@ -219,7 +219,10 @@ class MultipartDecoder:
         python-multipart itself would do the same with those bytes."""
         parser = self._parser
         delimiter = parser.boundary  # CRLF "--" boundary
-        at = memmem(chunk, delimiter) if memmem is not None else chunk.find(delimiter)
+        if memmem is not None and isinstance(chunk, (bytes, bytearray)):
+            at = memmem(chunk, delimiter)
+        else:
+            at = chunk.find(delimiter)
         safe = at if at >= 0 else len(chunk) - len(delimiter) + 1
         if safe > 0:
             self._events.part_data(chunk, 0, safe)
